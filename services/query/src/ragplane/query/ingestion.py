@@ -1,0 +1,150 @@
+"""Ingestion: documents -> token-aware chunks -> embeddings in batches -> upsert per tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from ragplane.query.backends import Backends, ChunkToStore
+from ragplane.query.budget import Budget
+from ragplane.query.chunking import Chunker
+from ragplane.query.config import QuerySettings
+from ragplane.runtime.errors import InvalidArgument, ServiceError
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceDocument:
+    document_id: str
+    text: str
+    title: str
+    metadata: dict[str, str]
+
+
+@dataclass
+class DocumentOutcome:
+    document_id: str
+    chunks: list[ChunkToStore] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def indexed(self) -> bool:
+        return not self.error
+
+
+class Ingestor:
+    def __init__(self, backends: Backends, chunker: Chunker, settings: QuerySettings) -> None:
+        self._backends = backends
+        self._chunker = chunker
+        self._settings = settings
+
+    def validate(self, tenant: str, documents: Sequence[SourceDocument]) -> None:
+        """Problems with the request as a whole; a bad single document fails only itself."""
+        if not tenant:
+            raise InvalidArgument.of("tenant", "is required")
+        if not documents:
+            raise InvalidArgument.of("documents", "at least one document is required")
+        limit = self._settings.max_documents_per_ingest
+        if len(documents) > limit:
+            raise InvalidArgument.of(
+                "documents", f"{len(documents)} documents; the limit is {limit}"
+            )
+        seen: set[str] = set()
+        for index, document in enumerate(documents):
+            if not document.document_id.strip():
+                raise InvalidArgument.of(f"documents[{index}].document_id", "is required")
+            if document.document_id in seen:
+                raise InvalidArgument.of(
+                    f"documents[{index}].document_id", f"{document.document_id!r} appears twice"
+                )
+            seen.add(document.document_id)
+
+    def _chunk(self, document: SourceDocument) -> DocumentOutcome:
+        outcome = DocumentOutcome(document.document_id)
+        if not document.text.strip():
+            outcome.error = "text is empty"
+        elif len(document.text) > self._settings.max_document_chars:
+            outcome.error = (
+                f"text has {len(document.text)} characters; "
+                f"the limit is {self._settings.max_document_chars}"
+            )
+        else:
+            outcome.chunks = [
+                ChunkToStore(
+                    document.document_id, piece.index, piece.text, document.title, document.metadata
+                )
+                for piece in self._chunker.split(document.text)
+            ]
+        return outcome
+
+    async def ingest(
+        self, tenant: str, documents: Sequence[SourceDocument], budget: Budget
+    ) -> list[DocumentOutcome]:
+        self.validate(tenant, documents)
+        outcomes = [self._chunk(document) for document in documents]
+        await self._embed(outcomes, budget)
+        await self._store(tenant, outcomes, budget)
+        return outcomes
+
+    async def _embed(self, outcomes: Sequence[DocumentOutcome], budget: Budget) -> None:
+        pending = [(o, c) for o in outcomes if o.indexed for c in o.chunks]
+        size = self._settings.embed_batch_size
+        for start in range(0, len(pending), size):
+            batch = pending[start : start + size]
+            batch = [(o, c) for o, c in batch if o.indexed]
+            if not batch:
+                continue
+            try:
+                vectors = await self._backends.embed(
+                    [chunk.text for _, chunk in batch], budget.remaining("embedding")
+                )
+            except ServiceError as error:
+                for outcome, _ in batch:
+                    outcome.error = f"embedding failed: {error.message}"
+                continue
+            for (_, chunk), vector in zip(batch, vectors, strict=True):
+                chunk.vector = vector
+
+    def _store_batches(
+        self, outcomes: Sequence[DocumentOutcome]
+    ) -> list[tuple[list[ChunkToStore], dict[str, int]]]:
+        """Chunks in upsert-sized batches; each document's length goes with its last chunk."""
+        size = self._settings.store_batch_chunks
+        batches: list[tuple[list[ChunkToStore], dict[str, int]]] = [([], {})]
+        for outcome in outcomes:
+            for chunk in outcome.chunks:
+                if len(batches[-1][0]) == size:
+                    batches.append(([], {}))
+                batches[-1][0].append(chunk)
+            batches[-1][1][outcome.document_id] = len(outcome.chunks)
+        return batches
+
+    async def _store(
+        self, tenant: str, outcomes: Sequence[DocumentOutcome], budget: Budget
+    ) -> None:
+        ready = [o for o in outcomes if o.indexed]
+        if not ready:
+            return
+        by_document = {o.document_id: o for o in ready}
+        for chunks, counts in self._store_batches(ready):
+            try:
+                stored = await self._backends.store(
+                    tenant, chunks, counts, budget.remaining("storing")
+                )
+            except ServiceError as error:
+                for document_id in {c.document_id for c in chunks}:
+                    by_document[document_id].error = f"storing failed: {error.message}"
+                continue
+            owner = {chunk.chunk_id: chunk.document_id for chunk in chunks}
+            for chunk_id, message in stored.failed_chunks.items():
+                by_document[owner[chunk_id]].error = f"chunk {chunk_id} not stored: {message}"
+        log.info(
+            "ingested",
+            tenant=tenant,
+            documents=len(outcomes),
+            indexed=sum(o.indexed for o in outcomes),
+            chunks=sum(len(o.chunks) for o in ready),
+        )

@@ -1,0 +1,140 @@
+"""gRPC face of the query service."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import structlog
+
+from ragplane.query.backends import Backends
+from ragplane.query.budget import Budget
+from ragplane.query.chunking import Chunker
+from ragplane.query.config import QuerySettings
+from ragplane.query.ingestion import Ingestor, SourceDocument
+from ragplane.query.pipeline import QueryPipeline, Question
+from ragplane.runtime.context import RpcContext, current_request_id
+from ragplane.runtime.readiness import WarmedUp
+from ragplane.v1 import common_pb2, query_pb2, query_pb2_grpc
+
+log = structlog.get_logger(__name__)
+
+
+def _budget(context: RpcContext, default_s: float) -> Budget:
+    remaining = context.time_remaining()
+    return Budget(remaining if remaining is not None else default_s)
+
+
+class QueryServicer(query_pb2_grpc.QueryServiceServicer):
+    def __init__(
+        self,
+        pipeline: WarmedUp[QueryPipeline],
+        ingestor: WarmedUp[Ingestor],
+        settings: QuerySettings,
+    ) -> None:
+        self._pipeline = pipeline
+        self._ingestor = ingestor
+        self._settings = settings
+
+    async def Query(
+        self, request: query_pb2.QueryRequest, context: RpcContext
+    ) -> query_pb2.QueryResponse:
+        started = time.perf_counter()
+        question = Question(
+            tenant=request.tenant,
+            text=request.query,
+            top_k=request.top_k,
+            alpha=request.alpha if request.HasField("alpha") else None,
+            filters=list(request.filters),
+            max_output_tokens=request.max_output_tokens,
+        )
+        result = await self._pipeline.get().answer(
+            question, _budget(context, self._settings.default_timeout_s)
+        )
+        snippet = self._settings.snippet_chars
+        return query_pb2.QueryResponse(
+            answer=result.answer,
+            citations=[
+                common_pb2.Citation(
+                    document_id=hit.document_id,
+                    chunk_id=hit.chunk_id,
+                    score=hit.score,
+                    snippet=hit.text[:snippet],
+                )
+                for hit in result.citations
+            ],
+            timings=[
+                common_pb2.StageTiming(stage=stage, duration_ms=ms)  # type: ignore[arg-type]
+                for stage, ms in result.timings
+            ],
+            total_ms=(time.perf_counter() - started) * 1000,
+            provider=result.provider,
+            model=result.model,
+            usage=common_pb2.TokenUsage(
+                input_tokens=result.input_tokens, output_tokens=result.output_tokens
+            ),
+            request_id=current_request_id.get(),
+        )
+
+    async def Ingest(
+        self, request: query_pb2.IngestRequest, context: RpcContext
+    ) -> query_pb2.IngestResponse:
+        documents = [
+            SourceDocument(d.document_id, d.text, d.title, dict(d.metadata))
+            for d in request.documents
+        ]
+        outcomes = await self._ingestor.get().ingest(
+            request.tenant, documents, _budget(context, self._settings.ingest_timeout_s)
+        )
+        return query_pb2.IngestResponse(
+            results=[
+                query_pb2.DocumentResult(
+                    document_id=o.document_id,
+                    status=query_pb2.DOCUMENT_STATUS_INDEXED
+                    if o.indexed
+                    else query_pb2.DOCUMENT_STATUS_FAILED,
+                    chunks=len(o.chunks) if o.indexed else 0,
+                    error=o.error,
+                )
+                for o in outcomes
+            ]
+        )
+
+
+class QueryApplication:
+    service_names = (query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name,)
+
+    def __init__(self, settings: QuerySettings) -> None:
+        self._settings = settings
+        self._pipeline: WarmedUp[QueryPipeline] = WarmedUp("the query pipeline")
+        self._ingestor: WarmedUp[Ingestor] = WarmedUp("the ingestion pipeline")
+        self._backends: Backends | None = None
+
+    def register(self, server: grpc.aio.Server) -> None:
+        query_pb2_grpc.add_QueryServiceServicer_to_server(
+            QueryServicer(self._pipeline, self._ingestor, self._settings), server
+        )
+
+    async def warm_up(self) -> None:
+        settings = self._settings
+        # Dependencies are not awaited here: a query service whose dependencies are down still
+        # serves, and each request says which dependency failed.
+        backends = Backends(
+            settings.embedding_target,
+            settings.retrieval_target,
+            settings.generation_target,
+            settings.max_message_bytes,
+        )
+        self._backends = backends
+        chunker = Chunker.from_file(
+            settings.resolved_tokenizer_path(),
+            settings.chunk_tokens,
+            settings.chunk_overlap_tokens,
+        )
+        self._pipeline.set(QueryPipeline(backends, settings))
+        self._ingestor.set(Ingestor(backends, chunker, settings))
+        log.info("ready", embedding=settings.embedding_target, retrieval=settings.retrieval_target)
+
+    async def close(self) -> None:
+        if self._backends is not None:
+            await self._backends.close()

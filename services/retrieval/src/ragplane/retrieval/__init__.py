@@ -1,0 +1,1 @@
+"""The retrieval service: chunks with vectors per tenant, hybrid search over them."""
