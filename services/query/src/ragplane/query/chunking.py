@@ -45,15 +45,20 @@ class Chunker:
         start = 0
         while start < len(offsets):
             end = self._window_end(text, offsets, start)
-            first_char = offsets[start][0]
-            last_char = offsets[end - 1][1]
-            piece = text[first_char:last_char].strip()
+            piece = text[offsets[start][0] : offsets[end - 1][1]].strip()
             if piece:
                 chunks.append(TextChunk(len(chunks), piece, end - start))
             if end >= len(offsets):
                 break
-            start = max(end - self._overlap_tokens, start + 1)
+            start = self._next_start(offsets, start, end)
         return chunks
+
+    def _next_start(self, offsets: list[tuple[int, int]], start: int, end: int) -> int:
+        """Step back by the overlap, then forward to the start of a word."""
+        following = max(end - self._overlap_tokens, start + 1)
+        while following < end and not _word_starts_at(offsets, following):
+            following += 1
+        return following
 
     def _window_end(self, text: str, offsets: list[tuple[int, int]], start: int) -> int:
         """Exclusive token index where the window that begins at ``start`` ends."""
@@ -67,4 +72,12 @@ class Chunker:
                 gap = text[offsets[end - 1][1] - 1 : offsets[end][0]]
                 if any(mark in gap for mark in ends):
                     return end
+        for end in range(limit, earliest, -1):
+            if _word_starts_at(offsets, end):
+                return end
         return limit
+
+
+def _word_starts_at(offsets: list[tuple[int, int]], index: int) -> bool:
+    """True when whitespace separates token ``index`` from the one before (not mid-word)."""
+    return index == 0 or offsets[index][0] > offsets[index - 1][1]

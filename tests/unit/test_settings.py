@@ -1,0 +1,42 @@
+"""A bad setting stops a service at start-up with a message naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("service", "variable", "value"),
+    [
+        ("embedding", "EMBEDDING_PORT", "not-a-port"),
+        ("retrieval", "RETRIEVAL_DEFAULT_ALPHA", "2"),
+        ("generation", "GENERATION_REQUEST_TIMEOUT_S", "-1"),
+        ("query", "QUERY_MAX_TOP_K", "zero"),
+    ],
+)
+def test_bad_value_exits_2_naming_the_variable(service: str, variable: str, value: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", f"ragplane.{service}"],
+        env={**os.environ, variable: value},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert f"{variable}={value!r}" in result.stderr
+
+
+def test_cross_field_rule_names_both_variables() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ragplane.query"],
+        env={**os.environ, "QUERY_CHUNK_TOKENS": "100", "QUERY_CHUNK_OVERLAP_TOKENS": "60"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "QUERY_CHUNK_OVERLAP_TOKENS" in result.stderr
