@@ -26,7 +26,11 @@ from ragplane.v1 import (
 from tests.conftest import REPO
 
 # Short answers keep the tests fast: the 135M model writes about 40 tokens a second here.
-TEST_ENV = {"GENERATION_DEFAULT_MAX_OUTPUT_TOKENS": "48", "QUERY_DRAIN_DELAY_S": "0.2"}
+TEST_ENV = {
+    "GENERATION_DEFAULT_MAX_OUTPUT_TOKENS": "48",
+    "QUERY_DRAIN_DELAY_S": "0.2",
+    "QUERY_MAX_DOCUMENT_CHARS": "100000",
+}
 # A few pages of the demo corpus (Debian's Python 3.11 documentation).
 CORPUS_SUBSET = ["library/venv.rst.txt", "tutorial/venv.rst.txt", "tutorial/interpreter.rst.txt"]
 

@@ -76,7 +76,11 @@ def ingest(args: argparse.Namespace) -> int:
     if not root.exists():
         print(f"error: {root} does not exist", file=sys.stderr)
         return 2
-    files = find_files(root)
+    found = find_files(root)
+    # The service rejects a request holding a blank document; leave such files out up front.
+    files = [path for path in found if path.read_text(errors="replace").strip()]
+    if len(files) < len(found):
+        print(f"skipping {len(found) - len(files)} empty file(s)", file=sys.stderr)
     base = root if root.is_dir() else root.parent
     failures: list[query_pb2.DocumentResult] = []
     chunks = 0

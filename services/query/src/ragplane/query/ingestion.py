@@ -42,7 +42,7 @@ class Ingestor:
         self._settings = settings
 
     def validate(self, tenant: str, documents: Sequence[SourceDocument]) -> None:
-        """Problems with the request as a whole; a bad single document fails only itself."""
+        """Reject malformed requests whole, so that nothing of them is half-acknowledged."""
         if not tenant:
             raise InvalidArgument.of("tenant", "is required")
         if not documents:
@@ -61,24 +61,23 @@ class Ingestor:
                     f"documents[{index}].document_id", f"{document.document_id!r} appears twice"
                 )
             seen.add(document.document_id)
+            if not document.text.strip():
+                raise InvalidArgument.of(f"documents[{index}].text", "is empty")
+            max_chars = self._settings.max_document_chars
+            if len(document.text) > max_chars:
+                raise InvalidArgument.of(
+                    f"documents[{index}].text",
+                    f"has {len(document.text)} characters; the limit is {max_chars}",
+                )
 
     def _chunk(self, document: SourceDocument) -> DocumentOutcome:
-        outcome = DocumentOutcome(document.document_id)
-        if not document.text.strip():
-            outcome.error = "text is empty"
-        elif len(document.text) > self._settings.max_document_chars:
-            outcome.error = (
-                f"text has {len(document.text)} characters; "
-                f"the limit is {self._settings.max_document_chars}"
+        chunks = [
+            ChunkToStore(
+                document.document_id, piece.index, piece.text, document.title, document.metadata
             )
-        else:
-            outcome.chunks = [
-                ChunkToStore(
-                    document.document_id, piece.index, piece.text, document.title, document.metadata
-                )
-                for piece in self._chunker.split(document.text)
-            ]
-        return outcome
+            for piece in self._chunker.split(document.text)
+        ]
+        return DocumentOutcome(document.document_id, chunks)
 
     async def ingest(
         self, tenant: str, documents: Sequence[SourceDocument], budget: Budget
