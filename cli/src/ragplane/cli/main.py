@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import grpc
@@ -71,6 +72,23 @@ def ask(args: argparse.Namespace) -> int:
     return 0
 
 
+class _IngestProgress:
+    """Counts what the service reported, and shows it on a progress bar."""
+
+    def __init__(self, total: int, tenant: str) -> None:
+        self.bar = tqdm(total=total, unit="doc", desc=f"ingesting into {tenant}")
+        self.failures: list[query_pb2.DocumentResult] = []
+        self.chunks = 0
+
+    def record(self, response: query_pb2.IngestResponse) -> None:
+        for result in response.results:
+            self.chunks += result.chunks
+            if result.status != query_pb2.DOCUMENT_STATUS_INDEXED:
+                self.failures.append(result)
+        self.bar.update(len(response.results))
+        self.bar.set_postfix(chunks=self.chunks, failed=len(self.failures))
+
+
 def ingest(args: argparse.Namespace) -> int:
     root = Path(args.path)
     if not root.exists():
@@ -82,30 +100,34 @@ def ingest(args: argparse.Namespace) -> int:
     if len(files) < len(found):
         print(f"skipping {len(found) - len(files)} empty file(s)", file=sys.stderr)
     base = root if root.is_dir() else root.parent
-    failures: list[query_pb2.DocumentResult] = []
-    chunks = 0
-    with grpc.insecure_channel(
-        _target(args), options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]
-    ) as channel:
+    progress = _IngestProgress(len(files), args.tenant)
+    options = [("grpc.max_send_message_length", 64 * 1024 * 1024)]
+    # Two calls in flight: the service chunks and stores one while it embeds the other.
+    with (
+        grpc.insecure_channel(_target(args), options=options) as channel,
+        ThreadPoolExecutor(max_workers=args.concurrency) as pool,
+    ):
         stub = query_pb2_grpc.QueryServiceStub(channel)
-        with tqdm(total=len(files), unit="doc", desc=f"ingesting into {args.tenant}") as progress:
+        in_flight: set[Future[query_pb2.IngestResponse]] = set()
+        try:
             for batch in batches(files, base, args.batch_documents, args.batch_chars):
+                if len(in_flight) >= args.concurrency:
+                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for call in done:
+                        progress.record(call.result())
                 request = query_pb2.IngestRequest(tenant=args.tenant, documents=batch)
-                try:
-                    response = stub.Ingest(request, timeout=args.timeout)
-                except grpc.RpcError as error:
-                    progress.close()
-                    return _fail(error)
-                for result in response.results:
-                    chunks += result.chunks
-                    if result.status != query_pb2.DOCUMENT_STATUS_INDEXED:
-                        failures.append(result)
-                progress.update(len(batch))
-                progress.set_postfix(chunks=chunks, failed=len(failures))
-    print(f"indexed {len(files) - len(failures)} of {len(files)} documents ({chunks} chunks)")
-    for failure in failures:
+                in_flight.add(pool.submit(stub.Ingest, request, timeout=args.timeout))
+            for call in in_flight:
+                progress.record(call.result())
+        except grpc.RpcError as error:
+            progress.bar.close()
+            return _fail(error)
+    progress.bar.close()
+    indexed = len(files) - len(progress.failures)
+    print(f"indexed {indexed} of {len(files)} documents ({progress.chunks} chunks)")
+    for failure in progress.failures:
         print(f"  failed: {failure.document_id}: {failure.error}", file=sys.stderr)
-    return 1 if failures else 0
+    return 1 if progress.failures else 0
 
 
 def _stack(args: argparse.Namespace) -> Stack:
@@ -161,6 +183,7 @@ def parser() -> argparse.ArgumentParser:
     ingest_cmd.add_argument("--tenant", default=DEFAULT_TENANT)
     ingest_cmd.add_argument("--batch-documents", type=int, default=16)
     ingest_cmd.add_argument("--batch-chars", type=int, default=400_000)
+    ingest_cmd.add_argument("--concurrency", type=int, default=2, help="Ingest calls in flight")
     ingest_cmd.add_argument(
         "--timeout", type=float, default=600.0, help="deadline per batch, seconds"
     )

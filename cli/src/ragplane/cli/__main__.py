@@ -1,0 +1,5 @@
+"""python -m ragplane.cli"""
+
+from ragplane.cli.main import main
+
+main()
