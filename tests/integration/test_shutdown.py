@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -13,8 +10,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ragplane.cli.stack import OFFLINE_ENV, Ports, Stack, grpc_serving
+from ragplane.cli.stack import Stack
 from ragplane.v1 import common_pb2, generation_pb2, generation_pb2_grpc
+from tests.integration.services import service_process
 
 GRACE_PERIOD_S = 30.0
 DRAIN_DELAY_S = 1.5
@@ -31,34 +29,16 @@ def _health(port: int) -> int:
 def test_sigterm_lets_the_call_in_flight_finish_then_exits_zero(
     stack: Stack, tmp_path: Path
 ) -> None:
-    port = Ports.free().generation
     env = {
-        **os.environ,
-        **OFFLINE_ENV,
-        "GENERATION_PORT": str(port),
         "GENERATION_BASE_URL": f"http://127.0.0.1:{stack.ports.llm}/v1",
         "GENERATION_GRACE_PERIOD_S": str(GRACE_PERIOD_S),
         "GENERATION_DRAIN_DELAY_S": str(DRAIN_DELAY_S),
     }
-    log = tmp_path / "generation.log"
-    with log.open("wb") as output:
-        service = subprocess.Popen(
-            [sys.executable, "-m", "ragplane.generation"],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while not grpc_serving(port)():
-            assert service.poll() is None
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-
+    with service_process("generation", env, tmp_path) as service:
         outcome: dict[str, object] = {}
 
         def call() -> None:
-            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with grpc.insecure_channel(service.target) as channel:
                 outcome["response"] = generation_pb2_grpc.GenerationServiceStub(channel).Generate(
                     generation_pb2.GenerateRequest(
                         question="Write a long story about pumps.",
@@ -75,10 +55,10 @@ def test_sigterm_lets_the_call_in_flight_finish_then_exits_zero(
         time.sleep(1.0)  # the call is now waiting on the LLM server
         assert caller.is_alive()
         signalled = time.monotonic()
-        service.send_signal(signal.SIGTERM)
+        service.process.send_signal(signal.SIGTERM)
 
         time.sleep(DRAIN_DELAY_S / 3)
-        assert _health(port) == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert _health(service.port) == health_pb2.HealthCheckResponse.NOT_SERVING
 
         caller.join(timeout=120)
         response = outcome.get("response")
@@ -86,10 +66,6 @@ def test_sigterm_lets_the_call_in_flight_finish_then_exits_zero(
         assert response.text
         assert response.usage.output_tokens > 0
 
-        exit_code = service.wait(timeout=GRACE_PERIOD_S + DRAIN_DELAY_S + 10)
-        assert exit_code == 0, log.read_text()
+        exit_code = service.process.wait(timeout=GRACE_PERIOD_S + DRAIN_DELAY_S + 10)
+        assert exit_code == 0, service.log.read_text()
         assert time.monotonic() - signalled < GRACE_PERIOD_S + DRAIN_DELAY_S + 5
-    finally:
-        if service.poll() is None:
-            service.kill()
-            service.wait()

@@ -65,17 +65,21 @@ class Ports:
     @classmethod
     def free(cls) -> Ports:
         """Ports nothing listens on now, for a stack beside another one (tests)."""
-        sockets = []
-        try:
-            for _ in fields(cls):
-                sock = socket.socket()
-                sock.bind(("127.0.0.1", 0))
-                sockets.append(sock)
-            numbers = [s.getsockname()[1] for s in sockets]
-        finally:
-            for sock in sockets:
-                sock.close()
-        return cls(*numbers)
+        return cls(*free_ports(len(fields(cls))))
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct loopback ports that nothing listens on right now."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 @dataclass
@@ -169,7 +173,12 @@ class Stack:
             self._redis(),
             self._weaviate(),
             self._llm(),
-            self._service("embedding", self.ports.embedding, self.ports.embedding_metrics, {}),
+            self._service(
+                "embedding",
+                self.ports.embedding,
+                self.ports.embedding_metrics,
+                {"EMBEDDING_REDIS_URL": f"redis://127.0.0.1:{self.ports.redis}/0"},
+            ),
             self._service(
                 "retrieval",
                 self.ports.retrieval,

@@ -6,9 +6,13 @@ message as details. Anything else that escapes a handler becomes INTERNAL.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import ClassVar
 
 import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 
 class ServiceError(Exception):
@@ -16,9 +20,11 @@ class ServiceError(Exception):
 
     code: ClassVar[grpc.StatusCode] = grpc.StatusCode.INTERNAL
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # When set, callers get it as google.rpc.RetryInfo in the status details.
+        self.retry_after_s = retry_after_s
 
 
 class InvalidArgument(ServiceError):
@@ -79,3 +85,26 @@ def from_downstream(error: grpc.aio.AioRpcError, dependency: str) -> ServiceErro
     if error_class is not None:
         return error_class(message)
     return Unavailable(f"{dependency} is unavailable ({error.code().name}): {details}")
+
+
+def with_retry_info(code: grpc.StatusCode, message: str, retry_after_s: float) -> grpc.Status:
+    """A status whose details carry google.rpc.RetryInfo, the standard retry hint."""
+    delay = duration_pb2.Duration()
+    delay.FromTimedelta(timedelta(seconds=retry_after_s))
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=[detail])
+    return rpc_status.to_status(status)
+
+
+def retry_after_s(error: grpc.RpcError) -> float | None:
+    """The RetryInfo delay in a failed call's status details, if the server sent one."""
+    trailing = getattr(error, "trailing_metadata", lambda: None)() or ()
+    for key, value in trailing:
+        if key == "grpc-status-details-bin" and isinstance(value, bytes):
+            for detail in status_pb2.Status.FromString(value).details:
+                if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                    info = error_details_pb2.RetryInfo()
+                    detail.Unpack(info)
+                    return float(info.retry_delay.ToTimedelta().total_seconds())
+    return None

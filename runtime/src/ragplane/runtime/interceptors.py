@@ -15,7 +15,7 @@ from ragplane.runtime.context import (
     current_request_id,
     new_request_id,
 )
-from ragplane.runtime.errors import ServiceError
+from ragplane.runtime.errors import ServiceError, with_retry_info
 from ragplane.runtime.telemetry import RPC_DURATION, RPC_IN_FLIGHT, RPC_REQUESTS
 
 log = structlog.get_logger("ragplane.rpc")
@@ -52,6 +52,9 @@ class _CallRecord:
         """Abort the call with the status the error maps to; always raises."""
         if isinstance(error, ServiceError):
             self.code = error.code
+            if error.retry_after_s is not None:
+                status = with_retry_info(error.code, error.message, error.retry_after_s)
+                await self.context.abort(status.code, status.details, status.trailing_metadata)
             await self.context.abort(error.code, error.message)
         self.code = grpc.StatusCode.INTERNAL
         log.exception("unhandled error")

@@ -24,25 +24,27 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bragplane/v1/embedding.proto\x12\x0bragplane.v1\"P\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x31\n\ntruncation\x18\x02 \x01(\x0e\x32\x1d.ragplane.v1.TruncationPolicy\"C\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x13\n\x0btoken_count\x18\x02 \x01(\x05\x12\x11\n\ttruncated\x18\x03 \x01(\x08\"^\n\rEmbedResponse\x12*\n\nembeddings\x18\x01 \x03(\x0b\x32\x16.ragplane.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\ndimensions\x18\x03 \x01(\x05\"\r\n\x0bInfoRequest\"\x90\x01\n\x0cInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\ndimensions\x18\x02 \x01(\x05\x12\x12\n\nmax_tokens\x18\x03 \x01(\x05\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x1d\n\x15max_texts_per_request\x18\x05 \x01(\x05\x12\x1a\n\x12max_chars_per_text\x18\x06 \x01(\x05*s\n\x10TruncationPolicy\x12!\n\x1dTRUNCATION_POLICY_UNSPECIFIED\x10\x00\x12\x1e\n\x1aTRUNCATION_POLICY_TRUNCATE\x10\x01\x12\x1c\n\x18TRUNCATION_POLICY_REJECT\x10\x02\x32\x8f\x01\n\x10\x45mbeddingService\x12>\n\x05\x45mbed\x12\x19.ragplane.v1.EmbedRequest\x1a\x1a.ragplane.v1.EmbedResponse\x12;\n\x04Info\x12\x18.ragplane.v1.InfoRequest\x1a\x19.ragplane.v1.InfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bragplane/v1/embedding.proto\x12\x0bragplane.v1\"P\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x31\n\ntruncation\x18\x02 \x01(\x0e\x32\x1d.ragplane.v1.TruncationPolicy\"C\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\x13\n\x0btoken_count\x18\x02 \x01(\x05\x12\x11\n\ttruncated\x18\x03 \x01(\x08\"\x9e\x01\n\rEmbedResponse\x12*\n\nembeddings\x18\x01 \x03(\x0b\x32\x16.ragplane.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\ndimensions\x18\x03 \x01(\x05\x12*\n\x07timings\x18\x04 \x01(\x0b\x32\x19.ragplane.v1.EmbedTimings\x12\x12\n\ncache_hits\x18\x05 \x01(\x05\"K\n\x0c\x45mbedTimings\x12\x13\n\x0btokenize_ms\x18\x01 \x01(\x01\x12\x10\n\x08queue_ms\x18\x02 \x01(\x01\x12\x14\n\x0cinference_ms\x18\x03 \x01(\x01\"\r\n\x0bInfoRequest\"\xd3\x01\n\x0cInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\ndimensions\x18\x02 \x01(\x05\x12\x12\n\nmax_tokens\x18\x03 \x01(\x05\x12\x0e\n\x06\x64\x65vice\x18\x04 \x01(\t\x12\x1d\n\x15max_texts_per_request\x18\x05 \x01(\x05\x12\x1a\n\x12max_chars_per_text\x18\x06 \x01(\x05\x12\x0f\n\x07\x62\x61\x63kend\x18\x07 \x01(\t\x12\x16\n\x0emax_batch_size\x18\x08 \x01(\x05\x12\x18\n\x10max_batch_tokens\x18\t \x01(\x05*s\n\x10TruncationPolicy\x12!\n\x1dTRUNCATION_POLICY_UNSPECIFIED\x10\x00\x12\x1e\n\x1aTRUNCATION_POLICY_TRUNCATE\x10\x01\x12\x1c\n\x18TRUNCATION_POLICY_REJECT\x10\x02\x32\x8f\x01\n\x10\x45mbeddingService\x12>\n\x05\x45mbed\x12\x19.ragplane.v1.EmbedRequest\x1a\x1a.ragplane.v1.EmbedResponse\x12;\n\x04Info\x12\x18.ragplane.v1.InfoRequest\x1a\x19.ragplane.v1.InfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragplane.v1.embedding_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRUNCATIONPOLICY']._serialized_start=453
-  _globals['_TRUNCATIONPOLICY']._serialized_end=568
+  _globals['_TRUNCATIONPOLICY']._serialized_start=662
+  _globals['_TRUNCATIONPOLICY']._serialized_end=777
   _globals['_EMBEDREQUEST']._serialized_start=44
   _globals['_EMBEDREQUEST']._serialized_end=124
   _globals['_EMBEDDING']._serialized_start=126
   _globals['_EMBEDDING']._serialized_end=193
-  _globals['_EMBEDRESPONSE']._serialized_start=195
-  _globals['_EMBEDRESPONSE']._serialized_end=289
-  _globals['_INFOREQUEST']._serialized_start=291
-  _globals['_INFOREQUEST']._serialized_end=304
-  _globals['_INFORESPONSE']._serialized_start=307
-  _globals['_INFORESPONSE']._serialized_end=451
-  _globals['_EMBEDDINGSERVICE']._serialized_start=571
-  _globals['_EMBEDDINGSERVICE']._serialized_end=714
+  _globals['_EMBEDRESPONSE']._serialized_start=196
+  _globals['_EMBEDRESPONSE']._serialized_end=354
+  _globals['_EMBEDTIMINGS']._serialized_start=356
+  _globals['_EMBEDTIMINGS']._serialized_end=431
+  _globals['_INFOREQUEST']._serialized_start=433
+  _globals['_INFOREQUEST']._serialized_end=446
+  _globals['_INFORESPONSE']._serialized_start=449
+  _globals['_INFORESPONSE']._serialized_end=660
+  _globals['_EMBEDDINGSERVICE']._serialized_start=780
+  _globals['_EMBEDDINGSERVICE']._serialized_end=923
 # @@protoc_insertion_point(module_scope)

@@ -105,12 +105,20 @@ class EmbedResponse(_message.Message):
     EMBEDDINGS_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     DIMENSIONS_FIELD_NUMBER: _builtins.int
+    TIMINGS_FIELD_NUMBER: _builtins.int
+    CACHE_HITS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     """Name of the model that produced the vectors."""
     dimensions: _builtins.int
+    cache_hits: _builtins.int
+    """Texts answered from the embedding cache, without running the model."""
     @_builtins.property
     def embeddings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Embedding]:
         """One embedding per input text, in the same order."""
+
+    @_builtins.property
+    def timings(self) -> Global___EmbedTimings:
+        """Where this call's time went."""
 
     def __init__(
         self,
@@ -118,14 +126,44 @@ class EmbedResponse(_message.Message):
         embeddings: _abc.Iterable[Global___Embedding] | None = ...,
         model: _builtins.str = ...,
         dimensions: _builtins.int = ...,
+        timings: Global___EmbedTimings | None = ...,
+        cache_hits: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dimensions", b"dimensions", "embeddings", b"embeddings", "model", b"model"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_hits", b"cache_hits", "dimensions", b"dimensions", "embeddings", b"embeddings", "model", b"model", "timings", b"timings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EmbedResponse: _TypeAlias = EmbedResponse  # noqa: Y015
+
+@_typing.final
+class EmbedTimings(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKENIZE_MS_FIELD_NUMBER: _builtins.int
+    QUEUE_MS_FIELD_NUMBER: _builtins.int
+    INFERENCE_MS_FIELD_NUMBER: _builtins.int
+    tokenize_ms: _builtins.float
+    """Counting tokens of every text."""
+    queue_ms: _builtins.float
+    """Longest wait of one of the call's texts for its batch to start."""
+    inference_ms: _builtins.float
+    """Model time of the batches that carried the call's texts."""
+    def __init__(
+        self,
+        *,
+        tokenize_ms: _builtins.float = ...,
+        queue_ms: _builtins.float = ...,
+        inference_ms: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inference_ms", b"inference_ms", "queue_ms", b"queue_ms", "tokenize_ms", b"tokenize_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EmbedTimings: _TypeAlias = EmbedTimings  # noqa: Y015
 
 @_typing.final
 class InfoRequest(_message.Message):
@@ -152,14 +190,22 @@ class InfoResponse(_message.Message):
     DEVICE_FIELD_NUMBER: _builtins.int
     MAX_TEXTS_PER_REQUEST_FIELD_NUMBER: _builtins.int
     MAX_CHARS_PER_TEXT_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
+    MAX_BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    MAX_BATCH_TOKENS_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     dimensions: _builtins.int
     max_tokens: _builtins.int
     """Longest input in model tokens; longer texts are truncated or rejected."""
     device: _builtins.str
-    """Device the model runs on, for example "cpu" or "cuda:0"."""
+    """Device the model runs on, for example "cpu" or "cuda:0 (NVIDIA H100 80GB HBM3)"."""
     max_texts_per_request: _builtins.int
     max_chars_per_text: _builtins.int
+    backend: _builtins.str
+    """Inference backend: "torch" or "onnx"."""
+    max_batch_size: _builtins.int
+    """Dynamic batching limits; max_batch_size 1 means batching is off."""
+    max_batch_tokens: _builtins.int
     def __init__(
         self,
         *,
@@ -169,10 +215,13 @@ class InfoResponse(_message.Message):
         device: _builtins.str = ...,
         max_texts_per_request: _builtins.int = ...,
         max_chars_per_text: _builtins.int = ...,
+        backend: _builtins.str = ...,
+        max_batch_size: _builtins.int = ...,
+        max_batch_tokens: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device", b"device", "dimensions", b"dimensions", "max_chars_per_text", b"max_chars_per_text", "max_texts_per_request", b"max_texts_per_request", "max_tokens", b"max_tokens", "model", b"model"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "device", b"device", "dimensions", b"dimensions", "max_batch_size", b"max_batch_size", "max_batch_tokens", b"max_batch_tokens", "max_chars_per_text", b"max_chars_per_text", "max_texts_per_request", b"max_texts_per_request", "max_tokens", b"max_tokens", "model", b"model"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,13 +1,19 @@
-"""Request rules of the embedding service, independent of gRPC."""
+"""The embed path: validate, tokenize, look up the cache, batch the rest through the model."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from ragplane.embedding.model import EmbeddedText, EmbeddingModel
+import numpy as np
+from numpy.typing import NDArray
+
+from ragplane.embedding.batcher import DynamicBatcher
+from ragplane.embedding.cache import EmbeddingCache
+from ragplane.embedding.model import EmbeddingModel
 from ragplane.runtime.errors import InvalidArgument
 
 
@@ -17,14 +23,36 @@ class EmbedLimits:
     max_chars_per_text: int
 
 
-class Embedder:
-    """Validates embed requests and runs the model off the event loop, one batch at a time."""
+@dataclass(frozen=True)
+class EmbeddedText:
+    vector: NDArray[np.float32]
+    # Model tokens of the whole text, special tokens included.
+    token_count: int
+    truncated: bool
 
-    def __init__(self, model: EmbeddingModel, limits: EmbedLimits) -> None:
+
+@dataclass(frozen=True)
+class EmbedResult:
+    texts: list[EmbeddedText]
+    tokenize_s: float
+    queue_s: float
+    inference_s: float
+    cache_hits: int
+
+
+class Embedder:
+    def __init__(
+        self,
+        model: EmbeddingModel,
+        batcher: DynamicBatcher,
+        cache: EmbeddingCache | None,
+        limits: EmbedLimits,
+    ) -> None:
         self.model = model
         self.limits = limits
-        # One worker: the model already uses every core, and parallel calls would only fight.
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+        self._batcher = batcher
+        self._cache = cache
+        self._tokenizer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize")
 
     def _validate(self, texts: Sequence[str]) -> None:
         if not texts:
@@ -43,8 +71,14 @@ class Embedder:
                     f"has {len(text)} characters; the limit is {self.limits.max_chars_per_text}",
                 )
 
-    def _check_lengths(self, texts: Sequence[str]) -> None:
-        for index, count in enumerate(self.model.count_tokens(texts)):
+    async def _count_tokens(self, texts: Sequence[str]) -> list[int]:
+        # One thread, apart from the model's: the tokenizer is not safe for concurrent use, and
+        # a call with hundreds of long texts must not stall the event loop.
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._tokenizer_thread, self.model.count_tokens, texts)
+
+    def _refuse_truncation(self, token_counts: Sequence[int]) -> None:
+        for index, count in enumerate(token_counts):
             if count > self.model.max_tokens:
                 raise InvalidArgument.of(
                     f"texts[{index}]",
@@ -52,12 +86,40 @@ class Embedder:
                     "and truncation was refused",
                 )
 
-    async def embed(self, texts: Sequence[str], allow_truncation: bool) -> list[EmbeddedText]:
+    async def embed(
+        self, texts: Sequence[str], allow_truncation: bool, deadline: float | None = None
+    ) -> EmbedResult:
+        """Vectors for the texts, in order; ``deadline`` is a time.perf_counter() value."""
         self._validate(texts)
-        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        token_counts = await self._count_tokens(texts)
         if not allow_truncation:
-            await loop.run_in_executor(self._executor, self._check_lengths, texts)
-        return await loop.run_in_executor(self._executor, self.model.embed, texts)
+            self._refuse_truncation(token_counts)
+        tokenize_s = time.perf_counter() - started
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        cached = await self._cache.get_many(texts) if self._cache else [None] * len(texts)
+        missing = [index for index, vector in enumerate(cached) if vector is None]
+        vectors = list(cached)
+        queue_s = inference_s = 0.0
+        if missing:
+            batched = await self._batcher.embed(
+                [texts[i] for i in missing],
+                [min(token_counts[i], self.model.max_tokens) for i in missing],
+                deadline,
+            )
+            for index, vector in zip(missing, batched.vectors, strict=True):
+                vectors[index] = vector
+            queue_s, inference_s = batched.queue_s, batched.inference_s
+            if self._cache:
+                await self._cache.put_many([texts[i] for i in missing], batched.vectors)
+        return EmbedResult(
+            [
+                EmbeddedText(vector, count, count > self.model.max_tokens)
+                for vector, count in zip(vectors, token_counts, strict=True)
+                if vector is not None
+            ],
+            tokenize_s,
+            queue_s,
+            inference_s,
+            cache_hits=len(texts) - len(missing),
+        )

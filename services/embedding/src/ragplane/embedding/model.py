@@ -1,25 +1,22 @@
-"""The sentence-transformers model and its tokenizer."""
+"""The sentence-transformers model, on torch (CPU or CUDA fp16) or ONNX Runtime (CPU)."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import structlog
 import torch
 from numpy.typing import NDArray
 from sentence_transformers import SentenceTransformer
 
-
-@dataclass(frozen=True)
-class EmbeddedText:
-    vector: NDArray[np.float32]
-    # Model tokens of the whole text, special tokens included.
-    token_count: int
-    truncated: bool
+log = structlog.get_logger(__name__)
 
 
 def pick_device(requested: str) -> str:
@@ -30,17 +27,69 @@ def pick_device(requested: str) -> str:
     return requested
 
 
-class EmbeddingModel:
-    """A sentence-transformers model loaded from a local directory; blocking calls only."""
+def pick_backend(requested: str, device: str) -> str:
+    if requested == "auto":
+        return "torch" if device.startswith("cuda") else "onnx"
+    if requested == "onnx" and device.startswith("cuda"):
+        raise RuntimeError("EMBEDDING_BACKEND=onnx runs on CPU only; use torch on CUDA")
+    return requested
 
-    def __init__(self, path: Path, device: str, batch_size: int, cpu_threads: int) -> None:
+
+def onnx_model_dir(model_path: Path, cache_dir: Path, model_name: str) -> Path:
+    """A copy of the model with its ONNX export, made once (about 2 s) and reused after."""
+    target = cache_dir / model_name
+    if (target / "onnx" / "model.onnx").exists():
+        return target
+    log.info("exporting the model to ONNX", source=str(model_path), target=str(target))
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_dir) as scratch:
+        staged = Path(scratch) / "model"
+        shutil.copytree(model_path, staged)
+        exported = SentenceTransformer(str(staged), backend="onnx", local_files_only=True)
+        exported.save_pretrained(str(staged))
+        shutil.rmtree(target, ignore_errors=True)
+        # A rename is atomic: another process never sees a half-written export.
+        staged.rename(target)
+    return target
+
+
+class EmbeddingModel:
+    """Tokenizes and encodes texts; blocking calls, run off the event loop by the caller."""
+
+    def __init__(
+        self,
+        path: Path,
+        device: str,
+        backend: str,
+        cpu_threads: int,
+        onnx_cache_dir: Path,
+        name: str,
+    ) -> None:
         # Texts longer than the model's limit are expected: they are truncated and flagged.
         logging.getLogger("transformers").setLevel(logging.ERROR)
+        threads = cpu_threads or os.cpu_count() or 1
         if device == "cpu":
-            torch.set_num_threads(cpu_threads or os.cpu_count() or 1)
-        self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
-        self._batch_size = batch_size
+            torch.set_num_threads(threads)
+        if backend == "onnx":
+            path = onnx_model_dir(path, onnx_cache_dir, name)
+            self._model = SentenceTransformer(
+                str(path),
+                device=device,
+                backend="onnx",
+                local_files_only=True,
+                model_kwargs={"provider": "CPUExecutionProvider"},
+            )
+        else:
+            self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
+            if device.startswith("cuda"):
+                self._model.half()
+        # Fast tokenizers refuse concurrent use ("Already borrowed"): counting tokens gets its
+        # own copy so that it can run while the model encodes.
+        self._counting_tokenizer = copy.deepcopy(self._model.tokenizer)
+        self.backend = backend
         self.device = str(self._model.device)
+        if device.startswith("cuda"):
+            self.device = f"{self.device} ({torch.cuda.get_device_name(self._model.device)})"
         self.max_tokens = int(self._model.max_seq_length)
         dimensions = self._model.get_embedding_dimension()
         if dimensions is None:
@@ -48,21 +97,19 @@ class EmbeddingModel:
         self.dimensions = int(dimensions)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        encoded = self._model.tokenizer(
+        """Model tokens of each whole text, special tokens included, before truncation."""
+        encoded = self._counting_tokenizer(
             list(texts), add_special_tokens=True, truncation=False, return_attention_mask=False
         )
         return [len(ids) for ids in encoded["input_ids"]]
 
-    def embed(self, texts: Sequence[str]) -> list[EmbeddedText]:
-        token_counts = self.count_tokens(texts)
+    def encode(self, texts: list[str]) -> NDArray[np.float32]:
+        """L2-normalised vectors of the texts, in one forward pass."""
         vectors = self._model.encode(
-            list(texts),
-            batch_size=self._batch_size,
+            texts,
+            batch_size=len(texts),
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return [
-            EmbeddedText(vector, count, count > self.max_tokens)
-            for vector, count in zip(vectors, token_counts, strict=True)
-        ]
+        return np.asarray(vectors, dtype=np.float32)

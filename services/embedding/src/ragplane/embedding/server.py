@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 import structlog
 
+from ragplane.embedding.batcher import BatchLimits, DynamicBatcher
+from ragplane.embedding.cache import EmbeddingCache
 from ragplane.embedding.config import EmbeddingSettings
 from ragplane.embedding.embedder import Embedder, EmbedLimits
-from ragplane.embedding.model import EmbeddingModel, pick_device
+from ragplane.embedding.model import EmbeddingModel, pick_backend, pick_device
 from ragplane.runtime.context import RpcContext
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.v1 import embedding_pb2, embedding_pb2_grpc
@@ -18,16 +21,18 @@ log = structlog.get_logger(__name__)
 
 
 class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
-    def __init__(self, embedder: WarmedUp[Embedder], model_name: str) -> None:
+    def __init__(self, embedder: WarmedUp[Embedder], settings: EmbeddingSettings) -> None:
         self._embedder = embedder
-        self._model_name = model_name
+        self._settings = settings
 
     async def Embed(
         self, request: embedding_pb2.EmbedRequest, context: RpcContext
     ) -> embedding_pb2.EmbedResponse:
         embedder = self._embedder.get()
+        remaining = context.time_remaining()
+        deadline = None if remaining is None else time.perf_counter() + remaining
         allow_truncation = request.truncation != embedding_pb2.TRUNCATION_POLICY_REJECT
-        embedded = await embedder.embed(list(request.texts), allow_truncation)
+        result = await embedder.embed(list(request.texts), allow_truncation, deadline)
         return embedding_pb2.EmbedResponse(
             embeddings=[
                 embedding_pb2.Embedding(
@@ -35,10 +40,16 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
                     token_count=item.token_count,
                     truncated=item.truncated,
                 )
-                for item in embedded
+                for item in result.texts
             ],
-            model=self._model_name,
+            model=self._settings.model_name,
             dimensions=embedder.model.dimensions,
+            timings=embedding_pb2.EmbedTimings(
+                tokenize_ms=result.tokenize_s * 1000,
+                queue_ms=result.queue_s * 1000,
+                inference_ms=result.inference_s * 1000,
+            ),
+            cache_hits=result.cache_hits,
         )
 
     async def Info(
@@ -46,12 +57,15 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
     ) -> embedding_pb2.InfoResponse:
         embedder = self._embedder.get()
         return embedding_pb2.InfoResponse(
-            model=self._model_name,
+            model=self._settings.model_name,
             dimensions=embedder.model.dimensions,
             max_tokens=embedder.model.max_tokens,
             device=embedder.model.device,
             max_texts_per_request=embedder.limits.max_texts_per_request,
             max_chars_per_text=embedder.limits.max_chars_per_text,
+            backend=embedder.model.backend,
+            max_batch_size=self._settings.max_batch_size,
+            max_batch_tokens=self._settings.max_batch_tokens,
         )
 
 
@@ -61,28 +75,61 @@ class EmbeddingApplication:
     def __init__(self, settings: EmbeddingSettings) -> None:
         self._settings = settings
         self._embedder: WarmedUp[Embedder] = WarmedUp("the embedding model")
+        self._batcher: DynamicBatcher | None = None
+        self._cache: EmbeddingCache | None = None
 
     def register(self, server: grpc.aio.Server) -> None:
-        servicer = EmbeddingServicer(self._embedder, self._settings.model_name)
+        servicer = EmbeddingServicer(self._embedder, self._settings)
         embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server(servicer, server)
 
     async def warm_up(self) -> None:
         settings = self._settings
         path = settings.resolved_model_path()
         device = pick_device(settings.device)
-        log.info("loading model", path=str(path), device=device)
+        backend = pick_backend(settings.backend, device)
+        log.info("loading model", path=str(path), device=device, backend=backend)
         model = await asyncio.to_thread(
-            EmbeddingModel, path, device, settings.batch_size, settings.cpu_threads
-        )
-        embedder = Embedder(
-            model, EmbedLimits(settings.max_texts_per_request, settings.max_chars_per_text)
+            EmbeddingModel,
+            path,
+            device,
+            backend,
+            settings.cpu_threads,
+            settings.onnx_cache_dir,
+            settings.model_name,
         )
         # The first forward pass allocates and compiles; pay for it before reporting SERVING.
-        await embedder.embed(["warm-up"], allow_truncation=True)
-        self._embedder.set(embedder)
-        log.info("model ready", dimensions=model.dimensions, max_tokens=model.max_tokens)
+        await asyncio.to_thread(model.encode, ["warm-up"])
+        self._batcher = DynamicBatcher(
+            model.encode,
+            BatchLimits(
+                max_batch_size=settings.max_batch_size,
+                max_batch_tokens=settings.max_batch_tokens,
+                max_wait_s=settings.max_wait_ms / 1000,
+                max_queued_requests=settings.max_queued_requests,
+                max_queued_tokens=settings.max_queued_tokens,
+            ),
+        )
+        self._batcher.start()
+        if settings.cache_enabled:
+            self._cache = EmbeddingCache.connect(
+                settings.redis_url,
+                settings.model_name,
+                settings.cache_ttl_s,
+                settings.redis_timeout_s,
+            )
+        limits = EmbedLimits(settings.max_texts_per_request, settings.max_chars_per_text)
+        self._embedder.set(Embedder(model, self._batcher, self._cache, limits))
+        log.info(
+            "model ready",
+            dimensions=model.dimensions,
+            max_tokens=model.max_tokens,
+            backend=backend,
+            device=model.device,
+            cache=settings.cache_enabled,
+        )
 
     async def close(self) -> None:
-        embedder = self._embedder.peek()
-        if embedder is not None:
-            embedder.close()
+        if self._batcher is not None:
+            await self._batcher.stop()
+        if self._cache is not None:
+            await self._cache.close()
