@@ -29,9 +29,10 @@ class EmbeddingSettings(ServiceSettings):
     # Name reported to callers and part of every cache key.
     model_name: str = "all-MiniLM-L6-v2"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # torch, or ONNX Runtime (CPU only; exported once from the model and cached). auto: ONNX on
-    # CPU, where it is faster for small batches and as fast for large ones; torch fp16 on CUDA.
-    backend: Literal["auto", "torch", "onnx"] = "auto"
+    # torch, or ONNX Runtime on CPU (exported once from the model and cached; onnx-int8 is its
+    # dynamically quantised variant, with slightly different vectors). auto: ONNX on CPU, where
+    # it is faster for small batches and as fast for large ones; torch fp16 on CUDA.
+    backend: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
     # Where the ONNX export of the model is kept between starts.
     onnx_cache_dir: Path = Path.home() / ".cache" / "ragplane" / "onnx"
     # Intra-op threads on CPU; 0 means one per core.
