@@ -12,12 +12,12 @@ RAGPLANE := .venv/bin/ragplane
 TENANT ?= demo
 QUESTION ?= How do I create a virtual environment with the venv module?
 DEMO_MARKER := .run/demo-corpus.ingested
-PY_SOURCES := protos/python/src runtime/src cli/src services/*/src tests
+PY_SOURCES := protos/python/src runtime/src cli/src services/*/src tests bench
 
 .PHONY: help install protos run ask stop status test test-unit lint format clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 install: ## install everything (idempotent; cached builds)
 	@scripts/install.sh
@@ -62,3 +62,8 @@ test-unit: install ## only the tests that need no running component
 
 clean: stop ## stop the stack and delete its data and the virtual environment
 	rm -rf .run .venv .bin
+
+.PHONY: bench-embedding
+bench-embedding: install ## embedding: served vs in-process limit, unbatched, Infinity
+	@scripts/install-bench.sh
+	@$(PYTHON) -m bench.embedding

@@ -1,0 +1,1 @@
+"""Benchmarks of ragplane's services; each runs as `python -m bench.<name>`."""
