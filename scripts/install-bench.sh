@@ -40,24 +40,8 @@ INFINITY_HOME="$INFINITY_VENV/home"
 ONNX_MODEL="$INFINITY_VENV/onnx-model"
 STATUS="$CACHE/bench-venvs/infinity.json"
 
-step() { printf '==> %s\n' "$*"; }
+source scripts/lib.sh
 
-# go_tool MODULE VERSION NAME: build MODULE@VERSION once, link it as .bin/NAME. As in
-# scripts/install.sh, except that the binary is found by NAME: go install names it after the
-# module path without its major-version suffix (github.com/tsenart/vegeta/v12 -> vegeta).
-go_tool() {
-  local module=$1 version=$2 name=$3
-  local cached="$CACHE/bin/$name@$version"
-  if [ ! -x "$cached" ]; then
-    step "building $name $version with go install (once; cached in $cached)"
-    local gobin
-    gobin=$(mktemp -d)
-    GOBIN="$gobin" GOFLAGS=-buildvcs=false go install "$module@$version"
-    mv "$gobin/$name" "$cached"
-    rm -rf "$gobin"
-  fi
-  ln -sfn "$cached" ".bin/$name"
-}
 
 # write_status KEY=VALUE...: infinity.json for the benchmark (values JSON-escaped by Python).
 write_status() {

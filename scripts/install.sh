@@ -8,7 +8,7 @@ source scripts/versions.env
 CACHE="${RAGPLANE_CACHE:-$HOME/.cache/ragplane}"
 mkdir -p "$CACHE/bin" .bin
 
-step() { printf '==> %s\n' "$*"; }
+source scripts/lib.sh
 
 install_system_packages() {
   local missing=()
@@ -24,20 +24,6 @@ install_system_packages() {
   command -v go >/dev/null || { echo "error: the Go toolchain (go) is required to build Weaviate and the gRPC tools" >&2; exit 1; }
 }
 
-# go_tool MODULE VERSION NAME: build MODULE@VERSION once, link it as .bin/NAME.
-go_tool() {
-  local module=$1 version=$2 name=$3
-  local cached="$CACHE/bin/$name@$version"
-  if [ ! -x "$cached" ]; then
-    step "building $name $version with go install (once; cached in $cached)"
-    local gobin
-    gobin=$(mktemp -d)
-    GOBIN="$gobin" GOFLAGS=-buildvcs=false go install "$module@$version"
-    mv "$gobin/$(basename "$module")" "$cached"
-    rm -rf "$gobin"
-  fi
-  ln -sfn "$cached" ".bin/$name"
-}
 
 install_uv() {
   UV="$CACHE/uv-$UV_VERSION/bin/uv"

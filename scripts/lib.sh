@@ -1,0 +1,21 @@
+# Shell helpers shared by the install scripts; source it after setting CACHE.
+
+step() { printf '==> %s\n' "$*"; }
+
+# go_tool MODULE VERSION NAME: build MODULE@VERSION once (cached as $CACHE/bin/NAME@VERSION)
+# and link it as .bin/NAME. go install names the binary after the module path, less any
+# major-version suffix; it is the only file in a fresh GOBIN, so it is taken whatever its name.
+go_tool() {
+  local module=$1 version=$2 name=$3
+  local cached="$CACHE/bin/$name@$version"
+  if [ ! -x "$cached" ]; then
+    step "building $name $version with go install (once; cached in $cached)"
+    local gobin
+    gobin=$(mktemp -d)
+    GOBIN="$gobin" GOFLAGS=-buildvcs=false go install "$module@$version"
+    mv "$gobin"/* "$cached"
+    rm -rf "$gobin"
+  fi
+  mkdir -p .bin
+  ln -sfn "$cached" ".bin/$name"
+}
