@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -46,6 +47,8 @@ class Ports:
     weaviate_raft_rpc: int = 8301
     redis: int = 6380
     llm: int = 8081
+    # A second LLM server: the generation service's secondary provider (a real fallback chain).
+    llm2: int = 8082
 
     @staticmethod
     def variable(name: str) -> str:
@@ -172,7 +175,8 @@ class Stack:
         return [
             self._redis(),
             self._weaviate(),
-            self._llm(),
+            self._llm("llm", self.ports.llm),
+            self._llm("llm2", self.ports.llm2),
             self._service(
                 "embedding",
                 self.ports.embedding,
@@ -192,7 +196,7 @@ class Stack:
                 "generation",
                 self.ports.generation,
                 self.ports.generation_metrics,
-                {"GENERATION_BASE_URL": f"http://127.0.0.1:{self.ports.llm}/v1"},
+                {"GENERATION_PROVIDERS": self._llm_providers()},
             ),
             self._service(
                 "query",
@@ -243,11 +247,26 @@ class Stack:
         ready = http_ok(f"http://127.0.0.1:{p.weaviate_http}/v1/.well-known/ready")
         return Component("weaviate", argv, env, ready, stop_timeout_s=30)
 
-    def _llm(self) -> Component:
+    def _llm(self, name: str, port: int) -> Component:
         argv = [self._python, "-m", "llama_cpp.server", "--model", str(bundled_gguf())]
         argv += ["--model_alias", LLM_MODEL_ALIAS, "--host", "127.0.0.1"]
-        argv += ["--port", str(self.ports.llm), "--n_ctx", "2048", "--interrupt_requests", "False"]
-        return Component("llm", argv, {}, http_ok(f"http://127.0.0.1:{self.ports.llm}/v1/models"))
+        argv += ["--port", str(port), "--n_ctx", "2048", "--interrupt_requests", "False"]
+        return Component(name, argv, {}, http_ok(f"http://127.0.0.1:{port}/v1/models"))
+
+    def _llm_providers(self) -> str:
+        """GENERATION_PROVIDERS: llm first, llm2 when llm fails (both free, same small model)."""
+        servers = (("local-smollm2", self.ports.llm), ("local-smollm2-b", self.ports.llm2))
+        providers = [
+            {
+                "name": name,
+                "base_url": f"http://127.0.0.1:{port}/v1",
+                "model": LLM_MODEL_ALIAS,
+                "tier": "small",
+                "context_window": 2048,
+            }
+            for name, port in servers
+        ]
+        return json.dumps(providers)
 
     def _service(self, name: str, port: int, metrics_port: int, env: dict[str, str]) -> Component:
         prefix = name.upper()

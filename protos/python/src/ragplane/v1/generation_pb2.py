@@ -25,17 +25,27 @@ _sym_db = _symbol_database.Default()
 from ragplane.v1 import common_pb2 as ragplane_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cragplane/v1/generation.proto\x12\x0bragplane.v1\x1a\x18ragplane/v1/common.proto\"\x90\x01\n\x0fGenerateRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12&\n\x08passages\x18\x02 \x03(\x0b\x32\x14.ragplane.v1.Passage\x12\x19\n\x11max_output_tokens\x18\x03 \x01(\x05\x12\x18\n\x0btemperature\x18\x04 \x01(\x02H\x00\x88\x01\x01\x42\x0e\n\x0c_temperature\"\xaa\x01\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12(\n\tcitations\x18\x02 \x03(\x0b\x32\x15.ragplane.v1.Citation\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12&\n\x05usage\x18\x05 \x01(\x0b\x32\x17.ragplane.v1.TokenUsage\x12\x15\n\rfinish_reason\x18\x06 \x01(\t2\\\n\x11GenerationService\x12G\n\x08Generate\x12\x1c.ragplane.v1.GenerateRequest\x1a\x1d.ragplane.v1.GenerateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cragplane/v1/generation.proto\x12\x0bragplane.v1\x1a\x18ragplane/v1/common.proto\"\xc6\x01\n\x0fGenerateRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12&\n\x08passages\x18\x02 \x03(\x0b\x32\x14.ragplane.v1.Passage\x12\x19\n\x11max_output_tokens\x18\x03 \x01(\x05\x12\x18\n\x0btemperature\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x0e\n\x06tenant\x18\x05 \x01(\t\x12$\n\x04tier\x18\x06 \x01(\x0e\x32\x16.ragplane.v1.ModelTierB\x0e\n\x0c_temperature\"\x9a\x01\n\x0fProviderAttempt\x12\x10\n\x08provider\x18\x01 \x01(\t\x12,\n\x07outcome\x18\x02 \x01(\x0e\x32\x1b.ragplane.v1.AttemptOutcome\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0bhttp_status\x18\x04 \x01(\x05\x12\r\n\x05\x63\x61lls\x18\x05 \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x01\"\x91\x03\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12(\n\tcitations\x18\x02 \x03(\x0b\x32\x15.ragplane.v1.Citation\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12&\n\x05usage\x18\x05 \x01(\x0b\x32\x17.ragplane.v1.TokenUsage\x12\x15\n\rfinish_reason\x18\x06 \x01(\t\x12\x10\n\x08\x63ost_usd\x18\x07 \x01(\x01\x12$\n\x04tier\x18\x08 \x01(\x0e\x32\x16.ragplane.v1.ModelTier\x12\x13\n\x0btier_reason\x18\t \x01(\t\x12.\n\x08\x61ttempts\x18\n \x03(\x0b\x32\x1c.ragplane.v1.ProviderAttempt\x12.\n\x0c\x64\x65gradations\x18\x0b \x03(\x0b\x32\x18.ragplane.v1.Degradation\x12\x18\n\x10passages_dropped\x18\x0c \x01(\x05\x12\x1e\n\x16time_to_first_token_ms\x18\r \x01(\x01\"F\n\x15GenerateStreamRequest\x12-\n\x07request\x18\x01 \x01(\x0b\x32\x1c.ragplane.v1.GenerateRequest\"f\n\x16GenerateStreamResponse\x12\x14\n\ntext_delta\x18\x01 \x01(\tH\x00\x12-\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1d.ragplane.v1.GenerateResponseH\x00\x42\x07\n\x05\x65vent*S\n\tModelTier\x12\x1a\n\x16MODEL_TIER_UNSPECIFIED\x10\x00\x12\x14\n\x10MODEL_TIER_SMALL\x10\x01\x12\x14\n\x10MODEL_TIER_LARGE\x10\x02*\x89\x01\n\x0e\x41ttemptOutcome\x12\x1f\n\x1b\x41TTEMPT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x41TTEMPT_OUTCOME_SUCCEEDED\x10\x01\x12\x1a\n\x16\x41TTEMPT_OUTCOME_FAILED\x10\x02\x12\x1b\n\x17\x41TTEMPT_OUTCOME_SKIPPED\x10\x03\x32\xb9\x01\n\x11GenerationService\x12G\n\x08Generate\x12\x1c.ragplane.v1.GenerateRequest\x1a\x1d.ragplane.v1.GenerateResponse\x12[\n\x0eGenerateStream\x12\".ragplane.v1.GenerateStreamRequest\x1a#.ragplane.v1.GenerateStreamResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragplane.v1.generation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_MODELTIER']._serialized_start=1009
+  _globals['_MODELTIER']._serialized_end=1092
+  _globals['_ATTEMPTOUTCOME']._serialized_start=1095
+  _globals['_ATTEMPTOUTCOME']._serialized_end=1232
   _globals['_GENERATEREQUEST']._serialized_start=72
-  _globals['_GENERATEREQUEST']._serialized_end=216
-  _globals['_GENERATERESPONSE']._serialized_start=219
-  _globals['_GENERATERESPONSE']._serialized_end=389
-  _globals['_GENERATIONSERVICE']._serialized_start=391
-  _globals['_GENERATIONSERVICE']._serialized_end=483
+  _globals['_GENERATEREQUEST']._serialized_end=270
+  _globals['_PROVIDERATTEMPT']._serialized_start=273
+  _globals['_PROVIDERATTEMPT']._serialized_end=427
+  _globals['_GENERATERESPONSE']._serialized_start=430
+  _globals['_GENERATERESPONSE']._serialized_end=831
+  _globals['_GENERATESTREAMREQUEST']._serialized_start=833
+  _globals['_GENERATESTREAMREQUEST']._serialized_end=903
+  _globals['_GENERATESTREAMRESPONSE']._serialized_start=905
+  _globals['_GENERATESTREAMRESPONSE']._serialized_end=1007
+  _globals['_GENERATIONSERVICE']._serialized_start=1235
+  _globals['_GENERATIONSERVICE']._serialized_end=1420
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from ragplane.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -19,6 +20,54 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _ModelTier:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ModelTierEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ModelTier.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MODEL_TIER_UNSPECIFIED: _ModelTier.ValueType  # 0
+    MODEL_TIER_SMALL: _ModelTier.ValueType  # 1
+    MODEL_TIER_LARGE: _ModelTier.ValueType  # 2
+
+class ModelTier(_ModelTier, metaclass=_ModelTierEnumTypeWrapper):
+    """Size class of a model: small models are cheap and fast, large ones answer harder questions."""
+
+MODEL_TIER_UNSPECIFIED: ModelTier.ValueType  # 0
+MODEL_TIER_SMALL: ModelTier.ValueType  # 1
+MODEL_TIER_LARGE: ModelTier.ValueType  # 2
+Global___ModelTier: _TypeAlias = ModelTier  # noqa: Y015
+
+class _AttemptOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AttemptOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AttemptOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ATTEMPT_OUTCOME_UNSPECIFIED: _AttemptOutcome.ValueType  # 0
+    ATTEMPT_OUTCOME_SUCCEEDED: _AttemptOutcome.ValueType  # 1
+    """The provider answered; its answer is the response."""
+    ATTEMPT_OUTCOME_FAILED: _AttemptOutcome.ValueType  # 2
+    """The provider was called and failed (after any retries)."""
+    ATTEMPT_OUTCOME_SKIPPED: _AttemptOutcome.ValueType  # 3
+    """The provider was not called: its circuit breaker is open, the prompt does not fit its
+    context window, or no time was left.
+    """
+
+class AttemptOutcome(_AttemptOutcome, metaclass=_AttemptOutcomeEnumTypeWrapper):
+    """What happened when the service tried one provider of its fallback chain."""
+
+ATTEMPT_OUTCOME_UNSPECIFIED: AttemptOutcome.ValueType  # 0
+ATTEMPT_OUTCOME_SUCCEEDED: AttemptOutcome.ValueType  # 1
+"""The provider answered; its answer is the response."""
+ATTEMPT_OUTCOME_FAILED: AttemptOutcome.ValueType  # 2
+"""The provider was called and failed (after any retries)."""
+ATTEMPT_OUTCOME_SKIPPED: AttemptOutcome.ValueType  # 3
+"""The provider was not called: its circuit breaker is open, the prompt does not fit its
+context window, or no time was left.
+"""
+Global___AttemptOutcome: _TypeAlias = AttemptOutcome  # noqa: Y015
+
 @_typing.final
 class GenerateRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -27,12 +76,18 @@ class GenerateRequest(_message.Message):
     PASSAGES_FIELD_NUMBER: _builtins.int
     MAX_OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
     TEMPERATURE_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
     question: _builtins.str
     """The user's question; required."""
     max_output_tokens: _builtins.int
     """Upper bound on answer tokens; 0 means the service default."""
     temperature: _builtins.float
     """Sampling temperature; unset means the service default."""
+    tenant: _builtins.str
+    """Tenant the answer is generated for; used for cost accounting only."""
+    tier: Global___ModelTier.ValueType
+    """Forces a model tier; unspecified lets the service's complexity router pick one."""
     @_builtins.property
     def passages(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Passage]:
         """Context passages, best first. They are numbered [1], [2], ... in the prompt."""
@@ -44,16 +99,59 @@ class GenerateRequest(_message.Message):
         passages: _abc.Iterable[_common_pb2.Passage] | None = ...,
         max_output_tokens: _builtins.int = ...,
         temperature: _builtins.float | None = ...,
+        tenant: _builtins.str = ...,
+        tier: Global___ModelTier.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "temperature", b"temperature"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "max_output_tokens", b"max_output_tokens", "passages", b"passages", "question", b"question", "temperature", b"temperature"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "max_output_tokens", b"max_output_tokens", "passages", b"passages", "question", b"question", "temperature", b"temperature", "tenant", b"tenant", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
     _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__temperature) -> _WhichOneofReturnType__temperature | None: ...
 
 Global___GenerateRequest: _TypeAlias = GenerateRequest  # noqa: Y015
+
+@_typing.final
+class ProviderAttempt(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    HTTP_STATUS_FIELD_NUMBER: _builtins.int
+    CALLS_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    provider: _builtins.str
+    """Provider name from the service configuration."""
+    outcome: Global___AttemptOutcome.ValueType
+    reason: _builtins.str
+    """Why it failed or was skipped, for example "HTTP 429 (rate limited), retried 2 times"."""
+    http_status: _builtins.int
+    """HTTP status of the provider's last reply; 0 when there was none (connection error,
+    timeout, skipped).
+    """
+    calls: _builtins.int
+    """Calls made to this provider, retries included."""
+    duration_ms: _builtins.float
+    """Time spent on this provider, backoff waits included."""
+    def __init__(
+        self,
+        *,
+        provider: _builtins.str = ...,
+        outcome: Global___AttemptOutcome.ValueType = ...,
+        reason: _builtins.str = ...,
+        http_status: _builtins.int = ...,
+        calls: _builtins.int = ...,
+        duration_ms: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calls", b"calls", "duration_ms", b"duration_ms", "http_status", b"http_status", "outcome", b"outcome", "provider", b"provider", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProviderAttempt: _TypeAlias = ProviderAttempt  # noqa: Y015
 
 @_typing.final
 class GenerateResponse(_message.Message):
@@ -65,6 +163,13 @@ class GenerateResponse(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
     FINISH_REASON_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
+    TIER_REASON_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    DEGRADATIONS_FIELD_NUMBER: _builtins.int
+    PASSAGES_DROPPED_FIELD_NUMBER: _builtins.int
+    TIME_TO_FIRST_TOKEN_MS_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     """The answer text, with citation markers such as [1] as the model wrote them."""
     provider: _builtins.str
@@ -73,12 +178,32 @@ class GenerateResponse(_message.Message):
     """Model name the provider reported."""
     finish_reason: _builtins.str
     """Why the model stopped: "stop", "length", ..."""
+    cost_usd: _builtins.float
+    """Cost of the call in US dollars, from the configured price table of the provider used."""
+    tier: Global___ModelTier.ValueType
+    """Tier of the model that answered (the routed tier when no model answered)."""
+    tier_reason: _builtins.str
+    """Why that tier: the router's explanation, or "forced by the request"."""
+    passages_dropped: _builtins.int
+    """Lowest-ranked passages left out of the prompt to fit the provider's context window."""
+    time_to_first_token_ms: _builtins.float
+    """GenerateStream only: time from receiving the request to sending the first text delta."""
     @_builtins.property
     def citations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]:
         """The passages the answer cites, in the order first cited."""
 
     @_builtins.property
     def usage(self) -> _common_pb2.TokenUsage: ...
+    @_builtins.property
+    def attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProviderAttempt]:
+        """Providers tried in order, including the one that answered."""
+
+    @_builtins.property
+    def degradations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Degradation]:
+        """Set when the answer is not a model's answer (STAGE_GENERATION: every provider failed or
+        no time was left, and the text is extracted from the top passages).
+        """
+
     def __init__(
         self,
         *,
@@ -88,11 +213,66 @@ class GenerateResponse(_message.Message):
         model: _builtins.str = ...,
         usage: _common_pb2.TokenUsage | None = ...,
         finish_reason: _builtins.str = ...,
+        cost_usd: _builtins.float = ...,
+        tier: Global___ModelTier.ValueType = ...,
+        tier_reason: _builtins.str = ...,
+        attempts: _abc.Iterable[Global___ProviderAttempt] | None = ...,
+        degradations: _abc.Iterable[_common_pb2.Degradation] | None = ...,
+        passages_dropped: _builtins.int = ...,
+        time_to_first_token_ms: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["citations", b"citations", "finish_reason", b"finish_reason", "model", b"model", "provider", b"provider", "text", b"text", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "citations", b"citations", "cost_usd", b"cost_usd", "degradations", b"degradations", "finish_reason", b"finish_reason", "model", b"model", "passages_dropped", b"passages_dropped", "provider", b"provider", "text", b"text", "tier", b"tier", "tier_reason", b"tier_reason", "time_to_first_token_ms", b"time_to_first_token_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GenerateResponse: _TypeAlias = GenerateResponse  # noqa: Y015
+
+@_typing.final
+class GenerateStreamRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def request(self) -> Global___GenerateRequest: ...
+    def __init__(
+        self,
+        *,
+        request: Global___GenerateRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GenerateStreamRequest: _TypeAlias = GenerateStreamRequest  # noqa: Y015
+
+@_typing.final
+class GenerateStreamResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_DELTA_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    text_delta: _builtins.str
+    """The next piece of the answer text."""
+    @_builtins.property
+    def done(self) -> Global___GenerateResponse:
+        """The last message of a stream that ended well: the complete response, its text included."""
+
+    def __init__(
+        self,
+        *,
+        text_delta: _builtins.str = ...,
+        done: Global___GenerateResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "event", b"event", "text_delta", b"text_delta"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "event", b"event", "text_delta", b"text_delta"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["text_delta", "done"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___GenerateStreamResponse: _TypeAlias = GenerateStreamResponse  # noqa: Y015

@@ -41,6 +41,11 @@ class GenerationServiceStub(object):
                 request_serializer=ragplane_dot_v1_dot_generation__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=ragplane_dot_v1_dot_generation__pb2.GenerateResponse.FromString,
                 _registered_method=True)
+        self.GenerateStream = channel.unary_stream(
+                '/ragplane.v1.GenerationService/GenerateStream',
+                request_serializer=ragplane_dot_v1_dot_generation__pb2.GenerateStreamRequest.SerializeToString,
+                response_deserializer=ragplane_dot_v1_dot_generation__pb2.GenerateStreamResponse.FromString,
+                _registered_method=True)
 
 
 class GenerationServiceServicer(object):
@@ -54,6 +59,15 @@ class GenerationServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GenerateStream(self, request, context):
+        """The answer as it is generated: text deltas, then one last message holding everything
+        Generate returns. Another provider is tried only before the first delta was sent, so a
+        stream never splices two providers' outputs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -61,6 +75,11 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.Generate,
                     request_deserializer=ragplane_dot_v1_dot_generation__pb2.GenerateRequest.FromString,
                     response_serializer=ragplane_dot_v1_dot_generation__pb2.GenerateResponse.SerializeToString,
+            ),
+            'GenerateStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.GenerateStream,
+                    request_deserializer=ragplane_dot_v1_dot_generation__pb2.GenerateStreamRequest.FromString,
+                    response_serializer=ragplane_dot_v1_dot_generation__pb2.GenerateStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -92,6 +111,33 @@ class GenerationService(object):
             '/ragplane.v1.GenerationService/Generate',
             ragplane_dot_v1_dot_generation__pb2.GenerateRequest.SerializeToString,
             ragplane_dot_v1_dot_generation__pb2.GenerateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GenerateStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ragplane.v1.GenerationService/GenerateStream',
+            ragplane_dot_v1_dot_generation__pb2.GenerateStreamRequest.SerializeToString,
+            ragplane_dot_v1_dot_generation__pb2.GenerateStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

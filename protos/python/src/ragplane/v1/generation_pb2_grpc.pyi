@@ -36,6 +36,11 @@ class GenerationServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> GenerationServiceAsyncStub: ...
     Generate: _grpc.UnaryUnaryMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateResponse]
+    GenerateStream: _grpc.UnaryStreamMultiCallable[_generation_pb2.GenerateStreamRequest, _generation_pb2.GenerateStreamResponse]
+    """The answer as it is generated: text deltas, then one last message holding everything
+    Generate returns. Another provider is tried only before the first delta was sent, so a
+    stream never splices two providers' outputs.
+    """
 
 @_typing.type_check_only
 class GenerationServiceAsyncStub(GenerationServiceStub):
@@ -45,6 +50,11 @@ class GenerationServiceAsyncStub(GenerationServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Generate: _aio.UnaryUnaryMultiCallable[_generation_pb2.GenerateRequest, _generation_pb2.GenerateResponse]  # type: ignore[assignment]
+    GenerateStream: _aio.UnaryStreamMultiCallable[_generation_pb2.GenerateStreamRequest, _generation_pb2.GenerateStreamResponse]  # type: ignore[assignment]
+    """The answer as it is generated: text deltas, then one last message holding everything
+    Generate returns. Another provider is tried only before the first delta was sent, so a
+    stream never splices two providers' outputs.
+    """
 
 class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
     """Answers a question from numbered context passages with an LLM behind an
@@ -57,5 +67,16 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _generation_pb2.GenerateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_generation_pb2.GenerateResponse, _abc.Awaitable[_generation_pb2.GenerateResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GenerateStream(
+        self,
+        request: _generation_pb2.GenerateStreamRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_generation_pb2.GenerateStreamResponse], _abc.AsyncIterator[_generation_pb2.GenerateStreamResponse]]:
+        """The answer as it is generated: text deltas, then one last message holding everything
+        Generate returns. Another provider is tried only before the first delta was sent, so a
+        stream never splices two providers' outputs.
+        """
 
 def add_GenerationServiceServicer_to_server(servicer: GenerationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

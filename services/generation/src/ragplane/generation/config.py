@@ -2,26 +2,96 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ragplane.runtime.settings import ServiceSettings
+
+Tier = Literal["small", "large"]
+
+
+class ProviderSettings(BaseModel):
+    """One OpenAI-compatible provider of the fallback chain (OpenAI, Groq, vLLM, llama.cpp, ...)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Name in responses, logs and metric labels.
+    name: str = Field(min_length=1)
+    base_url: str
+    model: str
+    # Name of the environment variable holding the API key (a mounted secret is exposed the
+    # same way); the key itself never appears in the configuration, so it cannot be logged.
+    api_key_env: str | None = None
+    tier: Tier = "small"
+    input_price_per_mtok_usd: float = Field(default=0.0, ge=0)
+    output_price_per_mtok_usd: float = Field(default=0.0, ge=0)
+    request_timeout_s: float = Field(default=120.0, gt=0)
+    # Prompt plus answer, in tokens.
+    context_window: int = Field(default=2048, ge=16)
 
 
 class GenerationSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GENERATION_")
 
     port: int = Field(default=50054, ge=1, le=65535)
-    # Name of the provider in responses and logs.
+    # The fallback chain, tried in order within the routed tier (GENERATION_PROVIDERS, JSON).
+    # Empty means one provider made of the single-provider settings below.
+    providers: list[ProviderSettings] = Field(default_factory=list)
+    # The single-provider settings, kept so that a plain GENERATION_BASE_URL still works.
     provider_name: str = "local-smollm2"
-    # Any OpenAI-compatible API: llama-cpp-python, vLLM, OpenAI, Groq, ...
     base_url: str = "http://127.0.0.1:8081/v1"
+    # Used by providers without api_key_env (local servers ignore it).
     api_key: SecretStr = SecretStr("unused-by-local-servers")
     model: str = "smollm2-135m-instruct"
     request_timeout_s: float = Field(default=120.0, gt=0)
+    context_window: int = Field(default=2048, ge=16)
+
     default_max_output_tokens: int = Field(default=256, ge=1)
     max_output_tokens_limit: int = Field(default=2048, ge=1)
     default_temperature: float = Field(default=0.2, ge=0, le=2)
     max_question_chars: int = Field(default=4_000, ge=1)
     max_passages: int = Field(default=50, ge=1)
     max_passage_chars: int = Field(default=8_000, ge=1)
+
+    # Calls per provider for retryable failures (429, 5xx, timeouts, connection errors).
+    retry_max_attempts: int = Field(default=3, ge=1)
+    # Full-jitter exponential backoff: wait uniform(0, min(max, base * 2**retry)).
+    retry_base_delay_s: float = Field(default=0.2, ge=0)
+    retry_max_delay_s: float = Field(default=5.0, ge=0)
+    # Failures in a row that open a provider's breaker, and how long it stays open.
+    breaker_fail_max: int = Field(default=5, ge=1)
+    breaker_reset_timeout_s: float = Field(default=30.0, gt=0)
+    # An LLM call with less time than this left is not started: the extractive answer is
+    # better than a call that cannot finish.
+    min_call_time_s: float = Field(default=0.5, ge=0)
+    # Kept back from the caller's deadline to build and send the response.
+    deadline_reserve_s: float = Field(default=0.05, ge=0)
+    # Tokens kept free in the context window besides the answer: the token estimate is rough.
+    context_margin_tokens: int = Field(default=32, ge=0)
+    # A stream that sends nothing for this long is ended (its caller gets UNAVAILABLE).
+    stream_idle_timeout_s: float = Field(default=15.0, gt=0)
+    # Passages quoted by the extractive answer.
+    extractive_passages: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _unique_provider_names(self) -> GenerationSettings:
+        names = [p.name for p in self.providers]
+        if len(names) != len(set(names)):
+            raise ValueError(f"provider names must be unique, got {names}")
+        return self
+
+    def chain(self) -> list[ProviderSettings]:
+        """The configured providers, or the single provider of the older settings."""
+        if self.providers:
+            return list(self.providers)
+        return [
+            ProviderSettings(
+                name=self.provider_name,
+                base_url=self.base_url,
+                model=self.model,
+                request_timeout_s=self.request_timeout_s,
+                context_window=self.context_window,
+            )
+        ]

@@ -1,24 +1,46 @@
-"""Answers from an OpenAI-compatible chat completions API."""
+"""Answers through a chain of OpenAI-compatible providers, never leaving the caller without one.
+
+Per request: route to a tier, then try that tier's providers in configured order (then the
+others), each behind its circuit breaker, with retries of retryable failures inside the
+caller's deadline; when none answers, extract an answer from the top passages.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Generic, Literal, TypeVar
 
-import openai
+import pybreaker
 import structlog
 
-from ragplane.generation.config import GenerationSettings
-from ragplane.generation.prompt import ContextPassage, build_messages, cited_passage_numbers
-from ragplane.runtime.errors import (
-    DeadlineExceeded,
-    InvalidArgument,
-    ResourceExhausted,
-    ServiceError,
-    Unavailable,
-)
+from ragplane.generation import metrics
+from ragplane.generation.breakers import OPEN, new_breaker, state_value
+from ragplane.generation.config import GenerationSettings, Tier
+from ragplane.generation.extractive import extractive_answer
+from ragplane.generation.fitting import FittedPrompt, fit_prompt
+from ragplane.generation.pricing import cost_usd, estimate_tokens
+from ragplane.generation.prompt import ContextPassage, cited_passage_numbers
+from ragplane.generation.providers import Completion, Provider, ProviderFailure, TextStream
+from ragplane.generation.retry import Backoff, Deadline
+from ragplane.generation.router import Route, route
+from ragplane.runtime.errors import InvalidArgument, Unavailable
 
 log = structlog.get_logger(__name__)
+
+Outcome = Literal["succeeded", "failed", "skipped"]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    provider: str
+    outcome: Outcome
+    reason: str = ""
+    http_status: int = 0
+    calls: int = 0
+    duration_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -30,20 +52,60 @@ class Answer:
     input_tokens: int
     output_tokens: int
     finish_reason: str
+    cost_usd: float = 0.0
+    tier: Tier = "small"
+    tier_reason: str = ""
+    attempts: list[Attempt] = field(default_factory=list)
+    # Set when no model answered and the text was extracted from the passages.
+    degraded_reason: str | None = None
+    passages_dropped: int = 0
+    # Streams only.
+    time_to_first_token_ms: float = 0.0
+
+
+T = TypeVar("T")
+# One call to a provider with a prompt and a timeout: a completion, or a stream's first text.
+ProviderCall = Callable[[Provider, FittedPrompt, float], Awaitable[T]]
+
+
+@dataclass
+class _Outcome(Generic[T]):
+    attempt: Attempt
+    result: T | None = None
+    prompt: FittedPrompt | None = None
+
+
+@dataclass(frozen=True)
+class _Request:
+    question: str
+    passages: Sequence[ContextPassage]
+    max_tokens: int
+    temperature: float
+    deadline: Deadline
+    route: Route
+    tenant: str
 
 
 class Generator:
-    """One provider behind the openai client; failures become errors a caller can act on."""
+    """The provider chain; failures become attempts in the answer, not errors for the caller."""
 
-    def __init__(self, settings: GenerationSettings) -> None:
+    def __init__(
+        self,
+        settings: GenerationSettings,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._settings = settings
-        self._client = openai.AsyncOpenAI(
-            base_url=settings.base_url,
-            api_key=settings.api_key.get_secret_value(),
-            timeout=settings.request_timeout_s,
-            # Retries and fallback are decided per request by the caller's deadline, not here.
-            max_retries=0,
-        )
+        self._sleep = sleep
+        self._backoff = Backoff(settings.retry_base_delay_s, settings.retry_max_delay_s)
+        default_key = settings.api_key.get_secret_value()
+        self._providers = [Provider(p, default_key) for p in settings.chain()]
+        self._breakers = {
+            p.name: new_breaker(p.name, settings.breaker_fail_max, settings.breaker_reset_timeout_s)
+            for p in self._providers
+        }
+
+    def breaker(self, provider: str) -> pybreaker.CircuitBreaker:
+        return self._breakers[provider]
 
     def validate(
         self, question: str, passages: Sequence[ContextPassage], max_output_tokens: int
@@ -72,6 +134,35 @@ class Generator:
                 f"must be between 0 and {limits.max_output_tokens_limit}, got {max_output_tokens}",
             )
 
+    def _request(
+        self,
+        question: str,
+        passages: Sequence[ContextPassage],
+        max_output_tokens: int,
+        temperature: float | None,
+        timeout_s: float | None,
+        tenant: str,
+        tier: Tier | None,
+    ) -> _Request:
+        self.validate(question, passages, max_output_tokens)
+        settings = self._settings
+        return _Request(
+            question=question,
+            passages=passages,
+            max_tokens=max_output_tokens or settings.default_max_output_tokens,
+            temperature=settings.default_temperature if temperature is None else temperature,
+            deadline=Deadline(
+                None if timeout_s is None else timeout_s - settings.deadline_reserve_s
+            ),
+            route=Route(tier, "forced by the request") if tier else route(question, len(passages)),
+            tenant=tenant,
+        )
+
+    def _chain(self, chosen: Route) -> list[Provider]:
+        # The routed tier first; the other tier still beats no answer at all.
+        chain = [p for p in self._providers if p.settings.tier == chosen.tier]
+        return chain + [p for p in self._providers if p.settings.tier != chosen.tier]
+
     async def answer(
         self,
         question: str,
@@ -79,46 +170,250 @@ class Generator:
         max_output_tokens: int,
         temperature: float | None,
         timeout_s: float | None,
+        tenant: str = "",
+        tier: Tier | None = None,
     ) -> Answer:
-        self.validate(question, passages, max_output_tokens)
-        settings = self._settings
-        timeout = min(timeout_s, settings.request_timeout_s) if timeout_s else None
-        try:
-            completion = await self._client.chat.completions.create(
-                model=settings.model,
-                messages=build_messages(question, passages),  # type: ignore[arg-type]
-                max_tokens=max_output_tokens or settings.default_max_output_tokens,
-                temperature=settings.default_temperature if temperature is None else temperature,
-                timeout=timeout or settings.request_timeout_s,
-            )
-        except openai.APIError as error:
-            raise self._service_error(error) from error
-        choice = completion.choices[0]
-        text = choice.message.content or ""
-        usage = completion.usage
-        return Answer(
-            text=text,
-            cited=[passages[n - 1] for n in cited_passage_numbers(text, len(passages))],
-            provider=settings.provider_name,
-            model=completion.model or settings.model,
-            input_tokens=usage.prompt_tokens if usage else 0,
-            output_tokens=usage.completion_tokens if usage else 0,
-            finish_reason=choice.finish_reason or "",
+        request = self._request(
+            question, passages, max_output_tokens, temperature, timeout_s, tenant, tier
         )
 
-    def _service_error(self, error: openai.APIError) -> ServiceError:
-        provider = self._settings.provider_name
-        if isinstance(error, openai.APITimeoutError):
-            return DeadlineExceeded(f"LLM provider {provider} did not answer in time")
-        if isinstance(error, openai.APIConnectionError):
-            return Unavailable(
-                f"LLM provider {provider} is unreachable at {self._settings.base_url}: {error}"
+        async def complete(provider: Provider, prompt: FittedPrompt, limit_s: float) -> Completion:
+            return await provider.complete(
+                prompt.messages, request.max_tokens, request.temperature, limit_s
             )
-        if isinstance(error, openai.RateLimitError):
-            return ResourceExhausted(f"LLM provider {provider} is rate limiting: {error.message}")
-        if isinstance(error, openai.BadRequestError):
-            return InvalidArgument(f"LLM provider {provider} rejected the request: {error.message}")
-        return Unavailable(f"LLM provider {provider} failed: {error}")
+
+        attempts: list[Attempt] = []
+        for provider in self._chain(request.route):
+            outcome = await self._try(provider, request, complete)
+            attempts.append(outcome.attempt)
+            metrics.ATTEMPTS.labels(provider.name, outcome.attempt.outcome).inc()
+            if outcome.result is not None and outcome.prompt is not None:
+                completion = outcome.result
+                return self._model_answer(
+                    provider,
+                    completion.text,
+                    completion.model,
+                    completion.finish_reason,
+                    completion.input_tokens,
+                    completion.output_tokens,
+                    outcome.prompt,
+                    request,
+                    attempts,
+                )
+        return self._extractive(request, attempts)
+
+    async def stream(
+        self,
+        question: str,
+        passages: Sequence[ContextPassage],
+        max_output_tokens: int,
+        temperature: float | None,
+        timeout_s: float | None,
+        tenant: str = "",
+        tier: Tier | None = None,
+    ) -> AsyncGenerator[str | Answer, None]:
+        """Text deltas as they come, then the complete Answer (with time to first token)."""
+        started = time.monotonic()
+        request = self._request(
+            question, passages, max_output_tokens, temperature, timeout_s, tenant, tier
+        )
+        idle_timeout_s = self._settings.stream_idle_timeout_s
+
+        async def open_stream(
+            provider: Provider, prompt: FittedPrompt, limit_s: float
+        ) -> tuple[TextStream, str]:
+            return await provider.open_stream(
+                prompt.messages, request.max_tokens, request.temperature, limit_s, idle_timeout_s
+            )
+
+        attempts: list[Attempt] = []
+        for provider in self._chain(request.route):
+            outcome = await self._try(provider, request, open_stream)
+            attempts.append(outcome.attempt)
+            metrics.ATTEMPTS.labels(provider.name, outcome.attempt.outcome).inc()
+            if outcome.result is None or outcome.prompt is None:
+                continue
+            # Committed to this provider from here on: no fallback may splice in another's text.
+            text_stream, first = outcome.result
+            pieces = [first]
+            ttft_ms = (time.monotonic() - started) * 1000
+            metrics.TTFT.labels(provider.name).observe(ttft_ms / 1000)
+            try:
+                if first:
+                    yield first
+                while (piece := await text_stream.next_text()) is not None:
+                    pieces.append(piece)
+                    yield piece
+            except ProviderFailure as failure:
+                # The caller has part of an answer; say how it ended instead of pretending.
+                raise Unavailable(
+                    f"LLM provider {provider.name} failed mid-stream after "
+                    f"{len(''.join(pieces))} characters: {failure.reason}"
+                ) from failure
+            finally:
+                # Also on cancellation: stops the upstream generation.
+                await text_stream.close()
+            answer = self._model_answer(
+                provider,
+                "".join(pieces),
+                text_stream.model or provider.settings.model,
+                text_stream.finish_reason,
+                text_stream.input_tokens,
+                text_stream.output_tokens,
+                outcome.prompt,
+                request,
+                attempts,
+            )
+            yield replace(answer, time_to_first_token_ms=ttft_ms)
+            return
+        answer = self._extractive(request, attempts)
+        yield answer.text
+        yield replace(answer, time_to_first_token_ms=(time.monotonic() - started) * 1000)
+
+    async def _try(
+        self, provider: Provider, request: _Request, call: ProviderCall[T]
+    ) -> _Outcome[T]:
+        """One provider: breaker, context fitting, then calls with retries inside the deadline."""
+        settings = self._settings
+        question, passages, deadline = request.question, request.passages, request.deadline
+        name = provider.name
+        breaker = self._breakers[name]
+        if state_value(breaker) == OPEN:
+            return _Outcome(Attempt(name, "skipped", "circuit breaker open"))
+        budget = (
+            provider.settings.context_window - request.max_tokens - settings.context_margin_tokens
+        )
+        prompt = fit_prompt(question, passages, budget)
+        if prompt is None:
+            return _Outcome(
+                Attempt(name, "skipped", f"question does not fit its {budget}-token prompt budget")
+            )
+
+        started = time.monotonic()
+        calls = 0
+        overflow_retried = False
+        last: ProviderFailure | None = None
+        reason = ""
+
+        def attempt(outcome: Outcome, why: str) -> Attempt:
+            return Attempt(
+                name,
+                outcome,
+                why,
+                last.http_status if last else 0,
+                calls,
+                (time.monotonic() - started) * 1000,
+            )
+
+        while True:
+            remaining = deadline.remaining()
+            if remaining is not None and remaining < settings.min_call_time_s:
+                why = f"{reason}; no time left" if reason else "no time left for a call"
+                return _Outcome(attempt("failed" if calls else "skipped", why))
+            timeout = provider.settings.request_timeout_s
+            if remaining is not None:
+                timeout = min(timeout, remaining)
+            try:
+                with breaker.calling():
+                    result = await call(provider, prompt, timeout)
+            except pybreaker.CircuitBreakerError:
+                # Another request opened it while this one waited.
+                why = f"{reason}; circuit breaker open" if reason else "circuit breaker open"
+                return _Outcome(attempt("failed" if calls else "skipped", why))
+            except ProviderFailure as failure:
+                calls += 1
+                last = failure
+                reason = failure.reason if calls == 1 else f"{failure.reason} (call {calls})"
+                log.warning("llm provider failed", provider=name, reason=failure.reason)
+                if failure.context_overflow and not overflow_retried and prompt.passages:
+                    # Our estimate was too low for this tokenizer: halve the context, once.
+                    overflow_retried = True
+                    kept = prompt.passages[: len(prompt.passages) // 2]
+                    smaller = fit_prompt(question, kept, budget)
+                    if smaller is not None:
+                        prompt = FittedPrompt(
+                            smaller.messages,
+                            smaller.passages,
+                            len(passages) - len(smaller.passages),
+                            smaller.estimated_tokens,
+                        )
+                        continue
+                if not failure.retryable:
+                    return _Outcome(attempt("failed", reason))
+                if state_value(breaker) == OPEN:
+                    return _Outcome(attempt("failed", f"{reason}; circuit breaker opened"))
+                if calls >= settings.retry_max_attempts:
+                    return _Outcome(attempt("failed", f"{reason}; gave up after {calls} calls"))
+                delay = self._backoff.delay(calls - 1, failure.retry_after_s)
+                if not deadline.allows(delay + settings.min_call_time_s):
+                    why = f"{reason}; a retry in {delay:.1f}s would miss the deadline"
+                    return _Outcome(attempt("failed", why))
+                await self._sleep(delay)
+                continue
+            calls += 1
+            why = f"answered on call {calls}, after {reason}" if reason else ""
+            elapsed_ms = (time.monotonic() - started) * 1000
+            # HTTP 200: the status of the reply that answered, not of an earlier failure.
+            done = Attempt(name, "succeeded", why, 200, calls, elapsed_ms)
+            return _Outcome(done, result, prompt)
+
+    def _model_answer(
+        self,
+        provider: Provider,
+        text: str,
+        model: str,
+        finish_reason: str,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        prompt: FittedPrompt,
+        request: _Request,
+        attempts: list[Attempt],
+    ) -> Answer:
+        # Servers that omit usage (llama.cpp when streaming) are counted locally, over- rather
+        # than under-estimating.
+        if input_tokens is None:
+            input_tokens = prompt.estimated_tokens
+        if output_tokens is None:
+            output_tokens = estimate_tokens(text)
+        cost = cost_usd(provider.settings, input_tokens, output_tokens)
+        labels = {"provider": provider.name, "model": model, "tenant": request.tenant or "-"}
+        metrics.TOKENS.labels(**labels, direction="input").inc(input_tokens)
+        metrics.TOKENS.labels(**labels, direction="output").inc(output_tokens)
+        metrics.COST_USD.labels(**labels).inc(cost)
+        cited = cited_passage_numbers(text, len(prompt.passages))
+        return Answer(
+            text=text,
+            cited=[prompt.passages[n - 1] for n in cited],
+            provider=provider.name,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            finish_reason=finish_reason,
+            cost_usd=cost,
+            tier=provider.settings.tier,
+            tier_reason=request.route.reason,
+            attempts=attempts,
+            passages_dropped=prompt.dropped,
+        )
+
+    def _extractive(self, request: _Request, attempts: list[Attempt]) -> Answer:
+        metrics.EXTRACTIVE.inc()
+        why = "; ".join(f"{a.provider}: {a.reason}" for a in attempts) or "no provider configured"
+        extracted = extractive_answer(request.passages, self._settings.extractive_passages)
+        return Answer(
+            text=extracted.text,
+            cited=extracted.cited,
+            provider="",
+            model="",
+            input_tokens=0,
+            output_tokens=0,
+            finish_reason="extractive",
+            tier=request.route.tier,
+            tier_reason=request.route.reason,
+            attempts=attempts,
+            degraded_reason=f"no LLM provider answered ({why}); answer extracted from passages",
+        )
 
     async def close(self) -> None:
-        await self._client.close()
+        for provider in self._providers:
+            await provider.close()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import grpc
 
-from ragplane.generation.config import GenerationSettings
-from ragplane.generation.generator import Generator
+from ragplane.generation.config import GenerationSettings, Tier
+from ragplane.generation.generator import Answer, Attempt, Generator
 from ragplane.generation.prompt import ContextPassage
 from ragplane.runtime.context import RpcContext
 from ragplane.runtime.readiness import WarmedUp
@@ -19,29 +22,95 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def Generate(
         self, request: generation_pb2.GenerateRequest, context: RpcContext
     ) -> generation_pb2.GenerateResponse:
-        passages = [
-            ContextPassage(p.document_id, p.chunk_id, p.text, p.score) for p in request.passages
-        ]
         answer = await self._generator.get().answer(
             request.question,
-            passages,
+            _passages(request),
             request.max_output_tokens,
             request.temperature if request.HasField("temperature") else None,
             context.time_remaining(),
+            tenant=request.tenant,
+            tier=_TIERS_IN.get(request.tier),
         )
-        return generation_pb2.GenerateResponse(
-            text=answer.text,
-            citations=[
-                common_pb2.Citation(document_id=p.document_id, chunk_id=p.chunk_id, score=p.score)
-                for p in answer.cited
-            ],
-            provider=answer.provider,
-            model=answer.model,
-            usage=common_pb2.TokenUsage(
-                input_tokens=answer.input_tokens, output_tokens=answer.output_tokens
-            ),
-            finish_reason=answer.finish_reason,
+        return response_of(answer)
+
+    async def GenerateStream(
+        self, stream_request: generation_pb2.GenerateStreamRequest, context: RpcContext
+    ) -> AsyncIterator[generation_pb2.GenerateStreamResponse]:
+        request = stream_request.request
+        events = self._generator.get().stream(
+            request.question,
+            _passages(request),
+            request.max_output_tokens,
+            request.temperature if request.HasField("temperature") else None,
+            context.time_remaining(),
+            tenant=request.tenant,
+            tier=_TIERS_IN.get(request.tier),
         )
+        # aclosing: a caller that cancels while a delta is being sent still closes the
+        # generator at once, and with it the upstream request.
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if isinstance(event, str):
+                    yield generation_pb2.GenerateStreamResponse(text_delta=event)
+                else:
+                    yield generation_pb2.GenerateStreamResponse(done=response_of(event))
+
+
+def _passages(request: generation_pb2.GenerateRequest) -> list[ContextPassage]:
+    return [ContextPassage(p.document_id, p.chunk_id, p.text, p.score) for p in request.passages]
+
+
+_TIERS_IN: dict[generation_pb2.ModelTier.ValueType, Tier] = {
+    generation_pb2.MODEL_TIER_SMALL: "small",
+    generation_pb2.MODEL_TIER_LARGE: "large",
+}
+_TIERS_OUT: dict[Tier, generation_pb2.ModelTier.ValueType] = {
+    name: value for value, name in _TIERS_IN.items()
+}
+_OUTCOMES = {
+    "succeeded": generation_pb2.ATTEMPT_OUTCOME_SUCCEEDED,
+    "failed": generation_pb2.ATTEMPT_OUTCOME_FAILED,
+    "skipped": generation_pb2.ATTEMPT_OUTCOME_SKIPPED,
+}
+
+
+def _attempt(attempt: Attempt) -> generation_pb2.ProviderAttempt:
+    return generation_pb2.ProviderAttempt(
+        provider=attempt.provider,
+        outcome=_OUTCOMES[attempt.outcome],
+        reason=attempt.reason,
+        http_status=attempt.http_status,
+        calls=attempt.calls,
+        duration_ms=attempt.duration_ms,
+    )
+
+
+def response_of(answer: Answer) -> generation_pb2.GenerateResponse:
+    degradations = []
+    if answer.degraded_reason is not None:
+        degradations.append(
+            common_pb2.Degradation(stage=common_pb2.STAGE_GENERATION, reason=answer.degraded_reason)
+        )
+    return generation_pb2.GenerateResponse(
+        text=answer.text,
+        citations=[
+            common_pb2.Citation(document_id=p.document_id, chunk_id=p.chunk_id, score=p.score)
+            for p in answer.cited
+        ],
+        provider=answer.provider,
+        model=answer.model,
+        usage=common_pb2.TokenUsage(
+            input_tokens=answer.input_tokens, output_tokens=answer.output_tokens
+        ),
+        finish_reason=answer.finish_reason,
+        cost_usd=answer.cost_usd,
+        tier=_TIERS_OUT[answer.tier],
+        tier_reason=answer.tier_reason,
+        attempts=[_attempt(a) for a in answer.attempts],
+        degradations=degradations,
+        passages_dropped=answer.passages_dropped,
+        time_to_first_token_ms=answer.time_to_first_token_ms,
+    )
 
 
 class GenerationApplication:

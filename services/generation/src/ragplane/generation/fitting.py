@@ -1,0 +1,34 @@
+"""Fitting the prompt into a provider's context window by dropping the lowest-ranked passages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ragplane.generation.pricing import estimate_prompt_tokens
+from ragplane.generation.prompt import ContextPassage, build_messages
+
+
+@dataclass(frozen=True)
+class FittedPrompt:
+    messages: list[dict[str, str]]
+    # The passages kept, a prefix of the ranked input, so that [n] keeps meaning passage n.
+    passages: list[ContextPassage]
+    dropped: int
+    estimated_tokens: int
+
+
+def fit_prompt(
+    question: str, passages: Sequence[ContextPassage], prompt_budget_tokens: int
+) -> FittedPrompt | None:
+    """The largest prefix of ``passages`` whose prompt fits the budget; None if none fits."""
+    kept = list(passages)
+    while True:
+        messages = build_messages(question, kept)
+        tokens = estimate_prompt_tokens(messages)
+        if tokens <= prompt_budget_tokens:
+            return FittedPrompt(messages, kept, len(passages) - len(kept), tokens)
+        if not kept:
+            return None
+        # Passages arrive best first: the last one matters least.
+        kept.pop()

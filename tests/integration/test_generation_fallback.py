@@ -1,0 +1,324 @@
+"""The provider chain against real llama-cpp-python servers: fallback, breakers, cost, tiers.
+
+Extra generation services run beside the stack (service_process) with their own chains, so
+that stopping a primary here never disturbs the stack's own generation service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from ragplane.cli.stack import (
+    LLM_MODEL_ALIAS,
+    OFFLINE_ENV,
+    Stack,
+    bundled_gguf,
+    free_ports,
+    http_ok,
+)
+from ragplane.v1 import common_pb2, generation_pb2, generation_pb2_grpc
+from tests.integration.services import RunningService, service_process
+
+QUESTION = "How often is the Aurora 7 impeller inspected?"
+PASSAGES = [
+    common_pb2.Passage(
+        document_id="aurora-pumps.md",
+        chunk_id="aurora-pumps.md#0",
+        text="The Aurora 7 impeller is inspected every 400 operating hours. Seals last longer.",
+        score=1.0,
+    ),
+    common_pb2.Passage(
+        document_id="aurora-pumps.md",
+        chunk_id="aurora-pumps.md#1",
+        text="Aurora pumps ship with a two-year warranty.",
+        score=0.5,
+    ),
+]
+# Short answers keep these tests fast (the 135M model writes about 40 tokens/s here).
+FAST = {
+    "GENERATION_DEFAULT_MAX_OUTPUT_TOKENS": "8",
+    "GENERATION_RETRY_BASE_DELAY_S": "0.05",
+    "GENERATION_RETRY_MAX_DELAY_S": "0.2",
+}
+
+
+def provider(name: str, port: int, **extra: object) -> dict[str, object]:
+    return {
+        "name": name,
+        "base_url": f"http://127.0.0.1:{port}/v1",
+        "model": LLM_MODEL_ALIAS,
+        "request_timeout_s": 30,
+        **extra,
+    }
+
+
+def chain_env(*providers: dict[str, object], **settings: str) -> dict[str, str]:
+    env = {"GENERATION_PROVIDERS": json.dumps(list(providers)), **FAST}
+    env.update({f"GENERATION_{k.upper()}": v for k, v in settings.items()})
+    return env
+
+
+def dead_port() -> int:
+    """A loopback port nothing listens on: calls to it are refused at once."""
+    return free_ports(1)[0]
+
+
+def ask(
+    service: RunningService,
+    timeout_s: float = 60,
+    question: str = QUESTION,
+    passages: list[common_pb2.Passage] | None = None,
+    tenant: str = "",
+    tier: generation_pb2.ModelTier.ValueType = generation_pb2.MODEL_TIER_UNSPECIFIED,
+) -> generation_pb2.GenerateResponse:
+    request = generation_pb2.GenerateRequest(
+        question=question,
+        passages=PASSAGES if passages is None else passages,
+        tenant=tenant,
+        tier=tier,
+    )
+    with grpc.insecure_channel(service.target) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        return stub.Generate(request, timeout=timeout_s)
+
+
+def breaker_state(service: RunningService, name: str) -> float:
+    return service.metric("ragplane_generation_breaker_state", f'provider="{name}"')
+
+
+class LlamaServer:
+    """A llama-cpp-python server of our own, to stop and start again at will."""
+
+    def __init__(self, port: int, log: Path) -> None:
+        self.port = port
+        self._log = log
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 120) -> None:
+        argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf())]
+        argv += ["--model_alias", LLM_MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(self.port)]
+        argv += ["--n_ctx", "2048", "--interrupt_requests", "False"]
+        with self._log.open("ab") as output:
+            self._process = subprocess.Popen(
+                argv,
+                env={**os.environ, **OFFLINE_ENV},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        ready = http_ok(f"http://127.0.0.1:{self.port}/v1/models")
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"llama server did not start:\n{self._log.read_text()[-2000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+
+@pytest.fixture
+def own_llama(tmp_path: Path) -> Iterator[LlamaServer]:
+    server = LlamaServer(dead_port(), tmp_path / "own-llama.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_stack_chain_is_llm_then_llm2(
+    stack: Stack, generation: generation_pb2_grpc.GenerationServiceStub
+) -> None:
+    assert http_ok(f"http://127.0.0.1:{stack.ports.llm2}/v1/models")()
+    response = generation.Generate(
+        generation_pb2.GenerateRequest(question=QUESTION, passages=PASSAGES, max_output_tokens=8),
+        timeout=60,
+    )
+    assert response.provider == "local-smollm2"
+    assert [(a.provider, a.outcome, a.calls) for a in response.attempts] == [
+        ("local-smollm2", generation_pb2.ATTEMPT_OUTCOME_SUCCEEDED, 1)
+    ]
+    assert not response.degradations
+
+
+def test_primary_down_answers_from_secondary(stack: Stack, tmp_path: Path) -> None:
+    env = chain_env(
+        provider("primary", dead_port()),
+        provider("secondary", stack.ports.llm),
+        retry_max_attempts="2",
+    )
+    with service_process("generation", env, tmp_path) as service:
+        response = ask(service)
+    assert response.provider == "secondary"
+    assert response.text.strip()
+    assert not response.degradations
+    first, second = response.attempts
+    assert (first.provider, first.outcome, first.calls) == (
+        "primary",
+        generation_pb2.ATTEMPT_OUTCOME_FAILED,
+        2,
+    )
+    assert "unreachable" in first.reason
+    assert (second.provider, second.outcome) == (
+        "secondary",
+        generation_pb2.ATTEMPT_OUTCOME_SUCCEEDED,
+    )
+
+
+def test_breaker_opens_after_fail_max_and_closes_after_reset_timeout(
+    stack: Stack, own_llama: LlamaServer, tmp_path: Path
+) -> None:
+    reset_timeout_s = 3.0
+    env = chain_env(
+        provider("primary", own_llama.port),
+        provider("secondary", stack.ports.llm),
+        retry_max_attempts="1",
+        breaker_fail_max="2",
+        breaker_reset_timeout_s=str(reset_timeout_s),
+    )
+    own_llama.start()
+    with service_process("generation", env, tmp_path) as service:
+        assert ask(service).provider == "primary"
+        assert breaker_state(service, "primary") == 0
+
+        own_llama.stop()  # the primary goes away mid-run
+        for _ in range(2):
+            response = ask(service)
+            assert response.provider == "secondary"
+            assert response.attempts[0].outcome == generation_pb2.ATTEMPT_OUTCOME_FAILED
+        assert breaker_state(service, "primary") == 2  # open after fail_max failures
+
+        started = time.monotonic()
+        skipped = ask(service)
+        assert skipped.provider == "secondary"
+        assert (skipped.attempts[0].outcome, skipped.attempts[0].reason) == (
+            generation_pb2.ATTEMPT_OUTCOME_SKIPPED,
+            "circuit breaker open",
+        )
+        assert skipped.attempts[0].calls == 0
+
+        own_llama.start()
+        while breaker_state(service, "primary") != 1:  # half-open once reset_timeout passed
+            assert time.monotonic() - started < reset_timeout_s + 30
+            time.sleep(0.2)
+        trial = ask(service)
+        assert trial.provider == "primary"  # the trial call succeeded ...
+        assert breaker_state(service, "primary") == 0  # ... and closed the breaker
+
+
+def test_every_provider_down_gives_extractive_answer_with_citations(
+    stack: Stack, tmp_path: Path
+) -> None:
+    env = chain_env(provider("a", dead_port()), provider("b", dead_port()), retry_max_attempts="2")
+    with service_process("generation", env, tmp_path) as service:
+        started = time.monotonic()
+        response = ask(service, timeout_s=10)
+        elapsed = time.monotonic() - started
+        assert service.metric("ragplane_generation_extractive_answers_total") == 1
+    assert elapsed < 5
+    assert response.finish_reason == "extractive"
+    assert response.provider == ""
+    assert response.text == (
+        "The Aurora 7 impeller is inspected every 400 operating hours. [1] "
+        "Aurora pumps ship with a two-year warranty. [2]"
+    )
+    assert [c.chunk_id for c in response.citations] == ["aurora-pumps.md#0", "aurora-pumps.md#1"]
+    [degradation] = response.degradations
+    assert degradation.stage == common_pb2.STAGE_GENERATION
+    assert "a: unreachable" in degradation.reason
+    assert "b: unreachable" in degradation.reason
+    assert [a.outcome for a in response.attempts] == [generation_pb2.ATTEMPT_OUTCOME_FAILED] * 2
+
+
+def test_deadline_too_short_for_any_call_gives_extractive_answer(
+    stack: Stack, tmp_path: Path
+) -> None:
+    env = chain_env(provider("primary", stack.ports.llm), min_call_time_s="2")
+    with service_process("generation", env, tmp_path) as service:
+        response = ask(service, timeout_s=1.0)
+    assert response.degradations[0].stage == common_pb2.STAGE_GENERATION
+    assert response.attempts[0].outcome == generation_pb2.ATTEMPT_OUTCOME_SKIPPED
+    assert "no time left" in response.attempts[0].reason
+    assert response.citations
+
+
+def test_cost_and_tokens_by_provider_model_and_tenant(stack: Stack, tmp_path: Path) -> None:
+    prices = {"input_price_per_mtok_usd": 150.0, "output_price_per_mtok_usd": 600.0}
+    env = chain_env(provider("priced", stack.ports.llm, **prices))
+    with service_process("generation", env, tmp_path) as service:
+        response = ask(service, tenant="acme")
+        # prometheus-client writes labels in alphabetical order.
+        labels = f'model="{response.model}",provider="priced",tenant="acme"'
+        cost_metric = service.metric("ragplane_generation_cost_usd_total", labels)
+        input_tokens = service.metric(
+            "ragplane_generation_tokens_total", 'direction="input",' + labels
+        )
+        output_tokens = service.metric(
+            "ragplane_generation_tokens_total", 'direction="output",' + labels
+        )
+    usage = response.usage
+    assert usage.input_tokens > 20
+    assert 0 < usage.output_tokens <= 8
+    expected = (usage.input_tokens * 150.0 + usage.output_tokens * 600.0) / 1e6
+    assert response.cost_usd == pytest.approx(expected)
+    assert cost_metric == pytest.approx(expected)
+    assert (input_tokens, output_tokens) == (usage.input_tokens, usage.output_tokens)
+
+
+def test_passages_over_the_context_window_are_dropped_lowest_ranked_first(
+    stack: Stack, tmp_path: Path
+) -> None:
+    # A 600-token window leaves room for about two of these passages besides the answer.
+    env = chain_env(provider("primary", stack.ports.llm, context_window=600))
+    filler = "Pumps are inspected by certified staff following the maintenance handbook. " * 8
+    passages = [
+        common_pb2.Passage(
+            document_id=f"doc{n}.md", chunk_id=f"doc{n}.md#0", text=filler, score=1.0 / n
+        )
+        for n in range(1, 7)
+    ]
+    with service_process("generation", env, tmp_path) as service:
+        response = ask(service, passages=passages)
+    assert response.provider == "primary"
+    assert not response.degradations
+    assert 0 < response.passages_dropped < 6
+    kept = {f"doc{n}.md#0" for n in range(1, 7 - response.passages_dropped)}
+    assert {c.chunk_id for c in response.citations} <= kept
+
+
+def test_router_picks_the_large_tier_for_comparisons_and_a_request_can_force_small(
+    stack: Stack, tmp_path: Path
+) -> None:
+    env = chain_env(
+        provider("small-model", stack.ports.llm, tier="small"),
+        provider("large-model", stack.ports.llm, tier="large"),
+    )
+    compare = "Compare the Aurora 7 impeller inspection with the warranty terms."
+    with service_process("generation", env, tmp_path) as service:
+        routed = ask(service, question=compare)
+        forced = ask(service, question=compare, tier=generation_pb2.MODEL_TIER_SMALL)
+        simple = ask(service)
+    assert (routed.provider, routed.tier) == ("large-model", generation_pb2.MODEL_TIER_LARGE)
+    assert "compare" in routed.tier_reason
+    assert (forced.provider, forced.tier, forced.tier_reason) == (
+        "small-model",
+        generation_pb2.MODEL_TIER_SMALL,
+        "forced by the request",
+    )
+    assert (simple.provider, simple.tier) == ("small-model", generation_pb2.MODEL_TIER_SMALL)

@@ -1,0 +1,355 @@
+"""Failures no real server produces on demand (401, 429 with Retry-After, 503, context overflow),
+injected by a test double in front of the real llama-cpp-python server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Literal
+
+import grpc
+import pytest
+
+from ragplane.cli.stack import Stack
+from ragplane.v1 import common_pb2, generation_pb2, generation_pb2_grpc
+from tests.integration.services import RunningService, service_process
+from tests.integration.test_generation_fallback import (
+    PASSAGES,
+    QUESTION,
+    ask,
+    chain_env,
+    provider,
+)
+
+OVERFLOW_MESSAGE = (
+    "This model's maximum context length is 2048 tokens. However, you requested 4100 tokens."
+)
+
+
+@dataclass(frozen=True)
+class Fault:
+    status: int
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamFault:
+    """A 200 event stream that sends one good chunk, then goes wrong in the given way."""
+
+    kind: Literal["cut", "stall", "malformed", "slow"]
+    stall_s: float = 0.0
+
+
+GOOD_CHUNK = {
+    "id": "chatcmpl-double",
+    "object": "chat.completion.chunk",
+    "created": 0,
+    "model": "double",
+    "choices": [{"index": 0, "delta": {"content": "The impeller"}, "finish_reason": None}],
+}
+
+
+class FaultInjectingProxy:
+    """TEST DOUBLE: an OpenAI-compatible endpoint that answers the next requests with scripted
+    faults and forwards every other request to a real LLM server unchanged."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = f"http://127.0.0.1:{upstream_port}"
+        self.completions = 0  # chat completion requests received, faulted or forwarded
+        self._faults: deque[Fault | StreamFault] = deque()
+        # Set when a client hung up on a "slow" stream before it ended.
+        self.client_gone = threading.Event()
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                fault = proxy._next_fault(self.path)
+                if isinstance(fault, StreamFault):
+                    self._broken_stream(fault)
+                    return
+                if fault is not None:
+                    payload = {"error": {"message": fault.message, "type": "injected_fault"}}
+                    self._reply(fault.status, json.dumps(payload).encode(), fault.headers)
+                    return
+                request = urllib.request.Request(
+                    proxy.upstream + self.path,
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                    method="POST",
+                )
+                try:
+                    with urllib.request.urlopen(request, timeout=120) as reply:
+                        kind = reply.headers.get("Content-Type", "application/json")
+                        self._reply(reply.status, reply.read(), {}, kind)
+                except urllib.error.HTTPError as error:
+                    self._reply(error.code, error.read(), {})
+
+            def _broken_stream(self, fault: StreamFault) -> None:
+                # Chunked transfer encoding, so that closing early is an incomplete body.
+                self.protocol_version = "HTTP/1.1"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                self._chunk(f"data: {json.dumps(GOOD_CHUNK)}\n\n".encode())
+                if fault.kind == "cut":
+                    self.close_connection = True  # no terminating chunk: the body is cut
+                    return
+                if fault.kind == "slow":
+                    # A chunk every 0.2 s for 10 s: only a client that hangs up ends it early.
+                    try:
+                        for _ in range(50):
+                            time.sleep(0.2)
+                            self._chunk(f"data: {json.dumps(GOOD_CHUNK)}\n\n".encode())
+                    except (BrokenPipeError, ConnectionResetError):
+                        proxy.client_gone.set()
+                        self.close_connection = True
+                        return
+                if fault.kind == "stall":
+                    time.sleep(fault.stall_s)
+                if fault.kind == "malformed":
+                    self._chunk(b"data: {this is not json\n\n")
+                self._chunk(b"data: [DONE]\n\n")
+                self.wfile.write(b"0\r\n\r\n")
+                self.close_connection = True
+
+            def _chunk(self, data: bytes) -> None:
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+
+            def _reply(
+                self,
+                status: int,
+                body: bytes,
+                headers: dict[str, str],
+                content_type: str = "application/json",
+            ) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def fail_next(self, fault: Fault | StreamFault, count: int = 1) -> None:
+        with self._lock:
+            self._faults.extend([fault] * count)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+        self.client_gone.clear()
+
+    def _next_fault(self, path: str) -> Fault | StreamFault | None:
+        with self._lock:
+            if path.endswith("/chat/completions"):
+                self.completions += 1
+                if self._faults:
+                    return self._faults.popleft()
+            return None
+
+    def __enter__(self) -> FaultInjectingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture(scope="module")
+def proxy(stack: Stack) -> Iterator[FaultInjectingProxy]:
+    with FaultInjectingProxy(stack.ports.llm) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def service(
+    stack: Stack, proxy: FaultInjectingProxy, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningService]:
+    env = chain_env(
+        provider("primary", proxy.port),
+        provider("secondary", stack.ports.llm),
+        retry_max_attempts="3",
+        # High, so that the injected faults of one test do not open the breaker for the next.
+        breaker_fail_max="100",
+        stream_idle_timeout_s="1",
+    )
+    with service_process("generation", env, tmp_path_factory.mktemp("faults")) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_faults(proxy: FaultInjectingProxy) -> Iterator[None]:
+    proxy.clear()
+    yield
+    proxy.clear()
+
+
+def test_401_is_not_retried_and_the_next_provider_answers(
+    proxy: FaultInjectingProxy, service: RunningService
+) -> None:
+    proxy.fail_next(Fault(401, "invalid api key"))
+    before = proxy.completions
+    response = ask(service)
+    assert proxy.completions - before == 1
+    assert response.provider == "secondary"
+    first = response.attempts[0]
+    assert (first.outcome, first.http_status, first.calls) == (
+        generation_pb2.ATTEMPT_OUTCOME_FAILED,
+        401,
+        1,
+    )
+
+
+def test_429_with_retry_after_is_waited_out_when_the_deadline_allows(
+    proxy: FaultInjectingProxy, service: RunningService
+) -> None:
+    proxy.fail_next(Fault(429, "slow down", {"Retry-After": "1"}))
+    before = proxy.completions
+    started = time.monotonic()
+    response = ask(service, timeout_s=60)
+    elapsed = time.monotonic() - started
+    assert proxy.completions - before == 2
+    assert elapsed >= 1.0
+    assert response.provider == "primary"
+    first = response.attempts[0]
+    assert (first.outcome, first.calls) == (generation_pb2.ATTEMPT_OUTCOME_SUCCEEDED, 2)
+    assert "429" in first.reason
+
+
+def test_429_with_retry_after_past_the_deadline_goes_to_the_next_provider(
+    proxy: FaultInjectingProxy, service: RunningService
+) -> None:
+    proxy.fail_next(Fault(429, "slow down", {"Retry-After": "30"}))
+    before = proxy.completions
+    started = time.monotonic()
+    response = ask(service, timeout_s=10)
+    elapsed = time.monotonic() - started
+    assert proxy.completions - before == 1
+    assert elapsed < 8
+    assert response.provider == "secondary"
+    first = response.attempts[0]
+    assert (first.outcome, first.http_status) == (generation_pb2.ATTEMPT_OUTCOME_FAILED, 429)
+    assert "miss the deadline" in first.reason
+
+
+def test_5xx_is_retried_with_backoff(proxy: FaultInjectingProxy, service: RunningService) -> None:
+    proxy.fail_next(Fault(503, "overloaded"), count=2)
+    before = proxy.completions
+    response = ask(service)
+    assert proxy.completions - before == 3
+    assert response.provider == "primary"
+    assert response.attempts[0].calls == 3
+
+
+def test_context_overflow_is_trimmed_and_retried_once(
+    proxy: FaultInjectingProxy, service: RunningService
+) -> None:
+    passages = [
+        common_pb2.Passage(
+            document_id=f"doc{n}.md",
+            chunk_id=f"doc{n}.md#0",
+            text=f"Fact {n}: the Aurora 7 impeller is inspected every 400 hours.",
+            score=1.0 / n,
+        )
+        for n in range(1, 5)
+    ]
+    proxy.fail_next(Fault(400, OVERFLOW_MESSAGE))
+    before = proxy.completions
+    response = ask(service, passages=passages)
+    assert proxy.completions - before == 2
+    assert response.provider == "primary"
+    assert response.passages_dropped == 2  # half of the four, the lowest ranked
+    assert not response.degradations
+    assert {c.chunk_id for c in response.citations} <= {"doc1.md#0", "doc2.md#0"}
+
+
+def test_context_overflow_is_not_retried_twice(
+    proxy: FaultInjectingProxy, service: RunningService
+) -> None:
+    proxy.fail_next(Fault(400, OVERFLOW_MESSAGE), count=2)
+    before = proxy.completions
+    response = ask(service)
+    assert proxy.completions - before == 2
+    assert response.provider == "secondary"
+    assert response.attempts[0].http_status == 400
+
+
+def _stream_deltas(service: RunningService) -> tuple[list[str], grpc.RpcError | None]:
+    request = generation_pb2.GenerateStreamRequest(
+        request=generation_pb2.GenerateRequest(question=QUESTION, passages=PASSAGES)
+    )
+    deltas: list[str] = []
+    with grpc.insecure_channel(service.target) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        try:
+            for message in stub.GenerateStream(request, timeout=30):
+                if message.WhichOneof("event") == "text_delta":
+                    deltas.append(message.text_delta)
+        except grpc.RpcError as error:
+            return deltas, error
+    return deltas, None
+
+
+@pytest.mark.parametrize(
+    ("fault", "in_message"),
+    [
+        (StreamFault("cut"), "stream cut"),
+        (StreamFault("stall", stall_s=3), "stream stalled"),
+        (StreamFault("malformed"), "malformed stream chunk"),
+    ],
+)
+def test_stream_that_breaks_after_the_first_token_ends_with_a_clear_status(
+    proxy: FaultInjectingProxy, service: RunningService, fault: StreamFault, in_message: str
+) -> None:
+    proxy.fail_next(fault)
+    before = proxy.completions
+    deltas, error = _stream_deltas(service)
+    # Never spliced with another provider's text: the first provider's delta, then the error.
+    assert deltas == ["The impeller"]
+    assert proxy.completions - before == 1
+    assert isinstance(error, grpc.Call)
+    assert error.code() == grpc.StatusCode.UNAVAILABLE
+    details = error.details() or ""
+    assert "primary failed mid-stream" in details
+    assert in_message in details
+
+
+def test_a_caller_that_cancels_stops_the_upstream_request(
+    proxy: FaultInjectingProxy, service: RunningService
+) -> None:
+    proxy.fail_next(StreamFault("slow"))
+    request = generation_pb2.GenerateStreamRequest(
+        request=generation_pb2.GenerateRequest(question=QUESTION, passages=PASSAGES)
+    )
+    with grpc.insecure_channel(service.target) as channel:
+        call = generation_pb2_grpc.GenerationServiceStub(channel).GenerateStream(
+            request, timeout=30
+        )
+        first = next(call)
+        assert first.text_delta == "The impeller"
+        call.cancel()
+    # The upstream stream would run 10 s; the service hangs up on it as soon as we cancel.
+    assert proxy.client_gone.wait(timeout=5)

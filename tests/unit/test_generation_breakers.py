@@ -1,0 +1,95 @@
+"""pybreaker driven explicitly around awaited calls: failures inside the with-block count."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pybreaker
+import pytest
+
+from ragplane.generation.breakers import CLOSED, HALF_OPEN, OPEN, new_breaker, state_value
+from ragplane.generation.providers import ProviderFailure
+
+
+async def _failing(error: BaseException) -> None:
+    await asyncio.sleep(0)  # the failure happens after a real suspension point
+    raise error
+
+
+async def _call(breaker: pybreaker.CircuitBreaker, error: BaseException | None) -> None:
+    with breaker.calling():
+        if error is None:
+            await asyncio.sleep(0)
+        else:
+            await _failing(error)
+
+
+def _unavailable() -> ProviderFailure:
+    return ProviderFailure("p", "HTTP 503", retryable=True, http_status=503)
+
+
+async def test_failures_raised_after_an_await_inside_calling_open_the_breaker() -> None:
+    breaker = new_breaker("unit-open", fail_max=3, reset_timeout_s=60)
+    for expected_count in (1, 2):
+        with pytest.raises(ProviderFailure):
+            await _call(breaker, _unavailable())
+        assert breaker.fail_counter == expected_count
+        assert state_value(breaker) == CLOSED
+    # The third failure trips it; the provider's own error still reaches the caller.
+    with pytest.raises(ProviderFailure):
+        await _call(breaker, _unavailable())
+    assert state_value(breaker) == OPEN
+    # While open the call is refused before the block runs.
+    ran = False
+    with pytest.raises(pybreaker.CircuitBreakerError), breaker.calling():
+        ran = True
+    assert not ran
+
+
+async def test_the_decorator_never_trips_on_coroutines_which_is_why_calling_is_used() -> None:
+    breaker = pybreaker.CircuitBreaker(fail_max=1, reset_timeout=60)
+
+    @breaker
+    async def guarded() -> None:
+        await _failing(RuntimeError("boom"))
+
+    for _ in range(3):
+        with pytest.raises(RuntimeError):
+            await guarded()
+    assert breaker.current_state == pybreaker.STATE_CLOSED
+
+
+async def test_request_errors_and_cancellation_do_not_count() -> None:
+    breaker = new_breaker("unit-excluded", fail_max=1, reset_timeout_s=60)
+    bad_request = ProviderFailure("p", "HTTP 400", retryable=False, http_status=400)
+    with pytest.raises(ProviderFailure):
+        await _call(breaker, bad_request)
+    with pytest.raises(asyncio.CancelledError):
+        await _call(breaker, asyncio.CancelledError())
+    assert state_value(breaker) == CLOSED
+    # 401 means a broken configuration: it does count.
+    unauthorized = ProviderFailure("p", "HTTP 401", retryable=False, http_status=401)
+    with pytest.raises(ProviderFailure):
+        await _call(breaker, unauthorized)
+    assert state_value(breaker) == OPEN
+
+
+async def test_after_reset_timeout_a_successful_trial_call_closes_it() -> None:
+    breaker = new_breaker("unit-reset", fail_max=1, reset_timeout_s=0.2)
+    with pytest.raises(ProviderFailure):
+        await _call(breaker, _unavailable())
+    assert state_value(breaker) == OPEN
+    await asyncio.sleep(0.25)
+    assert state_value(breaker) == HALF_OPEN  # reported before pybreaker itself notices
+    await _call(breaker, None)
+    assert state_value(breaker) == CLOSED
+
+
+async def test_a_failed_trial_call_opens_it_again() -> None:
+    breaker = new_breaker("unit-trial", fail_max=1, reset_timeout_s=0.2)
+    with pytest.raises(ProviderFailure):
+        await _call(breaker, _unavailable())
+    await asyncio.sleep(0.25)
+    with pytest.raises(ProviderFailure):
+        await _call(breaker, _unavailable())
+    assert state_value(breaker) == OPEN

@@ -1,0 +1,138 @@
+"""The generation service's plain policies: backoff, Retry-After, routing, fitting, extraction."""
+
+from __future__ import annotations
+
+import email.utils
+
+import pytest
+
+from ragplane.generation.config import GenerationSettings, ProviderSettings
+from ragplane.generation.extractive import extractive_answer, first_sentence
+from ragplane.generation.fitting import fit_prompt
+from ragplane.generation.pricing import cost_usd, estimate_tokens
+from ragplane.generation.prompt import ContextPassage
+from ragplane.generation.providers import parse_retry_after
+from ragplane.generation.retry import Backoff, Deadline
+from ragplane.generation.router import route
+
+
+def _passage(n: int, text: str) -> ContextPassage:
+    return ContextPassage(f"doc{n}.md", f"doc{n}.md#0", text, 1.0 / n)
+
+
+def test_full_jitter_stays_under_the_exponential_cap() -> None:
+    seen: list[tuple[float, float]] = []
+
+    def upper(low: float, high: float) -> float:
+        seen.append((low, high))
+        return high
+
+    backoff = Backoff(base_delay_s=0.1, max_delay_s=0.5, uniform=upper)
+    assert [backoff.delay(n) for n in range(4)] == pytest.approx([0.1, 0.2, 0.4, 0.5])
+    assert all(low == 0.0 for low, _ in seen)
+
+
+def test_retry_after_is_a_floor_for_the_wait() -> None:
+    backoff = Backoff(base_delay_s=0.1, max_delay_s=0.5, uniform=lambda low, high: high)
+    assert backoff.delay(0, retry_after_s=2.0) == 2.0
+    assert backoff.delay(3, retry_after_s=0.01) == 0.5
+
+
+def test_retry_after_header_as_seconds_or_http_date() -> None:
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(" 1.5 ") == 1.5
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    date = email.utils.formatdate(1_000_010, usegmt=True)
+    assert parse_retry_after(date, now=1_000_000) == pytest.approx(10.0)
+    assert parse_retry_after(date, now=2_000_000) == 0.0
+
+
+def test_deadline_counts_down_on_the_given_clock() -> None:
+    now = [100.0]
+    deadline = Deadline(5.0, clock=lambda: now[0])
+    now[0] = 103.0
+    assert deadline.remaining() == pytest.approx(2.0)
+    assert deadline.allows(2.0)
+    assert not deadline.allows(2.5)
+    assert Deadline(None).allows(1e9)
+
+
+@pytest.mark.parametrize(
+    ("question", "passages", "tier", "cue"),
+    [
+        ("How do I create a virtual environment?", 3, "small", "short"),
+        ("Compare venv and virtualenv.", 3, "large", "compare"),
+        ("What is the difference between a list and a tuple?", 3, "large", "difference"),
+        ("Why does pip refuse to install?", 3, "large", "why"),
+        ("What is venv? How do I activate it?", 3, "large", "2 questions"),
+        ("What is venv?", 12, "large", "12 passages"),
+        ("x" * 400, 1, "large", "long question"),
+    ],
+)
+def test_router_explains_its_tier(question: str, passages: int, tier: str, cue: str) -> None:
+    chosen = route(question, passages)
+    assert chosen.tier == tier
+    assert cue in chosen.reason
+
+
+def test_fitting_drops_lowest_ranked_passages_first() -> None:
+    passages = [_passage(n, "word " * 300) for n in range(1, 6)]  # ~500 tokens each (chars/3)
+    fitted = fit_prompt("What?", passages, prompt_budget_tokens=1200)
+    assert fitted is not None
+    assert fitted.passages == passages[:2]
+    assert fitted.dropped == 3
+    assert fitted.estimated_tokens <= 1200
+    assert fit_prompt("What?", passages, prompt_budget_tokens=10_000) is not None
+    assert fit_prompt("x" * 3000, [], prompt_budget_tokens=100) is None
+
+
+def test_cost_from_the_price_table_and_conservative_token_estimate() -> None:
+    provider = ProviderSettings(
+        name="p",
+        base_url="http://x/v1",
+        model="m",
+        input_price_per_mtok_usd=0.5,
+        output_price_per_mtok_usd=1.5,
+    )
+    assert cost_usd(provider, 1_000_000, 2_000_000) == pytest.approx(3.5)
+    assert estimate_tokens("abcdefg") == 3  # 7 chars / 3, rounded up
+
+
+def test_extractive_answer_quotes_first_sentences_with_citations() -> None:
+    passages = [
+        _passage(1, "The venv module creates environments.  It ships with Python."),
+        _passage(2, "Activate it with source bin/activate! Then install."),
+        _passage(3, "A third passage."),
+        _passage(4, "Not used."),
+    ]
+    answer = extractive_answer(passages, count=3)
+    assert answer.text == (
+        "The venv module creates environments. [1] "
+        "Activate it with source bin/activate! [2] A third passage. [3]"
+    )
+    assert answer.cited == passages[:3]
+    assert extractive_answer([], count=3).cited == []
+    assert first_sentence("word " * 200).endswith(" ...")
+
+
+def test_providers_from_json_and_the_single_provider_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GENERATION_BASE_URL", "http://127.0.0.1:9/v1")
+    single = GenerationSettings().chain()
+    assert [(p.name, p.base_url, p.tier) for p in single] == [
+        ("local-smollm2", "http://127.0.0.1:9/v1", "small")
+    ]
+    monkeypatch.setenv(
+        "GENERATION_PROVIDERS",
+        '[{"name": "a", "base_url": "http://a/v1", "model": "m", "tier": "large",'
+        ' "api_key_env": "A_KEY", "input_price_per_mtok_usd": 0.1, "context_window": 8192},'
+        ' {"name": "b", "base_url": "http://b/v1", "model": "m"}]',
+    )
+    chain = GenerationSettings().chain()
+    assert [(p.name, p.tier, p.context_window) for p in chain] == [
+        ("a", "large", 8192),
+        ("b", "small", 2048),
+    ]
+    assert chain[0].api_key_env == "A_KEY"
