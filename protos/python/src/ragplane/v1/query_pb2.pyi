@@ -98,6 +98,7 @@ class QueryResponse(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     DEGRADATIONS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     total_ms: _builtins.float
     """Total time the query service spent on the request, in milliseconds."""
@@ -106,6 +107,8 @@ class QueryResponse(_message.Message):
     model: _builtins.str
     request_id: _builtins.str
     """Id of this request in the services' logs and traces."""
+    cost_usd: _builtins.float
+    """Cost of the LLM call in US dollars, from the generation service's price table."""
     @_builtins.property
     def citations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]:
         """The chunks the answer is grounded on, first cited first."""
@@ -132,10 +135,11 @@ class QueryResponse(_message.Message):
         usage: _common_pb2.TokenUsage | None = ...,
         degradations: _abc.Iterable[_common_pb2.Degradation] | None = ...,
         request_id: _builtins.str = ...,
+        cost_usd: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "citations", b"citations", "degradations", b"degradations", "model", b"model", "provider", b"provider", "request_id", b"request_id", "timings", b"timings", "total_ms", b"total_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "citations", b"citations", "cost_usd", b"cost_usd", "degradations", b"degradations", "model", b"model", "provider", b"provider", "request_id", b"request_id", "timings", b"timings", "total_ms", b"total_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

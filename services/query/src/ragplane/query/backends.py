@@ -36,6 +36,8 @@ class GeneratedAnswer:
     model: str
     input_tokens: int
     output_tokens: int
+    cost_usd: float
+    degradations: list[common_pb2.Degradation]
 
 
 @dataclass
@@ -104,9 +106,15 @@ class Backends:
         ]
 
     async def generate(
-        self, question: str, hits: Sequence[Hit], max_output_tokens: int, timeout_s: float
+        self,
+        tenant: str,
+        question: str,
+        hits: Sequence[Hit],
+        max_output_tokens: int,
+        timeout_s: float,
     ) -> GeneratedAnswer:
         request = generation_pb2.GenerateRequest(
+            tenant=tenant,
             question=question,
             passages=[
                 common_pb2.Passage(
@@ -127,6 +135,8 @@ class Backends:
             model=response.model,
             input_tokens=response.usage.input_tokens,
             output_tokens=response.usage.output_tokens,
+            cost_usd=response.cost_usd,
+            degradations=list(response.degradations),
         )
 
     async def store(

@@ -34,6 +34,8 @@ class QueryResult:
     model: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
+    cost_usd: float = 0.0
+    degradations: list[common_pb2.Degradation] = field(default_factory=list)
 
 
 class _Stopwatch:
@@ -112,7 +114,11 @@ class QueryPipeline:
             return result
         with _Stopwatch(result, common_pb2.STAGE_GENERATION):
             generated = await self._backends.generate(
-                question.text, hits, question.max_output_tokens, budget.remaining("generation")
+                question.tenant,
+                question.text,
+                hits,
+                question.max_output_tokens,
+                budget.remaining("generation"),
             )
         result.answer = generated.text
         result.citations = self._grounding(hits, generated.cited_chunk_ids)
@@ -120,6 +126,8 @@ class QueryPipeline:
         result.model = generated.model
         result.input_tokens = generated.input_tokens
         result.output_tokens = generated.output_tokens
+        result.cost_usd = generated.cost_usd
+        result.degradations = generated.degradations
         return result
 
     @staticmethod

@@ -74,6 +74,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 input_tokens=result.input_tokens, output_tokens=result.output_tokens
             ),
             request_id=current_request_id.get(),
+            cost_usd=result.cost_usd,
+            degradations=result.degradations,
         )
 
     async def Ingest(
