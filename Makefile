@@ -67,3 +67,9 @@ clean: stop ## stop the stack and delete its data and the virtual environment
 bench-embedding: install ## embedding: served vs in-process limit, unbatched, Infinity
 	@scripts/install-bench.sh
 	@$(PYTHON) -m bench.embedding
+
+.PHONY: load
+load: install ## ghz load profiles (bench/load/profiles) against the local stack, summarised
+	@scripts/install-load.sh
+	@$(RAGPLANE) stack up
+	@$(PYTHON) -m bench.load

@@ -16,8 +16,6 @@ UV="$CACHE/uv-$UV_VERSION/bin/uv"
 mkdir -p "$CACHE/bin" "$CACHE/bench-venvs" .bin
 
 # Pinned versions of the benchmark's tools.
-GHZ_MODULE=github.com/bojand/ghz/cmd/ghz
-GHZ_VERSION=v0.121.0
 VEGETA_MODULE=github.com/tsenart/vegeta/v12
 VEGETA_VERSION=v12.13.0
 INFINITY_EMB_VERSION=0.0.78

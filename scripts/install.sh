@@ -41,6 +41,9 @@ install_python() {
     return
   fi
   install_uv
+  # Another checkout may be compiling llama-cpp-python into uv's cache (~10 min): wait for it
+  # rather than fail after uv's default 5 minutes.
+  export UV_LOCK_TIMEOUT="${UV_LOCK_TIMEOUT:-3600}"
   step "installing Python packages into .venv (llama-cpp-python compiles once, ~10 min on 2 cores)"
   [ -x .venv/bin/python ] || "$UV" venv -q --python python3.11 .venv
   "$UV" pip sync -q --python .venv/bin/python requirements/dev.lock

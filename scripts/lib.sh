@@ -8,6 +8,9 @@ step() { printf '==> %s\n' "$*"; }
 go_tool() {
   local module=$1 version=$2 name=$3
   local cached="$CACHE/bin/$name@$version"
+  # Checkouts installing at the same time wait for one build instead of each compiling it.
+  exec {lock}>"$cached.lock"
+  flock "$lock"
   if [ ! -x "$cached" ]; then
     step "building $name $version with go install (once; cached in $cached)"
     local gobin
@@ -16,6 +19,8 @@ go_tool() {
     mv "$gobin"/* "$cached"
     rm -rf "$gobin"
   fi
+  flock -u "$lock"
+  exec {lock}>&-
   mkdir -p .bin
   ln -sfn "$cached" ".bin/$name"
 }

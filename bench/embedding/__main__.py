@@ -16,7 +16,6 @@ from pathlib import Path
 
 from bench.embedding.limit import LimitResult, measure_limit
 from bench.embedding.loadgen import Load, LoadResult
-from bench.embedding.machine import this_machine
 from bench.embedding.phases import (
     INFINITY_ENGINES,
     Bench,
@@ -28,6 +27,7 @@ from bench.embedding.phases import (
 )
 from bench.embedding.report import Summary, ratios
 from bench.embedding.texts import short_text, short_texts
+from bench.machine import this_machine
 from ragplane.embedding.config import bundled_model_path
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from typing import Any
 
 from bench.embedding.limit import LimitResult
 from bench.embedding.loadgen import Load, LoadResult
-from bench.embedding.machine import Machine
 from bench.embedding.phases import InfinityOutcome
+from bench.machine import Machine
 
 
 @dataclass(frozen=True)

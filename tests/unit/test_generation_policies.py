@@ -7,13 +7,13 @@ import email.utils
 import pytest
 
 from ragplane.generation.config import GenerationSettings, ProviderSettings
-from ragplane.generation.extractive import extractive_answer, first_sentence
 from ragplane.generation.fitting import fit_prompt
 from ragplane.generation.pricing import cost_usd, estimate_tokens
 from ragplane.generation.prompt import ContextPassage
 from ragplane.generation.providers import parse_retry_after
 from ragplane.generation.retry import Backoff, Deadline
 from ragplane.generation.router import route
+from ragplane.runtime.extractive import extractive_answer, first_sentence
 
 
 def _passage(n: int, text: str) -> ContextPassage:

@@ -24,25 +24,27 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ragplane/v1/common.proto\x12\x0bragplane.v1\"E\n\x0bStageTiming\x12!\n\x05stage\x18\x01 \x01(\x0e\x32\x12.ragplane.v1.Stage\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\x01\"@\n\x0b\x44\x65gradation\x12!\n\x05stage\x18\x01 \x01(\x0e\x32\x12.ragplane.v1.Stage\x12\x0e\n\x06reason\x18\x02 \x01(\t\"Q\n\x08\x43itation\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0f\n\x07snippet\x18\x04 \x01(\t\"M\n\x07Passage\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x02\"9\n\nTokenUsage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x05\x12\x15\n\routput_tokens\x18\x02 \x01(\x05\"/\n\x0eMetadataFilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0e\n\x06\x65quals\x18\x02 \x01(\t*\x81\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTAGE_CACHE\x10\x01\x12\x13\n\x0fSTAGE_EMBEDDING\x10\x02\x12\x13\n\x0fSTAGE_RETRIEVAL\x10\x03\x12\x10\n\x0cSTAGE_RERANK\x10\x04\x12\x14\n\x10STAGE_GENERATION\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ragplane/v1/common.proto\x12\x0bragplane.v1\"E\n\x0bStageTiming\x12!\n\x05stage\x18\x01 \x01(\x0e\x32\x12.ragplane.v1.Stage\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\x01\"\x82\x01\n\x0b\x44\x65gradation\x12!\n\x05stage\x18\x01 \x01(\x0e\x32\x12.ragplane.v1.Stage\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12,\n\x05\x63\x61use\x18\x03 \x01(\x0e\x32\x1d.ragplane.v1.DegradationCause\x12\x12\n\ndependency\x18\x04 \x01(\t\"Q\n\x08\x43itation\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0f\n\x07snippet\x18\x04 \x01(\t\"M\n\x07Passage\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x02\"9\n\nTokenUsage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x05\x12\x15\n\routput_tokens\x18\x02 \x01(\x05\"/\n\x0eMetadataFilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0e\n\x06\x65quals\x18\x02 \x01(\t*\x81\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTAGE_CACHE\x10\x01\x12\x13\n\x0fSTAGE_EMBEDDING\x10\x02\x12\x13\n\x0fSTAGE_RETRIEVAL\x10\x03\x12\x10\n\x0cSTAGE_RERANK\x10\x04\x12\x14\n\x10STAGE_GENERATION\x10\x05*\xbc\x01\n\x10\x44\x65gradationCause\x12!\n\x1d\x44\x45GRADATION_CAUSE_UNSPECIFIED\x10\x00\x12!\n\x1d\x44\x45GRADATION_CAUSE_UNAVAILABLE\x10\x01\x12\x1d\n\x19\x44\x45GRADATION_CAUSE_TIMEOUT\x10\x02\x12\x1f\n\x1b\x44\x45GRADATION_CAUSE_NO_BUDGET\x10\x03\x12\"\n\x1e\x44\x45GRADATION_CAUSE_CIRCUIT_OPEN\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragplane.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STAGE']._serialized_start=449
-  _globals['_STAGE']._serialized_end=578
+  _globals['_STAGE']._serialized_start=516
+  _globals['_STAGE']._serialized_end=645
+  _globals['_DEGRADATIONCAUSE']._serialized_start=648
+  _globals['_DEGRADATIONCAUSE']._serialized_end=836
   _globals['_STAGETIMING']._serialized_start=41
   _globals['_STAGETIMING']._serialized_end=110
-  _globals['_DEGRADATION']._serialized_start=112
-  _globals['_DEGRADATION']._serialized_end=176
-  _globals['_CITATION']._serialized_start=178
-  _globals['_CITATION']._serialized_end=259
-  _globals['_PASSAGE']._serialized_start=261
-  _globals['_PASSAGE']._serialized_end=338
-  _globals['_TOKENUSAGE']._serialized_start=340
-  _globals['_TOKENUSAGE']._serialized_end=397
-  _globals['_METADATAFILTER']._serialized_start=399
-  _globals['_METADATAFILTER']._serialized_end=446
+  _globals['_DEGRADATION']._serialized_start=113
+  _globals['_DEGRADATION']._serialized_end=243
+  _globals['_CITATION']._serialized_start=245
+  _globals['_CITATION']._serialized_end=326
+  _globals['_PASSAGE']._serialized_start=328
+  _globals['_PASSAGE']._serialized_end=405
+  _globals['_TOKENUSAGE']._serialized_start=407
+  _globals['_TOKENUSAGE']._serialized_end=464
+  _globals['_METADATAFILTER']._serialized_start=466
+  _globals['_METADATAFILTER']._serialized_end=513
 # @@protoc_insertion_point(module_scope)

@@ -54,6 +54,36 @@ STAGE_GENERATION: Stage.ValueType  # 5
 """Answer generation by an LLM provider."""
 Global___Stage: _TypeAlias = Stage  # noqa: Y015
 
+class _DegradationCause:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DegradationCauseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DegradationCause.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DEGRADATION_CAUSE_UNSPECIFIED: _DegradationCause.ValueType  # 0
+    DEGRADATION_CAUSE_UNAVAILABLE: _DegradationCause.ValueType  # 1
+    """The dependency answered with an error or could not be reached."""
+    DEGRADATION_CAUSE_TIMEOUT: _DegradationCause.ValueType  # 2
+    """The dependency did not answer within the time the stage was given."""
+    DEGRADATION_CAUSE_NO_BUDGET: _DegradationCause.ValueType  # 3
+    """Too little of the request's deadline was left to start the stage."""
+    DEGRADATION_CAUSE_CIRCUIT_OPEN: _DegradationCause.ValueType  # 4
+    """The dependency's circuit breaker is open after repeated failures: it was not called."""
+
+class DegradationCause(_DegradationCause, metaclass=_DegradationCauseEnumTypeWrapper):
+    """Why a stage did not run as designed."""
+
+DEGRADATION_CAUSE_UNSPECIFIED: DegradationCause.ValueType  # 0
+DEGRADATION_CAUSE_UNAVAILABLE: DegradationCause.ValueType  # 1
+"""The dependency answered with an error or could not be reached."""
+DEGRADATION_CAUSE_TIMEOUT: DegradationCause.ValueType  # 2
+"""The dependency did not answer within the time the stage was given."""
+DEGRADATION_CAUSE_NO_BUDGET: DegradationCause.ValueType  # 3
+"""Too little of the request's deadline was left to start the stage."""
+DEGRADATION_CAUSE_CIRCUIT_OPEN: DegradationCause.ValueType  # 4
+"""The dependency's circuit breaker is open after repeated failures: it was not called."""
+Global___DegradationCause: _TypeAlias = DegradationCause  # noqa: Y015
+
 @_typing.final
 class StageTiming(_message.Message):
     """Time one stage took while serving a request."""
@@ -89,18 +119,26 @@ class Degradation(_message.Message):
 
     STAGE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    CAUSE_FIELD_NUMBER: _builtins.int
+    DEPENDENCY_FIELD_NUMBER: _builtins.int
     stage: Global___Stage.ValueType
     reason: _builtins.str
     """Human-readable reason, for example "embedding service unavailable"."""
+    cause: Global___DegradationCause.ValueType
+    """Machine-readable reason; UNSPECIFIED when only `reason` says why."""
+    dependency: _builtins.str
+    """The dependency that failed, for example "embedding service"; empty when none did."""
     def __init__(
         self,
         *,
         stage: Global___Stage.ValueType = ...,
         reason: _builtins.str = ...,
+        cause: Global___DegradationCause.ValueType = ...,
+        dependency: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "stage", b"stage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cause", b"cause", "dependency", b"dependency", "reason", b"reason", "stage", b"stage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

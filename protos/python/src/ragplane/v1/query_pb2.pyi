@@ -99,6 +99,7 @@ class QueryResponse(_message.Message):
     DEGRADATIONS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     COST_USD_FIELD_NUMBER: _builtins.int
+    BUDGET_MS_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     total_ms: _builtins.float
     """Total time the query service spent on the request, in milliseconds."""
@@ -109,6 +110,10 @@ class QueryResponse(_message.Message):
     """Id of this request in the services' logs and traces."""
     cost_usd: _builtins.float
     """Cost of the LLM call in US dollars, from the generation service's price table."""
+    budget_ms: _builtins.float
+    """The time the request was given, in milliseconds: the caller's deadline, or the service's
+    default when the caller set none. Stages that did not fit in it are listed in degradations.
+    """
     @_builtins.property
     def citations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]:
         """The chunks the answer is grounded on, first cited first."""
@@ -136,14 +141,71 @@ class QueryResponse(_message.Message):
         degradations: _abc.Iterable[_common_pb2.Degradation] | None = ...,
         request_id: _builtins.str = ...,
         cost_usd: _builtins.float = ...,
+        budget_ms: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "citations", b"citations", "cost_usd", b"cost_usd", "degradations", b"degradations", "model", b"model", "provider", b"provider", "request_id", b"request_id", "timings", b"timings", "total_ms", b"total_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "budget_ms", b"budget_ms", "citations", b"citations", "cost_usd", b"cost_usd", "degradations", b"degradations", "model", b"model", "provider", b"provider", "request_id", b"request_id", "timings", b"timings", "total_ms", b"total_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___QueryResponse: _TypeAlias = QueryResponse  # noqa: Y015
+
+@_typing.final
+class QuerySources(_message.Message):
+    """The passages handed to the LLM, best first; the final answer cites a subset of them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CITATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def citations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]: ...
+    def __init__(
+        self,
+        *,
+        citations: _abc.Iterable[_common_pb2.Citation] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["citations", b"citations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuerySources: _TypeAlias = QuerySources  # noqa: Y015
+
+@_typing.final
+class QueryStreamResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCES_FIELD_NUMBER: _builtins.int
+    ANSWER_DELTA_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    answer_delta: _builtins.str
+    """The next piece of the answer text."""
+    @_builtins.property
+    def sources(self) -> Global___QuerySources:
+        """Sent once, before any answer text."""
+
+    @_builtins.property
+    def done(self) -> Global___QueryResponse:
+        """The last message of a stream that ended well: everything Query returns, answer included."""
+
+    def __init__(
+        self,
+        *,
+        sources: Global___QuerySources | None = ...,
+        answer_delta: _builtins.str = ...,
+        done: Global___QueryResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer_delta", b"answer_delta", "done", b"done", "event", b"event", "sources", b"sources"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_delta", b"answer_delta", "done", b"done", "event", b"event", "sources", b"sources"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["sources", "answer_delta", "done"]  # noqa: Y015
+    _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
+
+Global___QueryStreamResponse: _TypeAlias = QueryStreamResponse  # noqa: Y015
 
 @_typing.final
 class Document(_message.Message):

@@ -40,6 +40,11 @@ class QueryServiceStub(object):
                 request_serializer=ragplane_dot_v1_dot_query__pb2.QueryRequest.SerializeToString,
                 response_deserializer=ragplane_dot_v1_dot_query__pb2.QueryResponse.FromString,
                 _registered_method=True)
+        self.QueryStream = channel.unary_stream(
+                '/ragplane.v1.QueryService/QueryStream',
+                request_serializer=ragplane_dot_v1_dot_query__pb2.QueryRequest.SerializeToString,
+                response_deserializer=ragplane_dot_v1_dot_query__pb2.QueryStreamResponse.FromString,
+                _registered_method=True)
         self.Ingest = channel.unary_unary(
                 '/ragplane.v1.QueryService/Ingest',
                 request_serializer=ragplane_dot_v1_dot_query__pb2.IngestRequest.SerializeToString,
@@ -53,6 +58,15 @@ class QueryServiceServicer(object):
 
     def Query(self, request, context):
         """Answers a question from the tenant's documents.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryStream(self, request, context):
+        """Answers a question as it is generated: the sources first, then the answer text as it
+        arrives, then one last message holding everything Query returns. Cancelling the call
+        stops the generation it started.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -73,6 +87,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.Query,
                     request_deserializer=ragplane_dot_v1_dot_query__pb2.QueryRequest.FromString,
                     response_serializer=ragplane_dot_v1_dot_query__pb2.QueryResponse.SerializeToString,
+            ),
+            'QueryStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.QueryStream,
+                    request_deserializer=ragplane_dot_v1_dot_query__pb2.QueryRequest.FromString,
+                    response_serializer=ragplane_dot_v1_dot_query__pb2.QueryStreamResponse.SerializeToString,
             ),
             'Ingest': grpc.unary_unary_rpc_method_handler(
                     servicer.Ingest,
@@ -108,6 +127,33 @@ class QueryService(object):
             '/ragplane.v1.QueryService/Query',
             ragplane_dot_v1_dot_query__pb2.QueryRequest.SerializeToString,
             ragplane_dot_v1_dot_query__pb2.QueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ragplane.v1.QueryService/QueryStream',
+            ragplane_dot_v1_dot_query__pb2.QueryRequest.SerializeToString,
+            ragplane_dot_v1_dot_query__pb2.QueryStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,6 +35,11 @@ class QueryServiceStub:
     def __new__(cls, channel: _aio.Channel) -> QueryServiceAsyncStub: ...
     Query: _grpc.UnaryUnaryMultiCallable[_query_pb2.QueryRequest, _query_pb2.QueryResponse]
     """Answers a question from the tenant's documents."""
+    QueryStream: _grpc.UnaryStreamMultiCallable[_query_pb2.QueryRequest, _query_pb2.QueryStreamResponse]
+    """Answers a question as it is generated: the sources first, then the answer text as it
+    arrives, then one last message holding everything Query returns. Cancelling the call
+    stops the generation it started.
+    """
     Ingest: _grpc.UnaryUnaryMultiCallable[_query_pb2.IngestRequest, _query_pb2.IngestResponse]
     """Chunks, embeds and indexes documents for a tenant. Re-ingesting a document id
     replaces the document.
@@ -47,6 +52,11 @@ class QueryServiceAsyncStub(QueryServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Query: _aio.UnaryUnaryMultiCallable[_query_pb2.QueryRequest, _query_pb2.QueryResponse]  # type: ignore[assignment]
     """Answers a question from the tenant's documents."""
+    QueryStream: _aio.UnaryStreamMultiCallable[_query_pb2.QueryRequest, _query_pb2.QueryStreamResponse]  # type: ignore[assignment]
+    """Answers a question as it is generated: the sources first, then the answer text as it
+    arrives, then one last message holding everything Query returns. Cancelling the call
+    stops the generation it started.
+    """
     Ingest: _aio.UnaryUnaryMultiCallable[_query_pb2.IngestRequest, _query_pb2.IngestResponse]  # type: ignore[assignment]
     """Chunks, embeds and indexes documents for a tenant. Re-ingesting a document id
     replaces the document.
@@ -62,6 +72,17 @@ class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_query_pb2.QueryResponse, _abc.Awaitable[_query_pb2.QueryResponse]]:
         """Answers a question from the tenant's documents."""
+
+    @_abc_1.abstractmethod
+    def QueryStream(
+        self,
+        request: _query_pb2.QueryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_query_pb2.QueryStreamResponse], _abc.AsyncIterator[_query_pb2.QueryStreamResponse]]:
+        """Answers a question as it is generated: the sources first, then the answer text as it
+        arrives, then one last message holding everything Query returns. Cancelling the call
+        stops the generation it started.
+        """
 
     @_abc_1.abstractmethod
     def Ingest(

@@ -19,7 +19,6 @@ import structlog
 from ragplane.generation import metrics
 from ragplane.generation.breakers import OPEN, new_breaker, state_value
 from ragplane.generation.config import GenerationSettings, Tier
-from ragplane.generation.extractive import extractive_answer
 from ragplane.generation.fitting import FittedPrompt, fit_prompt
 from ragplane.generation.pricing import cost_usd, estimate_tokens
 from ragplane.generation.prompt import ContextPassage, cited_passage_numbers
@@ -27,6 +26,7 @@ from ragplane.generation.providers import Completion, Provider, ProviderFailure,
 from ragplane.generation.retry import Backoff, Deadline
 from ragplane.generation.router import Route, route
 from ragplane.runtime.errors import InvalidArgument, Unavailable
+from ragplane.runtime.extractive import extractive_answer
 
 log = structlog.get_logger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import grpc
@@ -113,31 +113,37 @@ class Backends:
         max_output_tokens: int,
         timeout_s: float,
     ) -> GeneratedAnswer:
-        request = generation_pb2.GenerateRequest(
-            tenant=tenant,
-            question=question,
-            passages=[
-                common_pb2.Passage(
-                    document_id=h.document_id, chunk_id=h.chunk_id, text=h.text, score=h.score
-                )
-                for h in hits
-            ],
-            max_output_tokens=max_output_tokens,
-        )
+        request = _generate_request(tenant, question, hits, max_output_tokens)
         try:
             response = await self._generation.Generate(request, timeout=timeout_s)
         except grpc.aio.AioRpcError as error:
             raise from_downstream(error, "generation service") from error
-        return GeneratedAnswer(
-            text=response.text,
-            cited_chunk_ids=[c.chunk_id for c in response.citations],
-            provider=response.provider,
-            model=response.model,
-            input_tokens=response.usage.input_tokens,
-            output_tokens=response.usage.output_tokens,
-            cost_usd=response.cost_usd,
-            degradations=list(response.degradations),
+        return _generated_answer(response)
+
+    async def generate_stream(
+        self,
+        tenant: str,
+        question: str,
+        hits: Sequence[Hit],
+        max_output_tokens: int,
+        timeout_s: float,
+    ) -> AsyncIterator[str | GeneratedAnswer]:
+        """Text deltas as the generation service sends them, then the whole answer."""
+        request = generation_pb2.GenerateStreamRequest(
+            request=_generate_request(tenant, question, hits, max_output_tokens)
         )
+        call = self._generation.GenerateStream(request, timeout=timeout_s)
+        try:
+            async for message in call:
+                if message.HasField("done"):
+                    yield _generated_answer(message.done)
+                else:
+                    yield message.text_delta
+        except grpc.aio.AioRpcError as error:
+            raise from_downstream(error, "generation service") from error
+        finally:
+            # Also when our own caller cancelled: the generation service must stop too.
+            call.cancel()
 
     async def store(
         self,
@@ -173,3 +179,32 @@ class Backends:
     async def close(self) -> None:
         for channel in self._channels:
             await channel.close()
+
+
+def _generate_request(
+    tenant: str, question: str, hits: Sequence[Hit], max_output_tokens: int
+) -> generation_pb2.GenerateRequest:
+    return generation_pb2.GenerateRequest(
+        tenant=tenant,
+        question=question,
+        passages=[
+            common_pb2.Passage(
+                document_id=h.document_id, chunk_id=h.chunk_id, text=h.text, score=h.score
+            )
+            for h in hits
+        ],
+        max_output_tokens=max_output_tokens,
+    )
+
+
+def _generated_answer(response: generation_pb2.GenerateResponse) -> GeneratedAnswer:
+    return GeneratedAnswer(
+        text=response.text,
+        cited_chunk_ids=[c.chunk_id for c in response.citations],
+        provider=response.provider,
+        model=response.model,
+        input_tokens=response.usage.input_tokens,
+        output_tokens=response.usage.output_tokens,
+        cost_usd=response.cost_usd,
+        degradations=list(response.degradations),
+    )

@@ -1,4 +1,4 @@
-"""The time a request may still spend, from the caller's deadline."""
+"""The time a request may still spend, from the caller's deadline, and how stages share it."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from ragplane.runtime.errors import DeadlineExceeded
 
 class Budget:
     def __init__(self, seconds: float) -> None:
+        self.total_s = seconds
         self._deadline = time.monotonic() + seconds
+
+    def left_s(self) -> float:
+        return max(0.0, self._deadline - time.monotonic())
 
     def remaining(self, stage: str) -> float:
         """Seconds left for ``stage``; raises DEADLINE_EXCEEDED when none are."""
@@ -17,3 +21,7 @@ class Budget:
         if left <= 0:
             raise DeadlineExceeded(f"the request's deadline passed before {stage}")
         return left
+
+    def for_stage(self, cap_s: float, reserve_s: float) -> float:
+        """Time a stage may take: its cap, less what the stages after it are promised."""
+        return max(0.0, min(cap_s, self.left_s() - reserve_s))

@@ -25,6 +25,27 @@ class QuerySettings(ServiceSettings):
     generation_target: str = "127.0.0.1:50054"
     # Budget for a query when the caller sets no deadline.
     default_timeout_s: float = Field(default=60.0, gt=0)
+    # Stage budgets. Each stage gets at most its cap, and never the time the stages after it
+    # are promised: embedding keeps search + generation + respond free, search keeps generation
+    # + respond, generation keeps respond.
+    embed_timeout_s: float = Field(default=1.0, gt=0)
+    search_timeout_s: float = Field(default=3.0, gt=0)
+    generation_timeout_s: float = Field(default=120.0, gt=0)
+    search_reserve_s: float = Field(default=0.2, ge=0)
+    # Less time than this left for generation: the extractive answer is given without calling
+    # the generation service.
+    generation_min_s: float = Field(default=0.5, ge=0)
+    # Kept back from generation for building the response (and the extractive answer when
+    # generation fails), so the answer leaves before the caller's deadline.
+    respond_reserve_s: float = Field(default=0.15, ge=0)
+    # An embedding still missing after this long starts a BM25-only search beside it, so that
+    # an embedding service that is slow costs no extra search time when it finally fails.
+    bm25_hedge_after_s: float = Field(default=0.05, ge=0)
+    # Passages quoted by the extractive answer.
+    extractive_passages: int = Field(default=3, ge=1)
+    # Circuit breakers on the calls to each dependency (embedding, retrieval, generation).
+    breaker_fail_max: int = Field(default=5, ge=1)
+    breaker_reset_timeout_s: float = Field(default=10.0, gt=0)
     default_top_k: int = Field(default=5, ge=1)
     max_top_k: int = Field(default=20, ge=1)
     max_query_chars: int = Field(default=2_000, ge=1)

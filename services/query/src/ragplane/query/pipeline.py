@@ -1,15 +1,27 @@
-"""Answering a question: embed the query, search the tenant's chunks, generate a cited answer."""
+"""Answering a question within its deadline, degraded rather than late.
+
+embed the query (a BM25-only search starts when the embedding is slow) -> search the tenant's
+chunks -> generate a cited answer (or extract one when generation fails or time runs short).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
-from ragplane.query.backends import Backends, Hit
+from ragplane.query.backends import Backends, GeneratedAnswer, Hit
 from ragplane.query.budget import Budget
 from ragplane.query.config import QuerySettings
-from ragplane.runtime.errors import InvalidArgument
+from ragplane.query.dependencies import CircuitOpen, Dependencies
+from ragplane.runtime.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    ResourceExhausted,
+    Unavailable,
+)
+from ragplane.runtime.extractive import extractive_answer
 from ragplane.v1 import common_pb2
 
 NO_PASSAGES_ANSWER = "No passage in this tenant's documents matches the question."
@@ -29,6 +41,7 @@ class Question:
 class QueryResult:
     answer: str
     citations: list[Hit]
+    budget_s: float = 0.0
     timings: list[tuple[int, float]] = field(default_factory=list)
     provider: str = ""
     model: str = ""
@@ -36,6 +49,37 @@ class QueryResult:
     output_tokens: int = 0
     cost_usd: float = 0.0
     degradations: list[common_pb2.Degradation] = field(default_factory=list)
+
+    def degrade(self, stage: int, cause: int, reason: str, dependency: str = "") -> None:
+        self.degradations.append(
+            common_pb2.Degradation(
+                stage=stage,  # type: ignore[arg-type]
+                cause=cause,  # type: ignore[arg-type]
+                reason=reason,
+                dependency=dependency,
+            )
+        )
+
+    def take_generated(self, generated: GeneratedAnswer, hits: Sequence[Hit]) -> None:
+        self.answer = generated.text
+        self.citations = _grounding(hits, generated.cited_chunk_ids)
+        self.provider = generated.provider
+        self.model = generated.model
+        self.input_tokens = generated.input_tokens
+        self.output_tokens = generated.output_tokens
+        self.cost_usd = generated.cost_usd
+        self.degradations.extend(generated.degradations)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Streamed first: the passages the answer will be grounded on."""
+
+    hits: list[Hit]
+
+
+# What QueryPipeline.stream yields: the sources, then answer text deltas, then the result.
+StreamEvent = Sources | str | QueryResult
 
 
 class _Stopwatch:
@@ -51,9 +95,31 @@ class _Stopwatch:
         self._result.timings.append((self._stage, elapsed_ms))
 
 
+def _cause_of(error: Exception) -> int:
+    if isinstance(error, CircuitOpen):
+        return common_pb2.DEGRADATION_CAUSE_CIRCUIT_OPEN
+    if isinstance(error, DeadlineExceeded):
+        return common_pb2.DEGRADATION_CAUSE_TIMEOUT
+    return common_pb2.DEGRADATION_CAUSE_UNAVAILABLE
+
+
+def _grounding(hits: Sequence[Hit], cited_chunk_ids: Sequence[str]) -> list[Hit]:
+    """The passages the answer cites; all passages it was given when it cites none."""
+    by_id = {hit.chunk_id: hit for hit in hits}
+    cited = [by_id[chunk_id] for chunk_id in cited_chunk_ids if chunk_id in by_id]
+    return cited or list(hits)
+
+
+# Errors after which a stage is replaced instead of failing the query.
+_DEPENDENCY_FAILURES = (Unavailable, DeadlineExceeded, ResourceExhausted)
+
+
 class QueryPipeline:
-    def __init__(self, backends: Backends, settings: QuerySettings) -> None:
+    def __init__(
+        self, backends: Backends, dependencies: Dependencies, settings: QuerySettings
+    ) -> None:
         self._backends = backends
+        self._dependencies = dependencies
         self._settings = settings
 
     def validate(self, question: Question) -> Question:
@@ -96,43 +162,208 @@ class QueryPipeline:
 
     async def answer(self, question: Question, budget: Budget) -> QueryResult:
         question = self.validate(question)
-        result = QueryResult(answer="", citations=[])
-        with _Stopwatch(result, common_pb2.STAGE_EMBEDDING):
-            [vector] = await self._backends.embed([question.text], budget.remaining("embedding"))
-        with _Stopwatch(result, common_pb2.STAGE_RETRIEVAL):
-            hits = await self._backends.search(
-                question.tenant,
-                question.text,
-                vector,
-                question.alpha,
-                question.top_k,
-                question.filters,
-                budget.remaining("retrieval"),
-            )
+        result = QueryResult(answer="", citations=[], budget_s=budget.total_s)
+        hits = await self._retrieve(question, budget, result)
         if not hits:
             result.answer = NO_PASSAGES_ANSWER
             return result
         with _Stopwatch(result, common_pb2.STAGE_GENERATION):
-            generated = await self._backends.generate(
-                question.tenant,
-                question.text,
-                hits,
-                question.max_output_tokens,
-                budget.remaining("generation"),
-            )
-        result.answer = generated.text
-        result.citations = self._grounding(hits, generated.cited_chunk_ids)
-        result.provider = generated.provider
-        result.model = generated.model
-        result.input_tokens = generated.input_tokens
-        result.output_tokens = generated.output_tokens
-        result.cost_usd = generated.cost_usd
-        result.degradations = generated.degradations
+            await self._generate(question, hits, budget, result)
         return result
 
+    async def stream(self, question: Question, budget: Budget) -> AsyncIterator[StreamEvent]:
+        """Sources, then the answer text as it is generated, then the whole result."""
+        question = self.validate(question)
+        result = QueryResult(answer="", citations=[], budget_s=budget.total_s)
+        hits = await self._retrieve(question, budget, result)
+        yield Sources(hits)
+        if not hits:
+            result.answer = NO_PASSAGES_ANSWER
+            yield result.answer
+        else:
+            started = time.perf_counter()
+            try:
+                async for delta in self._generate_stream(question, hits, budget, result):
+                    yield delta
+            finally:
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                result.timings.append((common_pb2.STAGE_GENERATION, elapsed_ms))
+        yield result
+
+    # Retrieval: the query's embedding, then a hybrid search; BM25 only without an embedding.
+
+    async def _retrieve(self, question: Question, budget: Budget, result: QueryResult) -> list[Hit]:
+        settings = self._settings
+        after_search = settings.generation_min_s + settings.respond_reserve_s
+        after_embedding = settings.search_reserve_s + after_search
+        embedding = asyncio.create_task(
+            self._embed(
+                question, budget.for_stage(settings.embed_timeout_s, after_embedding), result
+            )
+        )
+        bm25: asyncio.Task[list[Hit]] | None = None
+        try:
+            with _Stopwatch(result, common_pb2.STAGE_EMBEDDING):
+                await asyncio.wait({embedding}, timeout=settings.bm25_hedge_after_s)
+                if not embedding.done():
+                    # The embedding is late: start the BM25 side now, so that if the embedding
+                    # never comes its results are ready instead of only then being asked for.
+                    bm25 = asyncio.create_task(self._search(question, [], budget, after_search))
+                vector = await embedding
+            with _Stopwatch(result, common_pb2.STAGE_RETRIEVAL):
+                if vector is not None:
+                    return await self._search(question, vector, budget, after_search)
+                if bm25 is not None:
+                    return await bm25
+                return await self._search(question, [], budget, after_search)
+        finally:
+            for task in (embedding, bm25):
+                if task is not None and not task.done():
+                    task.cancel()
+
+    async def _embed(
+        self, question: Question, timeout_s: float, result: QueryResult
+    ) -> list[float] | None:
+        """The query's embedding; None (and a degradation) when it cannot be had in time."""
+        dependency = self._dependencies.embedding
+        if timeout_s <= 0:
+            result.degrade(
+                common_pb2.STAGE_EMBEDDING,
+                common_pb2.DEGRADATION_CAUSE_NO_BUDGET,
+                "no time left to embed the query: BM25-only search",
+            )
+            return None
+        try:
+            [vector] = await dependency.call(
+                lambda t: self._backends.embed([question.text], t),
+                timeout_s,
+                self._settings.embed_timeout_s,
+            )
+        except _DEPENDENCY_FAILURES as error:
+            result.degrade(
+                common_pb2.STAGE_EMBEDDING,
+                _cause_of(error),
+                f"{error.message}; searched with BM25 only",
+                dependency.name,
+            )
+            return None
+        return vector
+
+    async def _search(
+        self, question: Question, vector: list[float], budget: Budget, reserve_s: float
+    ) -> list[Hit]:
+        settings = self._settings
+        dependency = self._dependencies.retrieval
+        timeout_s = budget.for_stage(settings.search_timeout_s, reserve_s)
+        if timeout_s <= 0:
+            raise DeadlineExceeded(
+                "the request's deadline left no time to search the documents; "
+                "allow the query more time"
+            )
+        try:
+            return await dependency.call(
+                lambda t: self._backends.search(
+                    question.tenant,
+                    question.text,
+                    vector,
+                    question.alpha,
+                    question.top_k,
+                    question.filters,
+                    t,
+                ),
+                timeout_s,
+                settings.search_timeout_s,
+            )
+        except CircuitOpen as error:
+            raise Unavailable(
+                f"{error.message}: no passages can be searched and no cached answer was found",
+                retry_after_s=error.retry_after_s,
+            ) from error
+
+    # Generation: the model's answer, or one extracted from the passages.
+
+    def _generation_timeout(self, budget: Budget) -> float:
+        settings = self._settings
+        return budget.for_stage(settings.generation_timeout_s, settings.respond_reserve_s)
+
+    async def _generate(
+        self, question: Question, hits: list[Hit], budget: Budget, result: QueryResult
+    ) -> None:
+        timeout_s = self._generation_timeout(budget)
+        if timeout_s < self._settings.generation_min_s:
+            self._extract(
+                hits, result, common_pb2.DEGRADATION_CAUSE_NO_BUDGET, self._no_time(timeout_s)
+            )
+            return
+        dependency = self._dependencies.generation
+        try:
+            generated = await dependency.call(
+                lambda t: self._backends.generate(
+                    question.tenant, question.text, hits, question.max_output_tokens, t
+                ),
+                timeout_s,
+                self._settings.generation_timeout_s,
+            )
+        except _DEPENDENCY_FAILURES as error:
+            self._extract(hits, result, _cause_of(error), error.message, dependency.name)
+            return
+        result.take_generated(generated, hits)
+
+    async def _generate_stream(
+        self, question: Question, hits: list[Hit], budget: Budget, result: QueryResult
+    ) -> AsyncIterator[str]:
+        timeout_s = self._generation_timeout(budget)
+        if timeout_s < self._settings.generation_min_s:
+            self._extract(
+                hits, result, common_pb2.DEGRADATION_CAUSE_NO_BUDGET, self._no_time(timeout_s)
+            )
+            yield result.answer
+            return
+        dependency = self._dependencies.generation
+        sent: list[str] = []
+        try:
+            async for event in dependency.stream(
+                lambda t: self._backends.generate_stream(
+                    question.tenant, question.text, hits, question.max_output_tokens, t
+                ),
+                timeout_s,
+                self._settings.generation_timeout_s,
+            ):
+                if isinstance(event, str):
+                    sent.append(event)
+                    yield event
+                else:
+                    result.take_generated(event, hits)
+        except _DEPENDENCY_FAILURES as error:
+            if not sent:
+                self._extract(hits, result, _cause_of(error), error.message, dependency.name)
+                yield result.answer
+                return
+            if not isinstance(error, DeadlineExceeded):
+                raise
+            # Text already sent cannot be taken back: the answer ends where time ran out.
+            result.answer = "".join(sent)
+            result.citations = list(hits)
+            result.degrade(
+                common_pb2.STAGE_GENERATION,
+                common_pb2.DEGRADATION_CAUSE_TIMEOUT,
+                "the answer was cut off when the request's time ran out",
+                dependency.name,
+            )
+
     @staticmethod
-    def _grounding(hits: Sequence[Hit], cited_chunk_ids: Sequence[str]) -> list[Hit]:
-        """The passages the answer cites; all passages it was given when it cites none."""
-        by_id = {hit.chunk_id: hit for hit in hits}
-        cited = [by_id[chunk_id] for chunk_id in cited_chunk_ids if chunk_id in by_id]
-        return cited or list(hits)
+    def _no_time(timeout_s: float) -> str:
+        return f"only {timeout_s * 1000:.0f} ms of the request's deadline were left for generation"
+
+    def _extract(
+        self, hits: list[Hit], result: QueryResult, cause: int, reason: str, dependency: str = ""
+    ) -> None:
+        extracted = extractive_answer(hits, self._settings.extractive_passages)
+        result.answer = extracted.text
+        result.citations = extracted.cited
+        result.degrade(
+            common_pb2.STAGE_GENERATION,
+            cause,
+            f"{reason}; the answer quotes the top passages",
+            dependency,
+        )

@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 import structlog
 
-from ragplane.query.backends import Backends
+from ragplane.query.backends import Backends, Hit
 from ragplane.query.budget import Budget
 from ragplane.query.chunking import Chunker
 from ragplane.query.config import QuerySettings
+from ragplane.query.dependencies import Dependencies
 from ragplane.query.ingestion import Ingestor, SourceDocument
-from ragplane.query.pipeline import QueryPipeline, Question
+from ragplane.query.pipeline import QueryPipeline, QueryResult, Question, Sources
 from ragplane.runtime.context import RpcContext, current_request_id
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.v1 import common_pb2, query_pb2, query_pb2_grpc
 
 log = structlog.get_logger(__name__)
+
+
+def _question(request: query_pb2.QueryRequest) -> Question:
+    return Question(
+        tenant=request.tenant,
+        text=request.query,
+        top_k=request.top_k,
+        alpha=request.alpha if request.HasField("alpha") else None,
+        filters=list(request.filters),
+        max_output_tokens=request.max_output_tokens,
+    )
 
 
 def _budget(context: RpcContext, default_s: float) -> Budget:
@@ -40,29 +53,43 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self, request: query_pb2.QueryRequest, context: RpcContext
     ) -> query_pb2.QueryResponse:
         started = time.perf_counter()
-        question = Question(
-            tenant=request.tenant,
-            text=request.query,
-            top_k=request.top_k,
-            alpha=request.alpha if request.HasField("alpha") else None,
-            filters=list(request.filters),
-            max_output_tokens=request.max_output_tokens,
-        )
         result = await self._pipeline.get().answer(
-            question, _budget(context, self._settings.default_timeout_s)
+            _question(request), _budget(context, self._settings.default_timeout_s)
         )
+        return self._response(result, started)
+
+    async def QueryStream(
+        self, request: query_pb2.QueryRequest, context: RpcContext
+    ) -> AsyncIterator[query_pb2.QueryStreamResponse]:
+        started = time.perf_counter()
+        events = self._pipeline.get().stream(
+            _question(request), _budget(context, self._settings.default_timeout_s)
+        )
+        async for event in events:
+            if isinstance(event, Sources):
+                sources = query_pb2.QuerySources(citations=self._citations(event.hits))
+                yield query_pb2.QueryStreamResponse(sources=sources)
+            elif isinstance(event, QueryResult):
+                yield query_pb2.QueryStreamResponse(done=self._response(event, started))
+            else:
+                yield query_pb2.QueryStreamResponse(answer_delta=event)
+
+    def _citations(self, hits: Sequence[Hit]) -> list[common_pb2.Citation]:
         snippet = self._settings.snippet_chars
+        return [
+            common_pb2.Citation(
+                document_id=hit.document_id,
+                chunk_id=hit.chunk_id,
+                score=hit.score,
+                snippet=hit.text[:snippet],
+            )
+            for hit in hits
+        ]
+
+    def _response(self, result: QueryResult, started: float) -> query_pb2.QueryResponse:
         return query_pb2.QueryResponse(
             answer=result.answer,
-            citations=[
-                common_pb2.Citation(
-                    document_id=hit.document_id,
-                    chunk_id=hit.chunk_id,
-                    score=hit.score,
-                    snippet=hit.text[:snippet],
-                )
-                for hit in result.citations
-            ],
+            citations=self._citations(result.citations),
             timings=[
                 common_pb2.StageTiming(stage=stage, duration_ms=ms)  # type: ignore[arg-type]
                 for stage, ms in result.timings
@@ -76,6 +103,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             request_id=current_request_id.get(),
             cost_usd=result.cost_usd,
             degradations=result.degradations,
+            budget_ms=result.budget_s * 1000,
         )
 
     async def Ingest(
@@ -133,7 +161,8 @@ class QueryApplication:
             settings.chunk_tokens,
             settings.chunk_overlap_tokens,
         )
-        self._pipeline.set(QueryPipeline(backends, settings))
+        dependencies = Dependencies(settings.breaker_fail_max, settings.breaker_reset_timeout_s)
+        self._pipeline.set(QueryPipeline(backends, dependencies, settings))
         self._ingestor.set(Ingestor(backends, chunker, settings))
         log.info("ready", embedding=settings.embedding_target, retrieval=settings.retrieval_target)
 

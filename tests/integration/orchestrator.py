@@ -1,0 +1,53 @@
+"""A query service of a test's own, wired to the stack's services or to faulty stand-ins."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from ragplane.cli.stack import Stack
+from ragplane.v1 import common_pb2, query_pb2, query_pb2_grpc
+from tests.integration.services import RunningService, service_process
+
+
+@dataclass
+class QueryService:
+    process: RunningService
+    stub: query_pb2_grpc.QueryServiceStub
+
+    def ask(self, tenant: str, question: str, timeout_s: float) -> query_pb2.QueryResponse:
+        request = query_pb2.QueryRequest(tenant=tenant, query=question)
+        return self.stub.Query(request, timeout=timeout_s)
+
+    def breaker_state(self, dependency: str) -> float:
+        return self.process.metric(
+            "ragplane_query_dependency_breaker_state", f'dependency="{dependency}"'
+        )
+
+
+def stack_targets(stack: Stack) -> dict[str, str]:
+    return {
+        "QUERY_EMBEDDING_TARGET": f"127.0.0.1:{stack.ports.embedding}",
+        "QUERY_RETRIEVAL_TARGET": f"127.0.0.1:{stack.ports.retrieval}",
+        "QUERY_GENERATION_TARGET": f"127.0.0.1:{stack.ports.generation}",
+    }
+
+
+@contextmanager
+def query_service(stack: Stack, log_dir: Path, **env: str) -> Iterator[QueryService]:
+    """A query service using the stack's dependencies except where ``env`` says otherwise."""
+    settings = {**stack_targets(stack), **{f"QUERY_{k.upper()}": v for k, v in env.items()}}
+    with (
+        service_process("query", settings, log_dir) as process,
+        grpc.insecure_channel(process.target) as channel,
+    ):
+        yield QueryService(process, query_pb2_grpc.QueryServiceStub(channel))
+
+
+def degraded(response: query_pb2.QueryResponse) -> dict[int, common_pb2.Degradation]:
+    """The response's degradations by stage."""
+    return {d.stage: d for d in response.degradations}

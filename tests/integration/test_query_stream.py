@@ -1,0 +1,61 @@
+"""QueryStream: sources first, then the answer as it is generated, then everything Query says."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ragplane.cli.stack import Stack
+from ragplane.v1 import common_pb2, query_pb2, query_pb2_grpc
+from tests.integration.orchestrator import query_service
+from tests.integration.services import metric
+
+QUESTION = "How do I create a virtual environment?"
+GENERATE_STREAM = "/ragplane.v1.GenerationService/GenerateStream"
+
+
+def test_sources_come_first_then_answer_deltas_then_the_final_message(
+    query: query_pb2_grpc.QueryServiceStub, docs_tenant: str
+) -> None:
+    request = query_pb2.QueryRequest(tenant=docs_tenant, query=QUESTION)
+    events = list(query.QueryStream(request, timeout=120))
+    kinds = [event.WhichOneof("event") for event in events]
+    assert kinds[0] == "sources"
+    assert kinds[-1] == "done"
+    assert set(kinds[1:-1]) == {"answer_delta"}, kinds
+    sources = events[0].sources.citations
+    assert sources
+    assert all(c.chunk_id.startswith(c.document_id + "#") for c in sources)
+    done = events[-1].done
+    assert "".join(event.answer_delta for event in events[1:-1]) == done.answer
+    assert {c.chunk_id for c in done.citations} <= {c.chunk_id for c in sources}
+    stages = [timing.stage for timing in done.timings]
+    assert common_pb2.STAGE_GENERATION in stages
+    assert done.usage.output_tokens > 0
+    assert done.budget_ms > 0
+    assert done.request_id
+
+
+def test_a_cancelled_stream_stops_the_generation_call(
+    stack: Stack, docs_tenant: str, tmp_path: Path
+) -> None:
+    # The stack's generation service: its metrics count the stream it served as cancelled.
+    cancelled = f'service="generation",method="{GENERATE_STREAM}",code="CANCELLED"'
+    before = metric(stack.ports.generation_metrics, "ragplane_rpc_requests_total", cancelled)
+    with query_service(stack, tmp_path) as service:
+        request = query_pb2.QueryRequest(tenant=docs_tenant, query=QUESTION, max_output_tokens=400)
+        stream = service.stub.QueryStream(request, timeout=120)
+        kinds = []
+        for event in stream:
+            kinds.append(event.WhichOneof("event"))
+            if kinds[-1] == "answer_delta":
+                break
+        stream.cancel()
+        assert kinds == ["sources", "answer_delta"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = metric(stack.ports.generation_metrics, "ragplane_rpc_requests_total", cancelled)
+            if now > before:
+                break
+            time.sleep(0.2)
+    assert now == before + 1
