@@ -15,9 +15,14 @@ from ragplane.runtime.errors import DeadlineExceeded, NotFound, Unavailable
 
 def test_a_stage_gets_its_cap_less_what_later_stages_are_promised() -> None:
     budget = Budget(2.0)
-    assert budget.for_stage(cap_s=1.0, reserve_s=0.5) == pytest.approx(1.0, abs=0.01)
-    assert budget.for_stage(cap_s=10.0, reserve_s=0.5) == pytest.approx(1.5, abs=0.01)
-    assert budget.for_stage(cap_s=10.0, reserve_s=5.0) == 0.0
+    assert budget.for_stage(1.0, 0.5, 0.1) == pytest.approx(1.0, abs=0.01)
+    assert budget.for_stage(10.0, 0.5, 0.1) == pytest.approx(1.5, abs=0.01)
+
+
+def test_a_promise_that_leaves_a_stage_nothing_shrinks_to_the_essential_reserve() -> None:
+    budget = Budget(2.0)
+    assert budget.for_stage(10.0, 5.0, 0.5) == pytest.approx(1.5, abs=0.01)
+    assert budget.for_stage(10.0, 5.0, 3.0) == 0.0
 
 
 def test_an_expired_budget_has_no_time_for_any_stage() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, cast
@@ -62,6 +63,12 @@ class _CallRecord:
             grpc.StatusCode.INTERNAL, f"internal error (request id {self.request_id})"
         )
 
+    def cancelled(self) -> None:
+        """The call ended while being handled: the caller cancelled it or its deadline passed."""
+        remaining = self.context.time_remaining()
+        expired = remaining is not None and remaining <= 0
+        self.code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+
     def finish(self) -> None:
         code = self.context.code() if self.code is grpc.StatusCode.OK else self.code
         if isinstance(code, grpc.StatusCode):
@@ -119,6 +126,9 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                 return await behavior(request, context)
             except grpc.aio.AbortError:
                 raise
+            except asyncio.CancelledError:
+                call.cancelled()
+                raise
             except Exception as error:  # noqa: BLE001 - every error must become a status
                 await call.fail(error)
             finally:
@@ -134,6 +144,9 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                 async for response in behavior(request, context):
                     yield response
             except grpc.aio.AbortError:
+                raise
+            except asyncio.CancelledError:
+                call.cancelled()
                 raise
             except Exception as error:  # noqa: BLE001 - every error must become a status
                 await call.fail(error)

@@ -22,6 +22,14 @@ class Budget:
             raise DeadlineExceeded(f"the request's deadline passed before {stage}")
         return left
 
-    def for_stage(self, cap_s: float, reserve_s: float) -> float:
-        """Time a stage may take: its cap, less what the stages after it are promised."""
-        return max(0.0, min(cap_s, self.left_s() - reserve_s))
+    def for_stage(self, cap_s: float, reserve_s: float, essential_reserve_s: float) -> float:
+        """Time a stage may take: its cap, less what the stages after it are promised.
+
+        ``reserve_s`` is kept free when that leaves the stage any time at all; otherwise only
+        ``essential_reserve_s`` is (a degraded later stage beats skipping this one).
+        """
+        left = self.left_s()
+        wanted = min(cap_s, left - reserve_s)
+        if wanted > 0:
+            return wanted
+        return max(0.0, min(cap_s, left - essential_reserve_s))

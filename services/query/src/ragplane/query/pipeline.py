@@ -198,7 +198,13 @@ class QueryPipeline:
         after_embedding = settings.search_reserve_s + after_search
         embedding = asyncio.create_task(
             self._embed(
-                question, budget.for_stage(settings.embed_timeout_s, after_embedding), result
+                question,
+                budget.for_stage(
+                    settings.embed_timeout_s,
+                    after_embedding,
+                    settings.search_reserve_s + settings.respond_reserve_s,
+                ),
+                result,
             )
         )
         bm25: asyncio.Task[list[Hit]] | None = None
@@ -254,7 +260,11 @@ class QueryPipeline:
     ) -> list[Hit]:
         settings = self._settings
         dependency = self._dependencies.retrieval
-        timeout_s = budget.for_stage(settings.search_timeout_s, reserve_s)
+        # Passages answered extractively beat no passages: when the time promised to
+        # generation leaves none for the search, the search takes it.
+        timeout_s = budget.for_stage(
+            settings.search_timeout_s, reserve_s, settings.respond_reserve_s
+        )
         if timeout_s <= 0:
             raise DeadlineExceeded(
                 "the request's deadline left no time to search the documents; "
@@ -284,7 +294,9 @@ class QueryPipeline:
 
     def _generation_timeout(self, budget: Budget) -> float:
         settings = self._settings
-        return budget.for_stage(settings.generation_timeout_s, settings.respond_reserve_s)
+        return budget.for_stage(
+            settings.generation_timeout_s, settings.respond_reserve_s, settings.respond_reserve_s
+        )
 
     async def _generate(
         self, question: Question, hits: list[Hit], budget: Budget, result: QueryResult
@@ -292,7 +304,11 @@ class QueryPipeline:
         timeout_s = self._generation_timeout(budget)
         if timeout_s < self._settings.generation_min_s:
             self._extract(
-                hits, result, common_pb2.DEGRADATION_CAUSE_NO_BUDGET, self._no_time(timeout_s)
+                hits,
+                result,
+                common_pb2.DEGRADATION_CAUSE_NO_BUDGET,
+                self._no_time(timeout_s),
+                self._dependencies.generation.name,
             )
             return
         dependency = self._dependencies.generation
@@ -315,7 +331,11 @@ class QueryPipeline:
         timeout_s = self._generation_timeout(budget)
         if timeout_s < self._settings.generation_min_s:
             self._extract(
-                hits, result, common_pb2.DEGRADATION_CAUSE_NO_BUDGET, self._no_time(timeout_s)
+                hits,
+                result,
+                common_pb2.DEGRADATION_CAUSE_NO_BUDGET,
+                self._no_time(timeout_s),
+                self._dependencies.generation.name,
             )
             yield result.answer
             return
@@ -351,9 +371,11 @@ class QueryPipeline:
                 dependency.name,
             )
 
-    @staticmethod
-    def _no_time(timeout_s: float) -> str:
-        return f"only {timeout_s * 1000:.0f} ms of the request's deadline were left for generation"
+    def _no_time(self, timeout_s: float) -> str:
+        return (
+            f"{timeout_s * 1000:.0f} ms of the request's deadline were left for generation, "
+            f"less than the {self._settings.generation_min_s * 1000:.0f} ms it needs"
+        )
 
     def _extract(
         self, hits: list[Hit], result: QueryResult, cause: int, reason: str, dependency: str = ""
