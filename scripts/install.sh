@@ -55,4 +55,5 @@ install_system_packages
 go_tool "$WEAVIATE_MODULE" "$WEAVIATE_VERSION" weaviate-server
 go_tool "$GRPCURL_MODULE" "$GRPCURL_VERSION" grpcurl
 go_tool "$GRPC_HEALTH_PROBE_MODULE" "$GRPC_HEALTH_PROBE_VERSION" grpc_health_probe
+go_tool "$HELM_MODULE" "$HELM_VERSION" helm
 install_python
