@@ -171,7 +171,7 @@ def test_an_installed_service_starts_serves_health_and_metrics_and_stops_cleanly
         )
     try:
         _wait_serving(process, port, log)
-        assert "# TYPE ragplane_rpc_requests counter" in _metrics(metrics_port)
+        assert "# TYPE ragplane_rpc_requests_total counter" in _metrics(metrics_port)
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=60)

@@ -9,23 +9,22 @@ import urllib.request
 from ragplane.cli.stack import Stack
 from tests.helm.chart import SERVICES, VALUES_FILES, monitored_metric_names, render
 
-# prometheus_client exports a metric family under these sample names, by its TYPE.
+# Sample names of a family besides its own, by TYPE (a counter's TYPE line already names it
+# with _total in the text format prometheus_client serves).
 SAMPLE_SUFFIXES = {
-    "counter": ("_total", "_created"),
-    "histogram": ("_bucket", "_count", "_sum", "_created"),
-    "summary": ("", "_count", "_sum", "_created"),
-    "gauge": ("",),
-    "info": ("_info",),
+    "histogram": ("_bucket", "_count", "_sum"),
+    "summary": ("_count", "_sum"),
 }
 
 
 def exported_names(metrics_text: str) -> set[str]:
-    """Sample names a scrape can return, from the TYPE lines (present before any sample is)."""
+    """Sample names a scrape can return, from the TYPE lines: a labelled metric has its TYPE
+    line from the start, its samples only once a label combination has been used."""
     names = set()
     for line in metrics_text.splitlines():
         if line.startswith("# TYPE "):
             _, _, family, kind = line.split(maxsplit=3)
-            names |= {family + suffix for suffix in SAMPLE_SUFFIXES.get(kind, ("",))}
+            names |= {family} | {family + suffix for suffix in SAMPLE_SUFFIXES.get(kind, ())}
         elif line and not line.startswith("#"):
             names.add(line.split("{")[0].split(" ")[0])
     return names
