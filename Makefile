@@ -57,7 +57,7 @@ format: install ## apply ruff's formatting and fixes
 test: install lint helm-lint ## lint, the Helm chart, then unit and integration tests against real components
 	@$(PYTHON) -m pytest --ignore=tests/helm
 
-helm-lint: install ## the Helm chart: helm lint --strict, rendered objects against Kubernetes 1.27 and 1.37 schemas, policy
+helm-lint: install ## the Helm chart: helm lint --strict, Kubernetes 1.27/1.37 schemas, policy, promtool on the alerts
 	@$(PYTHON) -m pytest tests/helm
 
 test-unit: install ## only the tests that need no running component
