@@ -26,7 +26,8 @@ START_TIMEOUT_S = 600
 
 def _versions() -> dict[str, str]:
     lines = (REPO / "scripts" / "versions.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+    pairs = [line.partition("=") for line in lines if "=" in line and not line.startswith("#")]
+    return {name: value for name, _, value in pairs}
 
 
 def _uv() -> Path:
