@@ -14,7 +14,7 @@ from ragplane.embedding.config import EmbeddingSettings
 from ragplane.generation.config import GenerationSettings
 from ragplane.query.config import QuerySettings
 from ragplane.retrieval.config import RetrievalSettings
-from ragplane.runtime.settings import ServiceSettings
+from ragplane.runtime.settings import ServiceSettings, load_settings
 from tests.helm.chart import (
     CHART,
     HELM,
@@ -213,7 +213,8 @@ def test_every_setting_the_chart_sets_is_read_and_valid(
     assert unknown == [], f"the chart sets variables {settings_class.__name__} does not read"
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    settings = settings_class()  # raises when a value does not validate
+    # As at start-up: exits naming each variable whose value does not validate.
+    settings = load_settings(settings_class)
     assert settings.host == "0.0.0.0"
     assert settings.metrics_port > 0
 
@@ -274,14 +275,16 @@ def test_the_embedding_model_gets_a_startup_probe_longer_than_the_others() -> No
 
 
 def _policy(objects: list[Manifest], service: str) -> Manifest:
-    return named(objects, "NetworkPolicy", component(service))["spec"]
+    spec: Manifest = named(objects, "NetworkPolicy", component(service))["spec"]
+    return spec
 
 
 def _peer_components(rules: list[Manifest]) -> set[str]:
+    """The services of this release that egress (to) or ingress (from) rules name."""
+    peers = [peer for rule in rules for peer in [*rule.get("to", []), *rule.get("from", [])]]
     return {
         peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
-        for rule in rules
-        for peer in rule.get("to", rule.get("from", []))
+        for peer in peers
         if "app.kubernetes.io/component" in peer.get("podSelector", {}).get("matchLabels", {})
     }
 
