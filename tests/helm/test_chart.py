@@ -3,6 +3,7 @@ the policy every object must meet, the values schema, and what the services will
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.helm.chart import (
     component,
     containers,
     helm_template,
+    monitored_metric_names,
     named,
     of_kind,
     policy_problems,
@@ -351,3 +353,23 @@ def test_the_alerts_carry_the_thresholds_of_the_values(production: list[Manifest
     assert "> 2 * sum(increase(" in by_name[("RagplaneLLMCostSpike", "warning")]
     assert by_name[("RagplaneCircuitBreakerOpen", "warning")].endswith("== 2")
     assert all('namespace="ragplane"' in expr for expr in by_name.values())
+
+
+def test_the_dashboard_is_grafana_json_with_a_query_in_every_panel(
+    production: list[Manifest],
+) -> None:
+    config_map = named(production, "ConfigMap", "rp-ragplane-dashboard")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(config_map["data"]["ragplane.json"])
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert len(panels) >= 15
+    assert all(panel["targets"] and panel["title"] for panel in panels)
+    names = monitored_metric_names(production)
+    # The panels an operator opens first: traffic, latency, cost, embedding throughput.
+    assert {
+        "ragplane_rpc_requests_total",
+        "ragplane_rpc_duration_seconds_bucket",
+        "ragplane_generation_cost_usd_total",
+        "ragplane_embedding_texts_embedded_total",
+        "ragplane_query_cache_lookups_total",
+    } <= names
