@@ -59,4 +59,6 @@ go_tool "$WEAVIATE_MODULE" "$WEAVIATE_VERSION" weaviate-server
 go_tool "$GRPCURL_MODULE" "$GRPCURL_VERSION" grpcurl
 go_tool "$GRPC_HEALTH_PROBE_MODULE" "$GRPC_HEALTH_PROBE_VERSION" grpc_health_probe
 go_tool "$TOXIPROXY_MODULE" "$TOXIPROXY_VERSION" toxiproxy-server
+go_tool "$HELM_MODULE" "$HELM_VERSION" helm
+go_tool "$PROMTOOL_MODULE" "$PROMTOOL_VERSION" promtool
 install_python
