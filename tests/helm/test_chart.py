@@ -373,3 +373,11 @@ def test_the_dashboard_is_grafana_json_with_a_query_in_every_panel(
         "ragplane_embedding_texts_embedded_total",
         "ragplane_query_cache_lookups_total",
     } <= names
+
+
+def test_values_schema_accepts_exactly_the_settings_each_service_reads() -> None:
+    script = Path(__file__).resolve().parents[2] / "scripts" / "gen-values-schema.py"
+    check = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0, check.stderr
