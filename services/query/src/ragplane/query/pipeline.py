@@ -23,6 +23,10 @@ class Question:
     alpha: float | None
     filters: Sequence[common_pb2.MetadataFilter]
     max_output_tokens: int
+    # Unset: the generation service's default. Above 0 the answer caches are bypassed.
+    temperature: float | None = None
+    # generation_pb2.ModelTier to force; 0 lets the generation service route.
+    tier: int = 0
 
 
 @dataclass
@@ -36,6 +40,8 @@ class QueryResult:
     output_tokens: int = 0
     cost_usd: float = 0.0
     degradations: list[common_pb2.Degradation] = field(default_factory=list)
+    tier: int = 0
+    tier_reason: str = ""
 
 
 class _Stopwatch:
@@ -92,6 +98,8 @@ class QueryPipeline:
             alpha=question.alpha,
             filters=question.filters,
             max_output_tokens=question.max_output_tokens,
+            temperature=question.temperature,
+            tier=question.tier,
         )
 
     async def answer(self, question: Question, budget: Budget) -> QueryResult:
@@ -119,6 +127,8 @@ class QueryPipeline:
                 hits,
                 question.max_output_tokens,
                 budget.remaining("generation"),
+                temperature=question.temperature,
+                tier=question.tier,
             )
         result.answer = generated.text
         result.citations = self._grounding(hits, generated.cited_chunk_ids)
@@ -128,6 +138,8 @@ class QueryPipeline:
         result.output_tokens = generated.output_tokens
         result.cost_usd = generated.cost_usd
         result.degradations = generated.degradations
+        result.tier = generated.tier
+        result.tier_reason = generated.tier_reason
         return result
 
     @staticmethod

@@ -10,10 +10,14 @@ import structlog
 from ragplane.query.backends import Backends
 from ragplane.query.budget import Budget
 from ragplane.query.chunking import Chunker
-from ragplane.query.config import QuerySettings
+from ragplane.query.config import GuardSettings, QuerySettings
+from ragplane.query.gateway import build_guard, cached_reply, log_protections
+from ragplane.query.guard import QueryGuard
 from ragplane.query.ingestion import Ingestor, SourceDocument
 from ragplane.query.pipeline import QueryPipeline, Question
+from ragplane.runtime.audit import audit_note
 from ragplane.runtime.context import RpcContext, current_request_id
+from ragplane.runtime.errors import InvalidArgument
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.v1 import common_pb2, query_pb2, query_pb2_grpc
 
@@ -31,10 +35,14 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         pipeline: WarmedUp[QueryPipeline],
         ingestor: WarmedUp[Ingestor],
         settings: QuerySettings,
+        guard: WarmedUp[QueryGuard],
+        backends: WarmedUp[Backends],
     ) -> None:
         self._pipeline = pipeline
         self._ingestor = ingestor
         self._settings = settings
+        self._guard = guard
+        self._backends = backends
 
     async def Query(
         self, request: query_pb2.QueryRequest, context: RpcContext
@@ -47,10 +55,16 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             alpha=request.alpha if request.HasField("alpha") else None,
             filters=list(request.filters),
             max_output_tokens=request.max_output_tokens,
+            temperature=request.temperature if request.HasField("temperature") else None,
         )
-        result = await self._pipeline.get().answer(
-            question, _budget(context, self._settings.default_timeout_s)
-        )
+        budget = _budget(context, self._settings.default_timeout_s)
+        guard = self._guard.get()
+        admission = await guard.admit(self._pipeline.get().validate(question), budget)
+        if admission.cached is not None:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            return cached_reply(admission, self._settings.snippet_chars, elapsed_ms)
+        result = await self._pipeline.get().answer(admission.question, budget)
+        await guard.settle(admission, result)
         snippet = self._settings.snippet_chars
         return query_pb2.QueryResponse(
             answer=result.answer,
@@ -75,7 +89,10 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             ),
             request_id=current_request_id.get(),
             cost_usd=result.cost_usd,
-            degradations=result.degradations,
+            degradations=[*admission.degradations, *result.degradations],
+            cache=admission.cache_info,
+            tier=result.tier,  # type: ignore[arg-type]
+            tier_reason=admission.tier_reason or result.tier_reason,
         )
 
     async def Ingest(
@@ -85,9 +102,14 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             SourceDocument(d.document_id, d.text, d.title, dict(d.metadata))
             for d in request.documents
         ]
-        outcomes = await self._ingestor.get().ingest(
-            request.tenant, documents, _budget(context, self._settings.ingest_timeout_s)
-        )
+        try:
+            outcomes = await self._ingestor.get().ingest(
+                request.tenant, documents, _budget(context, self._settings.ingest_timeout_s)
+            )
+        finally:
+            # Also after a failure part-way: some documents may have changed already.
+            await self._guard.get().documents_changed(request.tenant)
+        audit_note(documents=len(documents), indexed=sum(o.indexed for o in outcomes))
         return query_pb2.IngestResponse(
             results=[
                 query_pb2.DocumentResult(
@@ -102,19 +124,43 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             ]
         )
 
+    async def DeleteDocuments(
+        self, request: query_pb2.DeleteDocumentsRequest, context: RpcContext
+    ) -> query_pb2.DeleteDocumentsResponse:
+        if not request.tenant:
+            raise InvalidArgument.of("tenant", "is required")
+        if not request.document_ids:
+            raise InvalidArgument.of("document_ids", "at least one document id is required")
+        try:
+            deleted = await self._backends.get().delete(
+                request.tenant,
+                list(request.document_ids),
+                _budget(context, self._settings.ingest_timeout_s).remaining("delete"),
+            )
+        finally:
+            await self._guard.get().documents_changed(request.tenant)
+        audit_note(documents=len(request.document_ids), deleted_chunks=deleted)
+        return query_pb2.DeleteDocumentsResponse(deleted_chunks=deleted)
+
 
 class QueryApplication:
     service_names = (query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name,)
 
-    def __init__(self, settings: QuerySettings) -> None:
+    def __init__(self, settings: QuerySettings, guard_settings: GuardSettings) -> None:
         self._settings = settings
+        self._guard_settings = guard_settings
         self._pipeline: WarmedUp[QueryPipeline] = WarmedUp("the query pipeline")
         self._ingestor: WarmedUp[Ingestor] = WarmedUp("the ingestion pipeline")
+        self._guard: WarmedUp[QueryGuard] = WarmedUp("the caches and limits")
+        self._ready_backends: WarmedUp[Backends] = WarmedUp("the downstream clients")
         self._backends: Backends | None = None
 
     def register(self, server: grpc.aio.Server) -> None:
         query_pb2_grpc.add_QueryServiceServicer_to_server(
-            QueryServicer(self._pipeline, self._ingestor, self._settings), server
+            QueryServicer(
+                self._pipeline, self._ingestor, self._settings, self._guard, self._ready_backends
+            ),
+            server,
         )
 
     async def warm_up(self) -> None:
@@ -126,8 +172,12 @@ class QueryApplication:
             settings.retrieval_target,
             settings.generation_target,
             settings.max_message_bytes,
+            settings.tls,
         )
         self._backends = backends
+        self._ready_backends.set(backends)
+        self._guard.set(build_guard(self._guard_settings, backends.embed))
+        log_protections(self._guard_settings)
         chunker = Chunker.from_file(
             settings.resolved_tokenizer_path(),
             settings.chunk_tokens,
@@ -140,3 +190,6 @@ class QueryApplication:
     async def close(self) -> None:
         if self._backends is not None:
             await self._backends.close()
+        guard = self._guard.peek()
+        if guard is not None:
+            await guard.close()
