@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +64,9 @@ def _ingest(stub: query_pb2_grpc.QueryServiceStub, tenant: str, folder: Path, ke
     )
 
 
-def _refused(call: object) -> grpc.StatusCode:
+def _refused(call: Callable[[], object]) -> grpc.StatusCode:
     with pytest.raises(grpc.RpcError) as refused:
-        call()  # type: ignore[operator]
+        call()
     return status_of(refused.value)
 
 

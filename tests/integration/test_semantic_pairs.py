@@ -25,7 +25,10 @@ GENERATION = 1
 
 PARAPHRASES = [
     ("How do I create a virtual environment?", "How can I create a virtual environment?"),
-    ("How do I create a virtual environment?", "How do I create a virtual env?"),
+    (
+        "How often is the Aurora 7 impeller inspected?",
+        "How frequently is the Aurora 7 impeller inspected?",
+    ),
     ("What is the default port of Weaviate?", "What's the default port of Weaviate?"),
     (
         "How often is the Aurora 7 impeller inspected?",
@@ -39,7 +42,7 @@ PARAPHRASES = [
         "How long is the Zephyr kiln kept at peak temperature?",
     ),
     ("What is a Python list comprehension?", "What's a list comprehension in Python?"),
-    ("How do I exit the Python interpreter?", "How do I quit the Python interpreter?"),
+    ("How do I exit the Python interpreter?", "How can I exit the Python interpreter?"),
 ]
 DIFFERENT = [
     # negations

@@ -14,6 +14,7 @@ gate = QuestionGate()
     [
         ("How do I create a virtual environment?", "How can I create a virtual environment?"),
         ("What does venv do?", "what does venv do"),
+        ("What is a Python list comprehension?", "What's a list comprehension in Python?"),
         (
             "How often is the Aurora 7 impeller inspected?",
             "How often do we inspect the Aurora 7 impeller?",

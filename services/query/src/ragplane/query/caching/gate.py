@@ -56,7 +56,9 @@ def _number_of(word: str) -> str | None:
 
 
 def _is_name(word: str) -> bool:
-    if word.lower() in _ORDINARY_CAPITALISED or word.lower() in _NEGATIONS:
+    # "What's", "I'm": a contraction of an ordinary word is ordinary.
+    base = word.lower().split("'")[0]
+    if base in _ORDINARY_CAPITALISED or word.lower() in _NEGATIONS:
         return False
     has_digit_and_letter = any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
     mixed_case = any(c.isupper() for c in word[1:])
