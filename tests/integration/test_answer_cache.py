@@ -17,7 +17,7 @@ from tests.conftest import DATA
 from tests.integration.guarded import ask, query_env
 from tests.integration.services import RunningService, service_process
 
-A, B = "cache-a", "cache-b"
+A, B, C = "cache-a", "cache-b", "cache-c"
 QUESTION = "How often is the Aurora 7 impeller inspected?"
 
 
@@ -101,9 +101,15 @@ def test_another_tenant_never_gets_the_cached_answer(
     cached_query: tuple[RunningService, query_pb2_grpc.QueryServiceStub],
 ) -> None:
     _, stub = cached_query
-    for question in (QUESTION, "How often does the Aurora 7 impeller get inspected?"):
-        response = ask(stub, B, question, top_k=10)
-        assert not response.cache.hit
+    # A's cache holds QUESTION. B asks it word for word (exact layer), C a paraphrase of it
+    # (semantic layer); each tenant asks first, so any hit could only be A's answer.
+    _ingest(stub, C, DATA / "tenant-b")
+    for tenant, question in (
+        (B, QUESTION),
+        (C, "How often does the Aurora 7 impeller get inspected?"),
+    ):
+        response = ask(stub, tenant, question, top_k=10)
+        assert not response.cache.hit, tenant
         assert {c.document_id for c in response.citations} == {"zephyr-kilns.md"}
 
 
