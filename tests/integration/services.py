@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +44,11 @@ def metric(metrics_port: int, name: str, labels: str = "") -> float:
 
 @contextmanager
 def service_process(
-    name: str, env: dict[str, str], log_dir: Path, ready_timeout_s: float = 120
+    name: str,
+    env: dict[str, str],
+    log_dir: Path,
+    ready_timeout_s: float = 120,
+    ready: Callable[[int], Callable[[], bool]] = grpc_serving,
 ) -> Iterator[RunningService]:
     """Run ``python -m ragplane.<name>`` on free ports with extra settings; stop it after."""
     port, metrics_port = free_ports(2)
@@ -61,7 +65,7 @@ def service_process(
     service = RunningService(process, port, metrics_port, log)
     try:
         deadline = time.monotonic() + ready_timeout_s
-        while not grpc_serving(service.port)():
+        while not ready(service.port)():
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)

@@ -9,6 +9,8 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 
+from ragplane.runtime.pii import mask_pii_processor
+
 
 def _add_trace_ids(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     span_context = trace.get_current_span().get_span_context()
@@ -37,6 +39,8 @@ def configure_logging(service: str, level: str) -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            # Last before rendering, so that no field and no traceback reaches the output unmasked.
+            mask_pii_processor,
             structlog.processors.JSONRenderer(),
         ],
     )

@@ -54,17 +54,29 @@ def server_options(settings: ServiceSettings) -> list[tuple[str, int]]:
 class ServiceRunner:
     """Runs an application until SIGTERM or SIGINT, then drains it within the grace period."""
 
-    def __init__(self, name: str, app: Application, settings: ServiceSettings) -> None:
+    def __init__(
+        self,
+        name: str,
+        app: Application,
+        settings: ServiceSettings,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    ) -> None:
         self._name = name
         self._app = app
         self._settings = settings
+        # Run inside the observability interceptor, so their errors are mapped and logged.
+        self._interceptors = list(interceptors)
         self._health = health.aio.HealthServicer()
         self._stop_requested = asyncio.Event()
         self._metrics = MetricsEndpoint(settings.host, settings.metrics_port)
 
     def _build_server(self) -> grpc.aio.Server:
         server = grpc.aio.server(
-            interceptors=[aio_server_interceptor(), ObservabilityInterceptor(self._name)],
+            interceptors=[
+                aio_server_interceptor(),
+                ObservabilityInterceptor(self._name),
+                *self._interceptors,
+            ],
             options=server_options(self._settings),
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -73,8 +85,12 @@ class ServiceRunner:
             [*self._app.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
         address = f"{self._settings.host}:{self._settings.port}"
+        tls = self._settings.tls
         try:
-            server.add_insecure_port(address)
+            if tls.serves_tls:
+                server.add_secure_port(address, tls.server_credentials())
+            else:
+                server.add_insecure_port(address)
         except RuntimeError as error:
             raise SystemExit(f"{self._name}: cannot listen on {address} ({error})") from None
         return server
@@ -95,7 +111,13 @@ class ServiceRunner:
         await self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.start()
         self._metrics.start()
-        log.info("listening", port=self._settings.port, metrics_port=self._settings.metrics_port)
+        tls = self._settings.tls
+        log.info(
+            "listening",
+            port=self._settings.port,
+            metrics_port=self._settings.metrics_port,
+            tls="mutual" if tls.require_client_cert else "on" if tls.serves_tls else "off",
+        )
         exit_code = 0
         try:
             if await self._warm_up():
@@ -131,9 +153,14 @@ class ServiceRunner:
         log.info("stopped")
 
 
-def run_service(name: str, app: Application, settings: ServiceSettings) -> None:
+def run_service(
+    name: str,
+    app: Application,
+    settings: ServiceSettings,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+) -> None:
     """Entry point of every service process."""
     configure_logging(name, settings.log_level)
     configure_tracing(name)
-    exit_code = asyncio.run(ServiceRunner(name, app, settings).run())
+    exit_code = asyncio.run(ServiceRunner(name, app, settings, interceptors).run())
     raise SystemExit(exit_code)

@@ -8,6 +8,8 @@ from typing import Literal, TypeVar
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ragplane.runtime.tls import TlsSettings
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
@@ -33,6 +35,8 @@ class ServiceSettings(BaseSettings):
     keepalive_time_s: float = Field(default=30.0, gt=0)
     keepalive_timeout_s: float = Field(default=10.0, gt=0)
     log_level: LogLevel = "INFO"
+    # Shared by every service: RAGPLANE_TLS_* (see ragplane.runtime.tls).
+    tls: TlsSettings = Field(default_factory=TlsSettings)
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

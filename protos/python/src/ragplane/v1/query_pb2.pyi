@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from ragplane.v1 import common_pb2 as _common_pb2
+from ragplane.v1 import generation_pb2 as _generation_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -19,6 +20,32 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _CacheLayer:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CacheLayerEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CacheLayer.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CACHE_LAYER_UNSPECIFIED: _CacheLayer.ValueType  # 0
+    CACHE_LAYER_EXACT: _CacheLayer.ValueType  # 1
+    """The same normalised question with the same options."""
+    CACHE_LAYER_SEMANTIC: _CacheLayer.ValueType  # 2
+    """A past question of the same tenant whose embedding is within the similarity threshold
+    and that carries the same numbers, negations and names.
+    """
+
+class CacheLayer(_CacheLayer, metaclass=_CacheLayerEnumTypeWrapper):
+    """Answer cache layers, cheapest first."""
+
+CACHE_LAYER_UNSPECIFIED: CacheLayer.ValueType  # 0
+CACHE_LAYER_EXACT: CacheLayer.ValueType  # 1
+"""The same normalised question with the same options."""
+CACHE_LAYER_SEMANTIC: CacheLayer.ValueType  # 2
+"""A past question of the same tenant whose embedding is within the similarity threshold
+and that carries the same numbers, negations and names.
+"""
+Global___CacheLayer: _TypeAlias = CacheLayer  # noqa: Y015
 
 class _DocumentStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -51,6 +78,7 @@ class QueryRequest(_message.Message):
     ALPHA_FIELD_NUMBER: _builtins.int
     FILTERS_FIELD_NUMBER: _builtins.int
     MAX_OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    TEMPERATURE_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     """Tenant whose documents are searched; required."""
     query: _builtins.str
@@ -61,6 +89,10 @@ class QueryRequest(_message.Message):
     """Hybrid search weight of the vector side (0 = BM25 only, 1 = vector only); unset means the default."""
     max_output_tokens: _builtins.int
     """Upper bound on answer tokens; 0 means the service default."""
+    temperature: _builtins.float
+    """Sampling temperature of the LLM; unset means the generation service's default. Above 0
+    the answer varies from call to call, so the answer caches are bypassed.
+    """
     @_builtins.property
     def filters(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.MetadataFilter]:
         """All filters must match."""
@@ -74,14 +106,20 @@ class QueryRequest(_message.Message):
         alpha: _builtins.float | None = ...,
         filters: _abc.Iterable[_common_pb2.MetadataFilter] | None = ...,
         max_output_tokens: _builtins.int = ...,
+        temperature: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "alpha", b"alpha"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "_temperature", b"_temperature", "alpha", b"alpha", "temperature", b"temperature"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "alpha", b"alpha", "filters", b"filters", "max_output_tokens", b"max_output_tokens", "query", b"query", "tenant", b"tenant", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "_temperature", b"_temperature", "alpha", b"alpha", "filters", b"filters", "max_output_tokens", b"max_output_tokens", "query", b"query", "temperature", b"temperature", "tenant", b"tenant", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__alpha: _TypeAlias = _typing.Literal["alpha"]  # noqa: Y015
     _WhichOneofArgType__alpha: _TypeAlias = _typing.Literal["_alpha", b"_alpha"]  # noqa: Y015
+    _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
+    _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__alpha) -> _WhichOneofReturnType__alpha | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__temperature) -> _WhichOneofReturnType__temperature | None: ...
 
 Global___QueryRequest: _TypeAlias = QueryRequest  # noqa: Y015
 
@@ -100,6 +138,9 @@ class QueryResponse(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     COST_USD_FIELD_NUMBER: _builtins.int
     BUDGET_MS_FIELD_NUMBER: _builtins.int
+    CACHE_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
+    TIER_REASON_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     total_ms: _builtins.float
     """Total time the query service spent on the request, in milliseconds."""
@@ -114,6 +155,10 @@ class QueryResponse(_message.Message):
     """The time the request was given, in milliseconds: the caller's deadline, or the service's
     default when the caller set none. Stages that did not fit in it are listed in degradations.
     """
+    tier: _generation_pb2.ModelTier.ValueType
+    """Tier of the model that answered (MODEL_TIER_UNSPECIFIED for cached and extractive answers)."""
+    tier_reason: _builtins.str
+    """Why that tier, for example that the tenant's daily spend budget forced the small tier."""
     @_builtins.property
     def citations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]:
         """The chunks the answer is grounded on, first cited first."""
@@ -127,6 +172,10 @@ class QueryResponse(_message.Message):
     @_builtins.property
     def degradations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Degradation]:
         """Stages that did not run as designed. Empty when the answer is not degraded."""
+
+    @_builtins.property
+    def cache(self) -> Global___CacheInfo:
+        """Whether the answer came from an answer cache, which one, and how close the match was."""
 
     def __init__(
         self,
@@ -142,10 +191,13 @@ class QueryResponse(_message.Message):
         request_id: _builtins.str = ...,
         cost_usd: _builtins.float = ...,
         budget_ms: _builtins.float = ...,
+        cache: Global___CacheInfo | None = ...,
+        tier: _generation_pb2.ModelTier.ValueType = ...,
+        tier_reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "budget_ms", b"budget_ms", "citations", b"citations", "cost_usd", b"cost_usd", "degradations", b"degradations", "model", b"model", "provider", b"provider", "request_id", b"request_id", "timings", b"timings", "total_ms", b"total_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "budget_ms", b"budget_ms", "cache", b"cache", "citations", b"citations", "cost_usd", b"cost_usd", "degradations", b"degradations", "model", b"model", "provider", b"provider", "request_id", b"request_id", "tier", b"tier", "tier_reason", b"tier_reason", "timings", b"timings", "total_ms", b"total_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -206,6 +258,41 @@ class QueryStreamResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___QueryStreamResponse: _TypeAlias = QueryStreamResponse  # noqa: Y015
+
+@_typing.final
+class CacheInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    HIT_FIELD_NUMBER: _builtins.int
+    LAYER_FIELD_NUMBER: _builtins.int
+    SIMILARITY_FIELD_NUMBER: _builtins.int
+    CACHED_QUERY_FIELD_NUMBER: _builtins.int
+    SAVED_USD_FIELD_NUMBER: _builtins.int
+    hit: _builtins.bool
+    """True when the answer was served from a cache and no LLM was called."""
+    layer: Global___CacheLayer.ValueType
+    similarity: _builtins.float
+    """Cosine similarity of the question to the cached one (1 for the exact layer)."""
+    cached_query: _builtins.str
+    """The question the cached answer was generated for."""
+    saved_usd: _builtins.float
+    """Cost in US dollars of the LLM call this hit avoided."""
+    def __init__(
+        self,
+        *,
+        hit: _builtins.bool = ...,
+        layer: Global___CacheLayer.ValueType = ...,
+        similarity: _builtins.float = ...,
+        cached_query: _builtins.str = ...,
+        saved_usd: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached_query", b"cached_query", "hit", b"hit", "layer", b"layer", "saved_usd", b"saved_usd", "similarity", b"similarity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CacheInfo: _TypeAlias = CacheInfo  # noqa: Y015
 
 @_typing.final
 class Document(_message.Message):
@@ -333,3 +420,49 @@ class IngestResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___IngestResponse: _TypeAlias = IngestResponse  # noqa: Y015
+
+@_typing.final
+class DeleteDocumentsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    DOCUMENT_IDS_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    """Tenant that owns the documents; required."""
+    @_builtins.property
+    def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Ids of the documents to remove; at least one."""
+
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        document_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_ids", b"document_ids", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteDocumentsRequest: _TypeAlias = DeleteDocumentsRequest  # noqa: Y015
+
+@_typing.final
+class DeleteDocumentsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETED_CHUNKS_FIELD_NUMBER: _builtins.int
+    deleted_chunks: _builtins.int
+    """Number of chunks removed (0 when none of the documents existed)."""
+    def __init__(
+        self,
+        *,
+        deleted_chunks: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted_chunks", b"deleted_chunks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteDocumentsResponse: _TypeAlias = DeleteDocumentsResponse  # noqa: Y015

@@ -50,6 +50,11 @@ class QueryServiceStub(object):
                 request_serializer=ragplane_dot_v1_dot_query__pb2.IngestRequest.SerializeToString,
                 response_deserializer=ragplane_dot_v1_dot_query__pb2.IngestResponse.FromString,
                 _registered_method=True)
+        self.DeleteDocuments = channel.unary_unary(
+                '/ragplane.v1.QueryService/DeleteDocuments',
+                request_serializer=ragplane_dot_v1_dot_query__pb2.DeleteDocumentsRequest.SerializeToString,
+                response_deserializer=ragplane_dot_v1_dot_query__pb2.DeleteDocumentsResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer(object):
@@ -80,6 +85,14 @@ class QueryServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteDocuments(self, request, context):
+        """Removes documents (every chunk of each) from the tenant's index. Like Ingest, it
+        invalidates the tenant's cached answers.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -97,6 +110,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.Ingest,
                     request_deserializer=ragplane_dot_v1_dot_query__pb2.IngestRequest.FromString,
                     response_serializer=ragplane_dot_v1_dot_query__pb2.IngestResponse.SerializeToString,
+            ),
+            'DeleteDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDocuments,
+                    request_deserializer=ragplane_dot_v1_dot_query__pb2.DeleteDocumentsRequest.FromString,
+                    response_serializer=ragplane_dot_v1_dot_query__pb2.DeleteDocumentsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -181,6 +199,33 @@ class QueryService(object):
             '/ragplane.v1.QueryService/Ingest',
             ragplane_dot_v1_dot_query__pb2.IngestRequest.SerializeToString,
             ragplane_dot_v1_dot_query__pb2.IngestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragplane.v1.QueryService/DeleteDocuments',
+            ragplane_dot_v1_dot_query__pb2.DeleteDocumentsRequest.SerializeToString,
+            ragplane_dot_v1_dot_query__pb2.DeleteDocumentsResponse.FromString,
             options,
             channel_credentials,
             insecure,

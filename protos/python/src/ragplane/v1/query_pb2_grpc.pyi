@@ -44,6 +44,10 @@ class QueryServiceStub:
     """Chunks, embeds and indexes documents for a tenant. Re-ingesting a document id
     replaces the document.
     """
+    DeleteDocuments: _grpc.UnaryUnaryMultiCallable[_query_pb2.DeleteDocumentsRequest, _query_pb2.DeleteDocumentsResponse]
+    """Removes documents (every chunk of each) from the tenant's index. Like Ingest, it
+    invalidates the tenant's cached answers.
+    """
 
 @_typing.type_check_only
 class QueryServiceAsyncStub(QueryServiceStub):
@@ -60,6 +64,10 @@ class QueryServiceAsyncStub(QueryServiceStub):
     Ingest: _aio.UnaryUnaryMultiCallable[_query_pb2.IngestRequest, _query_pb2.IngestResponse]  # type: ignore[assignment]
     """Chunks, embeds and indexes documents for a tenant. Re-ingesting a document id
     replaces the document.
+    """
+    DeleteDocuments: _aio.UnaryUnaryMultiCallable[_query_pb2.DeleteDocumentsRequest, _query_pb2.DeleteDocumentsResponse]  # type: ignore[assignment]
+    """Removes documents (every chunk of each) from the tenant's index. Like Ingest, it
+    invalidates the tenant's cached answers.
     """
 
 class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -92,6 +100,16 @@ class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_query_pb2.IngestResponse, _abc.Awaitable[_query_pb2.IngestResponse]]:
         """Chunks, embeds and indexes documents for a tenant. Re-ingesting a document id
         replaces the document.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteDocuments(
+        self,
+        request: _query_pb2.DeleteDocumentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_query_pb2.DeleteDocumentsResponse, _abc.Awaitable[_query_pb2.DeleteDocumentsResponse]]:
+        """Removes documents (every chunk of each) from the tenant's index. Like Ingest, it
+        invalidates the tenant's cached answers.
         """
 
 def add_QueryServiceServicer_to_server(servicer: QueryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

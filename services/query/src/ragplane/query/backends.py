@@ -9,6 +9,7 @@ import grpc
 
 from ragplane.runtime.channels import open_channel
 from ragplane.runtime.errors import from_downstream
+from ragplane.runtime.tls import TlsSettings
 from ragplane.v1 import (
     common_pb2,
     embedding_pb2,
@@ -38,6 +39,8 @@ class GeneratedAnswer:
     output_tokens: int
     cost_usd: float
     degradations: list[common_pb2.Degradation]
+    tier: int = 0
+    tier_reason: str = ""
 
 
 @dataclass
@@ -63,10 +66,16 @@ class Backends:
     """gRPC clients of the embedding, retrieval and generation services."""
 
     def __init__(
-        self, embedding: str, retrieval: str, generation: str, max_message_bytes: int
+        self,
+        embedding: str,
+        retrieval: str,
+        generation: str,
+        max_message_bytes: int,
+        tls: TlsSettings | None = None,
     ) -> None:
         self._channels = [
-            open_channel(target, max_message_bytes) for target in (embedding, retrieval, generation)
+            open_channel(target, max_message_bytes, tls)
+            for target in (embedding, retrieval, generation)
         ]
         self._embedding = embedding_pb2_grpc.EmbeddingServiceStub(self._channels[0])
         self._retrieval = retrieval_pb2_grpc.RetrievalServiceStub(self._channels[1])
@@ -112,8 +121,10 @@ class Backends:
         hits: Sequence[Hit],
         max_output_tokens: int,
         timeout_s: float,
+        temperature: float | None = None,
+        tier: int = 0,
     ) -> GeneratedAnswer:
-        request = _generate_request(tenant, question, hits, max_output_tokens)
+        request = _generate_request(tenant, question, hits, max_output_tokens, temperature, tier)
         try:
             response = await self._generation.Generate(request, timeout=timeout_s)
         except grpc.aio.AioRpcError as error:
@@ -127,10 +138,12 @@ class Backends:
         hits: Sequence[Hit],
         max_output_tokens: int,
         timeout_s: float,
+        temperature: float | None = None,
+        tier: int = 0,
     ) -> AsyncIterator[str | GeneratedAnswer]:
         """Text deltas as the generation service sends them, then the whole answer."""
         request = generation_pb2.GenerateStreamRequest(
-            request=_generate_request(tenant, question, hits, max_output_tokens)
+            request=_generate_request(tenant, question, hits, max_output_tokens, temperature, tier)
         )
         call = self._generation.GenerateStream(request, timeout=timeout_s)
         try:
@@ -176,15 +189,29 @@ class Backends:
             raise from_downstream(error, "retrieval service") from error
         return StoreOutcome({e.chunk_id: e.message for e in response.errors})
 
+    async def delete(self, tenant: str, document_ids: Sequence[str], timeout_s: float) -> int:
+        """Remove the documents' chunks; returns how many chunks were removed."""
+        request = retrieval_pb2.DeleteRequest(tenant=tenant, document_ids=list(document_ids))
+        try:
+            response = await self._retrieval.Delete(request, timeout=timeout_s)
+        except grpc.aio.AioRpcError as error:
+            raise from_downstream(error, "retrieval service") from error
+        return response.deleted_chunks
+
     async def close(self) -> None:
         for channel in self._channels:
             await channel.close()
 
 
 def _generate_request(
-    tenant: str, question: str, hits: Sequence[Hit], max_output_tokens: int
+    tenant: str,
+    question: str,
+    hits: Sequence[Hit],
+    max_output_tokens: int,
+    temperature: float | None,
+    tier: int,
 ) -> generation_pb2.GenerateRequest:
-    return generation_pb2.GenerateRequest(
+    request = generation_pb2.GenerateRequest(
         tenant=tenant,
         question=question,
         passages=[
@@ -194,7 +221,11 @@ def _generate_request(
             for h in hits
         ],
         max_output_tokens=max_output_tokens,
+        tier=tier,  # type: ignore[arg-type]
     )
+    if temperature is not None:
+        request.temperature = temperature
+    return request
 
 
 def _generated_answer(response: generation_pb2.GenerateResponse) -> GeneratedAnswer:
@@ -207,4 +238,6 @@ def _generated_answer(response: generation_pb2.GenerateResponse) -> GeneratedAns
         output_tokens=response.usage.output_tokens,
         cost_usd=response.cost_usd,
         degradations=list(response.degradations),
+        tier=response.tier,
+        tier_reason=response.tier_reason,
     )

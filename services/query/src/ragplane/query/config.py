@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, TypeVar
 
-from pydantic import Field, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ragplane.runtime.auth import load_key_ring
 from ragplane.runtime.bundled import bundled_model_dir
 from ragplane.runtime.settings import ServiceSettings
+
+_T = TypeVar("_T")
 
 
 def bundled_tokenizer_path() -> Path:
@@ -75,3 +80,116 @@ class QuerySettings(ServiceSettings):
 
     def resolved_tokenizer_path(self) -> Path:
         return self.tokenizer_path or bundled_tokenizer_path()
+
+
+class TenantPolicy(BaseModel):
+    """Per-tenant overrides of the service-wide defaults; an unset field keeps the default."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rate_per_s: float | None = Field(default=None, ge=0)
+    burst: int | None = Field(default=None, ge=1)
+    daily_budget_usd: float | None = Field(default=None, ge=0)
+    daily_hard_budget_usd: float | None = Field(default=None, ge=0)
+    semantic_cache_enabled: bool | None = None
+    semantic_threshold: float | None = Field(default=None, gt=0, le=1)
+
+
+@dataclass(frozen=True)
+class ResolvedPolicy:
+    """What applies to one tenant: its overrides on top of the service-wide defaults."""
+
+    rate_per_s: float
+    burst: int
+    daily_budget_usd: float | None
+    daily_hard_budget_usd: float | None
+    semantic_cache_enabled: bool
+    semantic_threshold: float
+
+
+class GuardSettings(BaseSettings):
+    """Caches, API keys, rate limits and spend budgets of the query service (prefix QUERY_).
+
+    Kept apart from QuerySettings (same prefix) so that the orchestration settings stay small.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="QUERY_", frozen=True, extra="ignore")
+
+    # Redis shared by every replica: answer cache, index generations, rate limits, spend.
+    # Empty turns all of them off (local development without Redis).
+    redis_url: str = ""
+    redis_timeout_s: float = Field(default=0.25, gt=0)
+    # After this many Redis failures in a row, Redis is left alone for redis_retry_after_s.
+    redis_fail_max: int = Field(default=3, ge=1)
+    redis_retry_after_s: float = Field(default=5.0, gt=0)
+    # What rate limits and budgets do while Redis is down: "open" lets calls through,
+    # "closed" refuses them with UNAVAILABLE.
+    limits_when_redis_down: Literal["open", "closed"] = "open"
+
+    answer_cache_enabled: bool = True
+    answer_cache_ttl_s: int = Field(default=24 * 3600, ge=1)
+    # Part of every cache key: change it when the model or the prompt changes.
+    answer_cache_version: str = "v1"
+    semantic_cache_enabled: bool = True
+    semantic_threshold: float = Field(default=0.95, gt=0, le=1)
+    # Semantic candidates above the threshold that the gate may look at before giving up.
+    semantic_candidates: int = Field(default=3, ge=1)
+    semantic_collection: str = "RagplaneAnswerCache"
+    weaviate_host: str = "127.0.0.1"
+    weaviate_http_port: int = Field(default=8080, ge=1, le=65535)
+    weaviate_grpc_port: int = Field(default=50060, ge=1, le=65535)
+    weaviate_timeout_s: float = Field(default=2.0, gt=0)
+
+    # API keys: a JSON or YAML file (a mounted secret), or the same JSON inline. Neither: auth off.
+    api_keys_file: Path | None = None
+    api_keys: str = ""
+
+    # Token bucket per tenant: rate_per_s 0 means no limit.
+    rate_per_s: float = Field(default=0.0, ge=0)
+    burst: int = Field(default=20, ge=1)
+    # Daily LLM spend per tenant (UTC day): past the soft budget the small tier is forced,
+    # past the hard budget queries that need the LLM are refused. Unset: no budget.
+    daily_budget_usd: float | None = Field(default=None, ge=0)
+    daily_hard_budget_usd: float | None = Field(default=None, ge=0)
+    # JSON object: tenant -> TenantPolicy overrides.
+    tenant_policies: dict[str, TenantPolicy] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _keys_from_one_place(self) -> GuardSettings:
+        if self.api_keys_file is not None and self.api_keys:
+            raise ValueError("set QUERY_API_KEYS_FILE or QUERY_API_KEYS, not both")
+        if self.api_keys_file is not None and not self.api_keys_file.is_file():
+            raise ValueError(f"QUERY_API_KEYS_FILE {self.api_keys_file} is not a readable file")
+        # Parsed now so that a bad key file stops the service at start-up, naming the problem.
+        load_key_ring(self.api_keys_file, self.api_keys)
+        return self
+
+    @model_validator(mode="after")
+    def _limits_need_redis(self) -> GuardSettings:
+        policies = [self.policy_for(tenant) for tenant in ("", *self.tenant_policies)]
+        limited = any(
+            p.rate_per_s > 0
+            or p.daily_budget_usd is not None
+            or p.daily_hard_budget_usd is not None
+            for p in policies
+        )
+        if limited and not self.redis_url:
+            raise ValueError("rate limits and spend budgets need QUERY_REDIS_URL")
+        return self
+
+    def policy_for(self, tenant: str) -> ResolvedPolicy:
+        override = self.tenant_policies.get(tenant, TenantPolicy())
+
+        def pick(value: _T | None, default: _T) -> _T:
+            return default if value is None else value
+
+        return ResolvedPolicy(
+            rate_per_s=pick(override.rate_per_s, self.rate_per_s),
+            burst=pick(override.burst, self.burst),
+            daily_budget_usd=pick(override.daily_budget_usd, self.daily_budget_usd),
+            daily_hard_budget_usd=pick(override.daily_hard_budget_usd, self.daily_hard_budget_usd),
+            semantic_cache_enabled=pick(
+                override.semantic_cache_enabled, self.semantic_cache_enabled
+            ),
+            semantic_threshold=pick(override.semantic_threshold, self.semantic_threshold),
+        )

@@ -35,6 +35,10 @@ class Question:
     alpha: float | None
     filters: Sequence[common_pb2.MetadataFilter]
     max_output_tokens: int
+    # Unset: the generation service's default. Above 0 the answer caches are bypassed.
+    temperature: float | None = None
+    # generation_pb2.ModelTier to force; 0 lets the generation service route.
+    tier: int = 0
 
 
 @dataclass
@@ -49,6 +53,8 @@ class QueryResult:
     output_tokens: int = 0
     cost_usd: float = 0.0
     degradations: list[common_pb2.Degradation] = field(default_factory=list)
+    tier: int = 0
+    tier_reason: str = ""
 
     def degrade(self, stage: int, cause: int, reason: str, dependency: str = "") -> None:
         self.degradations.append(
@@ -69,6 +75,8 @@ class QueryResult:
         self.output_tokens = generated.output_tokens
         self.cost_usd = generated.cost_usd
         self.degradations.extend(generated.degradations)
+        self.tier = generated.tier
+        self.tier_reason = generated.tier_reason
 
 
 @dataclass(frozen=True)
@@ -158,6 +166,8 @@ class QueryPipeline:
             alpha=question.alpha,
             filters=question.filters,
             max_output_tokens=question.max_output_tokens,
+            temperature=question.temperature,
+            tier=question.tier,
         )
 
     async def answer(self, question: Question, budget: Budget) -> QueryResult:
@@ -315,7 +325,13 @@ class QueryPipeline:
         try:
             generated = await dependency.call(
                 lambda t: self._backends.generate(
-                    question.tenant, question.text, hits, question.max_output_tokens, t
+                    question.tenant,
+                    question.text,
+                    hits,
+                    question.max_output_tokens,
+                    t,
+                    temperature=question.temperature,
+                    tier=question.tier,
                 ),
                 timeout_s,
                 self._settings.generation_timeout_s,
@@ -344,7 +360,13 @@ class QueryPipeline:
         try:
             async for event in dependency.stream(
                 lambda t: self._backends.generate_stream(
-                    question.tenant, question.text, hits, question.max_output_tokens, t
+                    question.tenant,
+                    question.text,
+                    hits,
+                    question.max_output_tokens,
+                    t,
+                    temperature=question.temperature,
+                    tier=question.tier,
                 ),
                 timeout_s,
                 self._settings.generation_timeout_s,

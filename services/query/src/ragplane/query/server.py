@@ -11,11 +11,15 @@ import structlog
 from ragplane.query.backends import Backends, Hit
 from ragplane.query.budget import Budget
 from ragplane.query.chunking import Chunker
-from ragplane.query.config import QuerySettings
+from ragplane.query.config import GuardSettings, QuerySettings
 from ragplane.query.dependencies import Dependencies
+from ragplane.query.gateway import build_guard, cached_reply, log_protections
+from ragplane.query.guard import Admission, QueryGuard
 from ragplane.query.ingestion import Ingestor, SourceDocument
 from ragplane.query.pipeline import QueryPipeline, QueryResult, Question, Sources
+from ragplane.runtime.audit import audit_note
 from ragplane.runtime.context import RpcContext, current_request_id
+from ragplane.runtime.errors import InvalidArgument
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.v1 import common_pb2, query_pb2, query_pb2_grpc
 
@@ -30,6 +34,7 @@ def _question(request: query_pb2.QueryRequest) -> Question:
         alpha=request.alpha if request.HasField("alpha") else None,
         filters=list(request.filters),
         max_output_tokens=request.max_output_tokens,
+        temperature=request.temperature if request.HasField("temperature") else None,
     )
 
 
@@ -44,35 +49,57 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         pipeline: WarmedUp[QueryPipeline],
         ingestor: WarmedUp[Ingestor],
         settings: QuerySettings,
+        guard: WarmedUp[QueryGuard],
+        backends: WarmedUp[Backends],
     ) -> None:
         self._pipeline = pipeline
         self._ingestor = ingestor
         self._settings = settings
+        self._guard = guard
+        self._backends = backends
 
     async def Query(
         self, request: query_pb2.QueryRequest, context: RpcContext
     ) -> query_pb2.QueryResponse:
         started = time.perf_counter()
-        result = await self._pipeline.get().answer(
-            _question(request), _budget(context, self._settings.default_timeout_s)
-        )
-        return self._response(result, started)
+        budget = _budget(context, self._settings.default_timeout_s)
+        admission = await self._admit(request, budget)
+        if admission.cached is not None:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            return cached_reply(admission, self._settings.snippet_chars, elapsed_ms)
+        result = await self._pipeline.get().answer(admission.question, budget)
+        await self._guard.get().settle(admission, result)
+        return self._response(result, started, admission)
 
     async def QueryStream(
         self, request: query_pb2.QueryRequest, context: RpcContext
     ) -> AsyncIterator[query_pb2.QueryStreamResponse]:
         started = time.perf_counter()
-        events = self._pipeline.get().stream(
-            _question(request), _budget(context, self._settings.default_timeout_s)
-        )
-        async for event in events:
+        budget = _budget(context, self._settings.default_timeout_s)
+        admission = await self._admit(request, budget)
+        if admission.cached is not None:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            reply = cached_reply(admission, self._settings.snippet_chars, elapsed_ms)
+            sources = query_pb2.QuerySources(citations=reply.citations)
+            yield query_pb2.QueryStreamResponse(sources=sources)
+            yield query_pb2.QueryStreamResponse(answer_delta=reply.answer)
+            yield query_pb2.QueryStreamResponse(done=reply)
+            return
+        async for event in self._pipeline.get().stream(admission.question, budget):
             if isinstance(event, Sources):
                 sources = query_pb2.QuerySources(citations=self._citations(event.hits))
                 yield query_pb2.QueryStreamResponse(sources=sources)
             elif isinstance(event, QueryResult):
-                yield query_pb2.QueryStreamResponse(done=self._response(event, started))
+                await self._guard.get().settle(admission, event)
+                done = self._response(event, started, admission)
+                yield query_pb2.QueryStreamResponse(done=done)
             else:
                 yield query_pb2.QueryStreamResponse(answer_delta=event)
+
+    async def _admit(self, request: query_pb2.QueryRequest, budget: Budget) -> Admission:
+        """Rate limit, answer caches and spend budget, before any work is done."""
+        question = self._pipeline.get().validate(_question(request))
+        return await self._guard.get().admit(question, budget)
 
     def _citations(self, hits: Sequence[Hit]) -> list[common_pb2.Citation]:
         snippet = self._settings.snippet_chars
@@ -86,7 +113,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             for hit in hits
         ]
 
-    def _response(self, result: QueryResult, started: float) -> query_pb2.QueryResponse:
+    def _response(
+        self, result: QueryResult, started: float, admission: Admission
+    ) -> query_pb2.QueryResponse:
         return query_pb2.QueryResponse(
             answer=result.answer,
             citations=self._citations(result.citations),
@@ -102,8 +131,11 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             ),
             request_id=current_request_id.get(),
             cost_usd=result.cost_usd,
-            degradations=result.degradations,
+            degradations=[*admission.degradations, *result.degradations],
             budget_ms=result.budget_s * 1000,
+            cache=admission.cache_info,
+            tier=result.tier,  # type: ignore[arg-type]
+            tier_reason=admission.tier_reason or result.tier_reason,
         )
 
     async def Ingest(
@@ -113,9 +145,14 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             SourceDocument(d.document_id, d.text, d.title, dict(d.metadata))
             for d in request.documents
         ]
-        outcomes = await self._ingestor.get().ingest(
-            request.tenant, documents, _budget(context, self._settings.ingest_timeout_s)
-        )
+        try:
+            outcomes = await self._ingestor.get().ingest(
+                request.tenant, documents, _budget(context, self._settings.ingest_timeout_s)
+            )
+        finally:
+            # Also after a failure part-way: some documents may have changed already.
+            await self._guard.get().documents_changed(request.tenant)
+        audit_note(documents=len(documents), indexed=sum(o.indexed for o in outcomes))
         return query_pb2.IngestResponse(
             results=[
                 query_pb2.DocumentResult(
@@ -130,19 +167,43 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             ]
         )
 
+    async def DeleteDocuments(
+        self, request: query_pb2.DeleteDocumentsRequest, context: RpcContext
+    ) -> query_pb2.DeleteDocumentsResponse:
+        if not request.tenant:
+            raise InvalidArgument.of("tenant", "is required")
+        if not request.document_ids:
+            raise InvalidArgument.of("document_ids", "at least one document id is required")
+        try:
+            deleted = await self._backends.get().delete(
+                request.tenant,
+                list(request.document_ids),
+                _budget(context, self._settings.ingest_timeout_s).remaining("delete"),
+            )
+        finally:
+            await self._guard.get().documents_changed(request.tenant)
+        audit_note(documents=len(request.document_ids), deleted_chunks=deleted)
+        return query_pb2.DeleteDocumentsResponse(deleted_chunks=deleted)
+
 
 class QueryApplication:
     service_names = (query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name,)
 
-    def __init__(self, settings: QuerySettings) -> None:
+    def __init__(self, settings: QuerySettings, guard_settings: GuardSettings) -> None:
         self._settings = settings
+        self._guard_settings = guard_settings
         self._pipeline: WarmedUp[QueryPipeline] = WarmedUp("the query pipeline")
         self._ingestor: WarmedUp[Ingestor] = WarmedUp("the ingestion pipeline")
+        self._guard: WarmedUp[QueryGuard] = WarmedUp("the caches and limits")
+        self._ready_backends: WarmedUp[Backends] = WarmedUp("the downstream clients")
         self._backends: Backends | None = None
 
     def register(self, server: grpc.aio.Server) -> None:
         query_pb2_grpc.add_QueryServiceServicer_to_server(
-            QueryServicer(self._pipeline, self._ingestor, self._settings), server
+            QueryServicer(
+                self._pipeline, self._ingestor, self._settings, self._guard, self._ready_backends
+            ),
+            server,
         )
 
     async def warm_up(self) -> None:
@@ -154,8 +215,12 @@ class QueryApplication:
             settings.retrieval_target,
             settings.generation_target,
             settings.max_message_bytes,
+            settings.tls,
         )
         self._backends = backends
+        self._ready_backends.set(backends)
+        self._guard.set(build_guard(self._guard_settings, backends.embed))
+        log_protections(self._guard_settings)
         chunker = Chunker.from_file(
             settings.resolved_tokenizer_path(),
             settings.chunk_tokens,
@@ -169,3 +234,6 @@ class QueryApplication:
     async def close(self) -> None:
         if self._backends is not None:
             await self._backends.close()
+        guard = self._guard.peek()
+        if guard is not None:
+            await guard.close()

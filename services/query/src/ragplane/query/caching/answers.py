@@ -1,0 +1,94 @@
+"""What an answer cache stores and what makes two questions ask for the same answer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from ragplane.query.backends import Hit
+from ragplane.query.pipeline import Question
+
+_SPACES = re.compile(r"\s+")
+_TRAILING_PUNCTUATION = re.compile(r"[\s?!.]+$")
+
+
+def normalise(text: str) -> str:
+    """Case, width, spacing and closing punctuation do not change what a question asks."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = _SPACES.sub(" ", text).strip()
+    return _TRAILING_PUNCTUATION.sub("", text)
+
+
+def options_fingerprint(question: Question, version: str) -> str:
+    """Every request option that changes the answer, and the model/prompt version, as one string.
+
+    Two requests share cached answers only when their fingerprints are equal.
+    """
+    options = {
+        "top_k": question.top_k,
+        "alpha": question.alpha,
+        "filters": sorted((f.field, f.equals) for f in question.filters),
+        "max_output_tokens": question.max_output_tokens,
+        "temperature": question.temperature,
+        "version": version,
+    }
+    return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()
+
+
+def exact_key(tenant: str, normalised_query: str, fingerprint: str, generation: int) -> str:
+    parts = json.dumps([tenant, normalised_query, fingerprint, generation])
+    return f"ragplane:answer:{hashlib.sha256(parts.encode()).hexdigest()}"
+
+
+@dataclass(frozen=True)
+class CachedCitation:
+    document_id: str
+    chunk_id: str
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """A generated answer as the caches keep it."""
+
+    query: str
+    answer: str
+    citations: list[CachedCitation]
+    provider: str
+    model: str
+    cost_usd: float
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> CachedAnswer:
+        raw = json.loads(text)
+        raw["citations"] = [CachedCitation(**c) for c in raw["citations"]]
+        return cls(**raw)
+
+    @classmethod
+    def of(
+        cls,
+        query: str,
+        answer: str,
+        citations: Sequence[Hit],
+        provider: str,
+        model: str,
+        cost: float,
+    ) -> CachedAnswer:
+        return cls(
+            query=query,
+            answer=answer,
+            citations=[
+                CachedCitation(h.document_id, h.chunk_id, h.text, h.score) for h in citations
+            ],
+            provider=provider,
+            model=model,
+            cost_usd=cost,
+        )

@@ -1,0 +1,198 @@
+"""Semantic answer cache: past questions' vectors in a multi-tenant Weaviate collection.
+
+One Weaviate tenant per ragplane tenant, so a lookup can only ever see the asking tenant's
+questions, and every query replica shares the cache. A candidate is served only when it is
+within the tenant's similarity threshold, was answered with the same options in the current
+index generation and within the TTL, and the gate agrees that it asks the same thing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+import weaviate
+from weaviate.classes.config import Configure, DataType, Property, Tokenization
+from weaviate.classes.init import AdditionalConfig, Timeout
+from weaviate.classes.query import Filter, MetadataQuery
+from weaviate.collections.classes.types import WeaviateField
+from weaviate.exceptions import WeaviateBaseError
+
+from ragplane.query.caching.answers import CachedAnswer
+from ragplane.query.caching.gate import QuestionGate
+
+log = structlog.get_logger(__name__)
+
+# Weaviate's rule for tenant names; other names never reach the retrieval service either.
+_WEAVIATE_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class SemanticCacheError(Exception):
+    """Weaviate failed during a semantic cache lookup or store."""
+
+
+@dataclass(frozen=True)
+class SemanticHit:
+    answer: CachedAnswer
+    similarity: float
+
+
+def _keyword(name: str) -> Property:
+    return Property(
+        name=name, data_type=DataType.TEXT, tokenization=Tokenization.FIELD, index_searchable=False
+    )
+
+
+class SemanticCache:
+    def __init__(
+        self,
+        client: weaviate.WeaviateAsyncClient,
+        collection: str,
+        ttl_s: int,
+        candidates: int,
+        gate: QuestionGate | None = None,
+    ) -> None:
+        self._client = client
+        self._collection_name = collection
+        self._collection = client.collections.use(collection)
+        self._ttl_s = ttl_s
+        self._candidates = candidates
+        self._gate = gate or QuestionGate()
+        self._known_tenants: set[str] = set()
+        self._collection_ready = False
+
+    @classmethod
+    def client_for(
+        cls, host: str, http_port: int, grpc_port: int, timeout_s: float
+    ) -> weaviate.WeaviateAsyncClient:
+        return weaviate.use_async_with_custom(
+            http_host=host,
+            http_port=http_port,
+            http_secure=False,
+            grpc_host=host,
+            grpc_port=grpc_port,
+            grpc_secure=False,
+            additional_config=AdditionalConfig(
+                timeout=Timeout(init=timeout_s, query=timeout_s, insert=timeout_s)
+            ),
+        )
+
+    @staticmethod
+    def serves(tenant: str) -> bool:
+        return bool(_WEAVIATE_TENANT.match(tenant))
+
+    async def _prepare(self) -> None:
+        """Connect and create the collection on first use (Weaviate may start after us)."""
+        if self._collection_ready:
+            return
+        if not self._client.is_connected():
+            await self._client.connect()
+        if not await self._client.collections.exists(self._collection_name):
+            await self._client.collections.create(
+                self._collection_name,
+                vector_config=Configure.Vectors.self_provided(
+                    vector_index_config=Configure.VectorIndex.hnsw(
+                        distance_metric=weaviate.classes.config.VectorDistances.COSINE
+                    )
+                ),
+                multi_tenancy_config=Configure.multi_tenancy(
+                    enabled=True, auto_tenant_creation=True, auto_tenant_activation=True
+                ),
+                properties=[
+                    _keyword("fingerprint"),
+                    Property(name="generation", data_type=DataType.INT),
+                    Property(name="created_at", data_type=DataType.NUMBER),
+                    Property(name="query", data_type=DataType.TEXT, index_filterable=False),
+                    Property(
+                        name="answer_json",
+                        data_type=DataType.TEXT,
+                        index_filterable=False,
+                        index_searchable=False,
+                    ),
+                ],
+            )
+        self._collection_ready = True
+
+    async def _tenant_exists(self, tenant: str) -> bool:
+        if tenant not in self._known_tenants:
+            if await self._collection.tenants.get_by_name(tenant) is None:
+                return False
+            self._known_tenants.add(tenant)
+        return True
+
+    async def lookup(
+        self,
+        tenant: str,
+        question: str,
+        vector: Sequence[float],
+        fingerprint: str,
+        generation: int,
+        threshold: float,
+    ) -> SemanticHit | None:
+        """The closest past answer that passes threshold, filters and gate; raises on failure."""
+        try:
+            await self._prepare()
+            if not await self._tenant_exists(tenant):
+                return None
+            result = await self._collection.with_tenant(tenant).query.near_vector(
+                near_vector=list(vector),
+                distance=1.0 - threshold,
+                limit=self._candidates,
+                filters=Filter.by_property("fingerprint").equal(fingerprint)
+                & Filter.by_property("generation").equal(generation)
+                & Filter.by_property("created_at").greater_or_equal(time.time() - self._ttl_s),
+                return_metadata=MetadataQuery(distance=True),
+            )
+        except WeaviateBaseError as error:
+            raise SemanticCacheError(f"Weaviate: {error}") from error
+        for candidate in result.objects:
+            similarity = 1.0 - float(candidate.metadata.distance or 0.0)
+            cached_query = str(candidate.properties["query"])
+            verdict = self._gate.check(cached_query, question)
+            if verdict.agrees:
+                answer = CachedAnswer.from_json(str(candidate.properties["answer_json"]))
+                return SemanticHit(answer, similarity)
+            log.info("semantic candidate rejected by the gate", reason=verdict.reason)
+        return None
+
+    async def store(
+        self,
+        tenant: str,
+        vector: Sequence[float],
+        fingerprint: str,
+        generation: int,
+        answer: CachedAnswer,
+    ) -> None:
+        properties: dict[str, WeaviateField] = {
+            "fingerprint": fingerprint,
+            "generation": generation,
+            "created_at": time.time(),
+            "query": answer.query,
+            "answer_json": answer.to_json(),
+        }
+        try:
+            await self._prepare()
+            await self._collection.with_tenant(tenant).data.insert(
+                properties=properties, vector=list(vector)
+            )
+        except WeaviateBaseError as error:
+            raise SemanticCacheError(f"Weaviate: {error}") from error
+        self._known_tenants.add(tenant)
+
+    async def forget_before(self, tenant: str, generation: int) -> None:
+        """Delete the tenant's entries of older generations (they can no longer be served)."""
+        try:
+            await self._prepare()
+            if not await self._tenant_exists(tenant):
+                return
+            await self._collection.with_tenant(tenant).data.delete_many(
+                where=Filter.by_property("generation").less_than(generation)
+            )
+        except WeaviateBaseError as error:
+            raise SemanticCacheError(f"Weaviate: {error}") from error
+
+    async def close(self) -> None:
+        await self._client.close()

@@ -1,0 +1,296 @@
+"""What happens around answering a question: rate limit, answer caches, spend budget.
+
+``admit`` runs before the pipeline: it may refuse the query (rate limit, budget), answer it
+from a cache, or let it through, with the small tier forced when the tenant is past its soft
+budget. ``settle`` runs after the pipeline: it books the spend and stores the answer in the
+caches. ``documents_changed`` invalidates a tenant's cached answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import structlog
+
+from ragplane.query import metrics
+from ragplane.query.budget import Budget
+from ragplane.query.caching.answers import CachedAnswer, exact_key, normalise, options_fingerprint
+from ragplane.query.caching.exact import ExactCache
+from ragplane.query.caching.generations import IndexGenerations
+from ragplane.query.caching.semantic import SemanticCache, SemanticCacheError
+from ragplane.query.config import GuardSettings, ResolvedPolicy
+from ragplane.query.limits import RateLimiter
+from ragplane.query.pipeline import QueryResult, Question
+from ragplane.query.shared_redis import RedisDown, SharedRedis
+from ragplane.query.spending import (
+    BudgetAction,
+    SpendLedger,
+    budget_decision,
+    seconds_until_next_utc_day,
+)
+from ragplane.runtime.audit import audit_note
+from ragplane.runtime.errors import ResourceExhausted, ServiceError, Unavailable
+from ragplane.v1 import common_pb2, generation_pb2, query_pb2
+
+log = structlog.get_logger(__name__)
+
+Embed = Callable[[Sequence[str], float], Awaitable[list[list[float]]]]
+
+
+@dataclass
+class Admission:
+    """The outcome of admit: a cached answer, or the question to answer (tier maybe forced)."""
+
+    question: Question
+    cached: CachedAnswer | None = None
+    cache_info: query_pb2.CacheInfo = field(default_factory=query_pb2.CacheInfo)
+    degradations: list[common_pb2.Degradation] = field(default_factory=list)
+    tier_reason: str = ""
+    # Where a generated answer goes after a miss; unset when the caches were not consulted.
+    exact_key: str = ""
+    fingerprint: str = ""
+    generation: int | None = None
+    vector: list[float] | None = None
+
+
+def _cache_degradation(reason: str, dependency: str = "Redis") -> common_pb2.Degradation:
+    return common_pb2.Degradation(
+        stage=common_pb2.STAGE_CACHE,
+        reason=reason,
+        cause=common_pb2.DEGRADATION_CAUSE_UNAVAILABLE,
+        dependency=dependency,
+    )
+
+
+class QueryGuard:
+    def __init__(
+        self,
+        settings: GuardSettings,
+        shared: SharedRedis | None,
+        semantic: SemanticCache | None,
+        embed: Embed,
+    ) -> None:
+        self._settings = settings
+        self._semantic = semantic
+        self._embed = embed
+        self._shared = shared
+        self._generations = IndexGenerations(shared) if shared else None
+        self._exact = ExactCache(shared, settings.answer_cache_ttl_s) if shared else None
+        self._limiter = RateLimiter(shared) if shared else None
+        self._ledger = SpendLedger(shared) if shared else None
+
+    # -- before the pipeline ----------------------------------------------------------------
+
+    async def admit(self, question: Question, budget: Budget) -> Admission:
+        policy = self._settings.policy_for(question.tenant)
+        admission = Admission(question)
+        await self._check_rate(question.tenant, policy, admission)
+        await self._look_up(admission, policy, budget)
+        if admission.cached is None:
+            await self._check_budget(admission, policy)
+        return admission
+
+    def _redis_down(self, admission: Admission, what: str) -> None:
+        """Limits per policy while Redis is down: say so, or refuse."""
+        if self._settings.limits_when_redis_down == "closed":
+            raise Unavailable(f"Redis is unavailable, and {what} fail closed: try again later")
+        reason = f"Redis is unavailable: {what} not enforced"
+        if all(d.reason != reason for d in admission.degradations):
+            admission.degradations.append(_cache_degradation(reason))
+
+    async def _check_rate(self, tenant: str, policy: ResolvedPolicy, admission: Admission) -> None:
+        if policy.rate_per_s <= 0 or self._limiter is None:
+            return
+        try:
+            decision = await self._limiter.take(tenant, policy.rate_per_s, policy.burst)
+        except RedisDown:
+            self._redis_down(admission, "rate limits")
+            return
+        if not decision.allowed:
+            metrics.RATE_LIMITED.labels("rate").inc()
+            raise ResourceExhausted(
+                f"tenant {tenant!r} is over its rate limit of {policy.rate_per_s:g} queries/s "
+                f"(burst {policy.burst}); retry in {decision.retry_after_s:.2f} s",
+                retry_after_s=decision.retry_after_s,
+            )
+
+    async def _look_up(self, admission: Admission, policy: ResolvedPolicy, budget: Budget) -> None:
+        if not self._settings.answer_cache_enabled or self._generations is None:
+            return
+        question = admission.question
+        semantic_on = policy.semantic_cache_enabled and self._semantic is not None
+        if question.temperature is not None and question.temperature > 0:
+            self._count("exact", "bypass")
+            self._count("semantic", "bypass")
+            return
+        try:
+            admission.generation = await self._generations.current(question.tenant)
+            admission.fingerprint = options_fingerprint(
+                question, self._settings.answer_cache_version
+            )
+            await self._look_up_exact(admission)
+        except RedisDown as error:
+            self._count("exact", "error")
+            self._count("semantic", "error" if semantic_on else "bypass")
+            admission.generation = None
+            admission.degradations.append(
+                _cache_degradation(f"answer caches off: {error}; the answer is not cached")
+            )
+            return
+        if admission.cached is not None:
+            return
+        if semantic_on:
+            await self._look_up_semantic(admission, policy, budget)
+        else:
+            self._count("semantic", "bypass")
+
+    async def _look_up_exact(self, admission: Admission) -> None:
+        assert self._exact is not None
+        assert admission.generation is not None
+        question = admission.question
+        admission.exact_key = exact_key(
+            question.tenant, normalise(question.text), admission.fingerprint, admission.generation
+        )
+        cached = await self._exact.get(admission.exact_key)
+        if cached is None:
+            self._count("exact", "miss")
+            return
+        self._count("exact", "hit")
+        self._serve(admission, cached, query_pb2.CACHE_LAYER_EXACT, 1.0)
+
+    async def _look_up_semantic(
+        self, admission: Admission, policy: ResolvedPolicy, budget: Budget
+    ) -> None:
+        assert self._semantic is not None
+        assert admission.generation is not None
+        question = admission.question
+        if not self._semantic.serves(question.tenant):
+            self._count("semantic", "bypass")
+            return
+        try:
+            [vector] = await self._embed([question.text], budget.remaining("the semantic cache"))
+            admission.vector = vector
+            hit = await self._semantic.lookup(
+                question.tenant,
+                question.text,
+                vector,
+                admission.fingerprint,
+                admission.generation,
+                policy.semantic_threshold,
+            )
+        except ServiceError as error:
+            # The embedding service failed: the pipeline meets it again and says so itself.
+            self._count("semantic", "error")
+            log.info("semantic cache skipped", error=error.message)
+            return
+        except SemanticCacheError as error:
+            self._count("semantic", "error")
+            admission.degradations.append(
+                _cache_degradation(f"semantic cache off: {error}", "Weaviate")
+            )
+            return
+        if hit is None:
+            self._count("semantic", "miss")
+            return
+        self._count("semantic", "hit")
+        self._serve(admission, hit.answer, query_pb2.CACHE_LAYER_SEMANTIC, hit.similarity)
+
+    @staticmethod
+    def _serve(admission: Admission, cached: CachedAnswer, layer: int, similarity: float) -> None:
+        admission.cached = cached
+        admission.cache_info = query_pb2.CacheInfo(
+            hit=True,
+            layer=layer,  # type: ignore[arg-type]
+            similarity=similarity,
+            cached_query=cached.query,
+            saved_usd=cached.cost_usd,
+        )
+        metrics.CACHE_SAVED_USD.inc(cached.cost_usd)
+        layer_name = "exact" if layer == query_pb2.CACHE_LAYER_EXACT else "semantic"
+        audit_note(cost_usd=0.0, cache=layer_name, query=admission.question.text[:200])
+
+    async def _check_budget(self, admission: Admission, policy: ResolvedPolicy) -> None:
+        if self._ledger is None or (
+            policy.daily_budget_usd is None and policy.daily_hard_budget_usd is None
+        ):
+            return
+        tenant = admission.question.tenant
+        try:
+            spent = await self._ledger.spent_today(tenant)
+        except RedisDown:
+            self._redis_down(admission, "spend budgets")
+            return
+        decision = budget_decision(spent, policy.daily_budget_usd, policy.daily_hard_budget_usd)
+        if decision.action is BudgetAction.REFUSE:
+            metrics.RATE_LIMITED.labels("budget").inc()
+            raise ResourceExhausted(
+                f"tenant {tenant!r}: {decision.reason}; it resets at 00:00 UTC",
+                retry_after_s=seconds_until_next_utc_day(),
+            )
+        if decision.action is BudgetAction.SMALL_TIER:
+            admission.question = replace(admission.question, tier=generation_pb2.MODEL_TIER_SMALL)
+            admission.tier_reason = decision.reason
+
+    @staticmethod
+    def _count(layer: str, outcome: str) -> None:
+        metrics.CACHE_LOOKUPS.labels(layer, outcome).inc()
+
+    # -- after the pipeline -----------------------------------------------------------------
+
+    async def settle(self, admission: Admission, result: QueryResult) -> None:
+        tenant = admission.question.tenant
+        audit_note(cost_usd=result.cost_usd, cache="miss", query=admission.question.text[:200])
+        if result.cost_usd > 0 and self._ledger is not None:
+            try:
+                await self._ledger.add(tenant, result.cost_usd)
+            except RedisDown:
+                log.warning("spend not booked: Redis is down", tenant=tenant)
+        if admission.generation is None or result.degradations or not result.provider:
+            return  # caches not consulted, or an answer not worth keeping (degraded, no LLM)
+        answer = CachedAnswer.of(
+            admission.question.text,
+            result.answer,
+            result.citations,
+            result.provider,
+            result.model,
+            result.cost_usd,
+        )
+        await self._store(admission, answer)
+
+    async def _store(self, admission: Admission, answer: CachedAnswer) -> None:
+        assert self._exact is not None
+        assert admission.generation is not None
+        tenant = admission.question.tenant
+        try:
+            await self._exact.put(admission.exact_key, answer)
+        except RedisDown:
+            return
+        if admission.vector is None or self._semantic is None:
+            return
+        try:
+            await self._semantic.store(
+                tenant, admission.vector, admission.fingerprint, admission.generation, answer
+            )
+        except SemanticCacheError as error:
+            log.warning("semantic cache store failed", error=str(error))
+
+    # -- documents --------------------------------------------------------------------------
+
+    async def documents_changed(self, tenant: str) -> None:
+        """Invalidate the tenant's cached answers (after Ingest or DeleteDocuments)."""
+        if self._generations is None:
+            return
+        generation = await self._generations.bump(tenant)
+        if generation is None or self._semantic is None or not self._semantic.serves(tenant):
+            return
+        try:
+            await self._semantic.forget_before(tenant, generation)
+        except SemanticCacheError as error:
+            log.warning("old semantic cache entries not removed", error=str(error))
+
+    async def close(self) -> None:
+        if self._semantic is not None:
+            await self._semantic.close()
+        if self._shared is not None:
+            await self._shared.close()
