@@ -55,4 +55,5 @@ install_system_packages
 go_tool "$WEAVIATE_MODULE" "$WEAVIATE_VERSION" weaviate-server
 go_tool "$GRPCURL_MODULE" "$GRPCURL_VERSION" grpcurl
 go_tool "$GRPC_HEALTH_PROBE_MODULE" "$GRPC_HEALTH_PROBE_VERSION" grpc_health_probe
+go_tool "$TOXIPROXY_MODULE" "$TOXIPROXY_VERSION" toxiproxy-server
 install_python

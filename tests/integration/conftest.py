@@ -24,6 +24,7 @@ from ragplane.v1 import (
     retrieval_pb2_grpc,
 )
 from tests.conftest import REPO
+from tests.integration.toxiproxy import Toxiproxy, toxiproxy_server
 
 # Short answers keep the tests fast: the 135M model writes about 40 tokens a second here.
 TEST_ENV = {
@@ -108,3 +109,11 @@ def ingest_folder(query: query_pb2_grpc.QueryServiceStub, tenant: str, folder: P
         query_pb2.IngestRequest(tenant=tenant, documents=documents), timeout=120
     )
     assert all(r.status == query_pb2.DOCUMENT_STATUS_INDEXED for r in response.results), response
+
+
+@pytest.fixture(scope="session")
+def toxiproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Toxiproxy]:
+    """A toxiproxy-server of this session (API on a free port); proxies are made per test."""
+    log = tmp_path_factory.mktemp("toxiproxy") / "toxiproxy-server.log"
+    with toxiproxy_server(REPO / ".bin" / "toxiproxy-server", log) as api:
+        yield api
