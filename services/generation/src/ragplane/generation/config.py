@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ragplane.runtime.settings import ServiceSettings
@@ -30,6 +30,10 @@ class ProviderSettings(BaseModel):
     request_timeout_s: float = Field(default=120.0, gt=0)
     # Prompt plus answer, in tokens.
     context_window: int = Field(default=2048, ge=16)
+    # The model's tokenizer (a Hugging Face tokenizer.json): prompts are fitted to the context
+    # window, and usage the provider omits is counted, with it. Unset: a conservative estimate
+    # (3 characters per token), which drops passages earlier than needed.
+    tokenizer_path: FilePath | None = None
 
 
 class GenerationSettings(ServiceSettings):
@@ -63,6 +67,15 @@ class GenerationSettings(ServiceSettings):
     # Failures in a row that open a provider's breaker, and how long it stays open.
     breaker_fail_max: int = Field(default=5, ge=1)
     breaker_reset_timeout_s: float = Field(default=30.0, gt=0)
+    # Redis that shares breaker state between the replicas (GENERATION_REDIS_URL); unset keeps
+    # each replica's breakers in its own memory. While Redis is down each replica falls back
+    # to its own memory and tries Redis again every breaker_redis_retry_s.
+    redis_url: str | None = None
+    # Breaker state is read on the request path: a slow Redis must not slow every answer.
+    redis_timeout_s: float = Field(default=0.1, gt=0)
+    breaker_redis_retry_s: float = Field(default=5.0, gt=0)
+    # Key prefix; each provider's breaker lives under "<namespace>:<provider name>:pybreaker:*".
+    breaker_redis_namespace: str = Field(default="ragplane:generation:breaker", min_length=1)
     # An LLM call with less time than this left is not started: the extractive answer is
     # better than a call that cannot finish.
     min_call_time_s: float = Field(default=0.5, ge=0)

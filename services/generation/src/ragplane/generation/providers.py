@@ -14,6 +14,7 @@ import openai
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from ragplane.generation.config import ProviderSettings
+from ragplane.generation.pricing import TokenCount, estimate_tokens, tokenizer_count
 
 # HTTP statuses worth another call to the same provider; everything else 4xx is the request's
 # or the configuration's fault and would fail again.
@@ -117,6 +118,9 @@ class Provider:
 
     def __init__(self, settings: ProviderSettings, default_api_key: str) -> None:
         self.settings = settings
+        self.count_tokens: TokenCount = (
+            tokenizer_count(settings.tokenizer_path) if settings.tokenizer_path else estimate_tokens
+        )
         api_key = default_api_key
         if settings.api_key_env:
             api_key = os.environ.get(settings.api_key_env, "")
