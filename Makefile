@@ -67,3 +67,7 @@ clean: stop ## stop the stack and delete its data and the virtual environment
 bench-embedding: install ## embedding: served vs in-process limit, unbatched, Infinity
 	@scripts/install-bench.sh
 	@$(PYTHON) -m bench.embedding
+
+.PHONY: bench-generation
+bench-generation: install ## generation: answers under injected faults, overhead over the LLM server
+	@$(PYTHON) -m bench.generation
