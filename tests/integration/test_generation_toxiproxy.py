@@ -3,6 +3,7 @@ with toxiproxy between it and a real llama-cpp-python server."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import threading
 import time
@@ -27,10 +28,12 @@ FAILED = generation_pb2.ATTEMPT_OUTCOME_FAILED
 class _Hello(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body = b"hello"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        # A reset_peer toxic may have reset the connection before the reply is written.
+        with contextlib.suppress(ConnectionError):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -119,7 +122,8 @@ def test_api_errors_name_the_call(toxiproxy: Toxiproxy) -> None:
 
 # -- the generation service with toxiproxy between it and its primary LLM server ------------
 
-PROVIDER_TIMEOUT_S = 2
+# Generous: a first call to a cold llama server on a busy 2-core machine takes a few seconds.
+PROVIDER_TIMEOUT_S = 6
 
 
 @pytest.fixture
@@ -148,9 +152,8 @@ def service(stack: Stack, llm2_proxy: Proxy, tmp_path: Path) -> Iterator[Running
 def test_latency_beyond_the_provider_timeout_falls_back_to_the_secondary(
     llm2_proxy: Proxy, service: RunningService
 ) -> None:
-    assert ask(service).provider == "primary"  # through the proxy, without toxics
-    llm2_proxy.add_latency(PROVIDER_TIMEOUT_S * 2000)
-    response = ask(service)
+    llm2_proxy.add_latency(PROVIDER_TIMEOUT_S * 3000)
+    response = ask(service, timeout_s=120)
     assert response.provider == "secondary"
     assert not response.degradations
     first = response.attempts[0]
@@ -162,7 +165,7 @@ def test_connections_reset_by_the_peer_are_retried_then_fall_back(
     llm2_proxy: Proxy, service: RunningService
 ) -> None:
     llm2_proxy.add_reset_peer()
-    response = ask(service)
+    response = ask(service, timeout_s=120)
     assert response.provider == "secondary"
     first = response.attempts[0]
     assert (first.provider, first.outcome, first.calls) == ("primary", FAILED, 2)
@@ -182,7 +185,7 @@ def _stream(
     with grpc.insecure_channel(service.target) as channel:
         stub = generation_pb2_grpc.GenerationServiceStub(channel)
         try:
-            for message in stub.GenerateStream(request, timeout=60):
+            for message in stub.GenerateStream(request, timeout=120):
                 if message.WhichOneof("event") == "done":
                     return deltas, message.done, None
                 deltas.append(message.text_delta)
