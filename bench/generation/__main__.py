@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import datetime
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -84,6 +85,11 @@ def llm_servers(run_dir: Path) -> Iterator[Stack]:
         stack.down(report=lambda line: None)
 
 
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.1f} / {five:.1f} / {fifteen:.1f} (1 / 5 / 15 min)"
+
+
 def print_faults(run: FaultRun, injected: int, primary_calls: int) -> None:
     n = run.requests
     print(f"    primary calls: {primary_calls}, failed by the injector: {injected}")
@@ -117,7 +123,9 @@ def summary_json(
         "llama_cpp_python": version("llama-cpp-python"),
         "settings": {k: str(v) for k, v in vars(args).items()},
         "faults": {
-            **{k: v for k, v in asdict(faults).items() if k != "latencies_ms"},
+            # Not asdict: it rebuilds a Counter from its items, counting the pairs.
+            **{k: v for k, v in vars(faults).items() if k not in ("latencies_ms", "errors")},
+            "errors": dict(faults.errors),
             "share_answered": faults.answered / faults.requests,
             "share_within_deadline": faults.within_deadline / faults.requests,
             "latency": asdict(faults.latency),
@@ -134,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     reports.mkdir(parents=True, exist_ok=True)
     print(f"generation benchmark, {started}")
     print(f"machine: {this_machine().describe()}; llama-cpp-python {version('llama-cpp-python')}")
+    # Other work on the machine stretches every latency here: say how busy it was.
+    print(f"load average at start: {load_average()}")
     print(f"model: SmolLM2-135M-Instruct, {args.max_output_tokens} output tokens per call")
     print(
         "starting Redis, two llama-cpp-python servers and two generation services "
@@ -181,9 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         print_overhead(overhead)
 
+    print(f"load average at the end: {load_average()}")
     summary = summary_json(
         started, args, faults, overhead, injected=injected, primary_calls=primary_calls
     )
+    summary["load_average_at_end"] = load_average()
     (reports / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print()
     print(f"report: {reports / 'summary.json'}")

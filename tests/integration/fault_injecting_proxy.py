@@ -7,6 +7,7 @@ Used by the integration tests and by ``make bench-generation`` (a share of faile
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import threading
@@ -125,13 +126,15 @@ class FaultInjectingProxy:
                 headers: dict[str, str],
                 content_type: str = "application/json",
             ) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
+                # The client may have hung up already (its deadline passed): nothing to tell it.
+                with contextlib.suppress(ConnectionError):
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(body)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
