@@ -19,7 +19,7 @@ from ragplane.generation.pricing import (
     tokenizer_count,
 )
 from ragplane.generation.prompt import ContextPassage, build_messages
-from ragplane.generation.providers import parse_retry_after
+from ragplane.generation.providers import Provider, parse_retry_after
 from ragplane.generation.retry import Backoff, Deadline
 from ragplane.generation.router import route
 from ragplane.runtime.bundled import bundled_model_dir
@@ -116,6 +116,27 @@ def test_a_missing_tokenizer_file_is_refused_at_start_up() -> None:
     with pytest.raises(ValidationError, match="tokenizer_path"):
         ProviderSettings(
             name="p", base_url="http://x/v1", model="m", tokenizer_path=Path("/no/such.json")
+        )
+
+
+def test_api_key_from_a_mounted_secret_file_or_an_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "api-key"
+    secret.write_text("sk-from-file\n")
+    from_file = Provider(
+        ProviderSettings(name="f", base_url="http://x/v1", model="m", api_key_file=secret), "d"
+    )
+    assert from_file._client.api_key == "sk-from-file"
+    monkeypatch.setenv("P_KEY", "sk-from-env")
+    from_env = ProviderSettings(name="e", base_url="http://x/v1", model="m", api_key_env="P_KEY")
+    assert Provider(from_env, "d")._client.api_key == "sk-from-env"
+    monkeypatch.delenv("P_KEY")
+    with pytest.raises(ValueError, match="environment variable P_KEY is not set"):
+        Provider(from_env, "d")
+    with pytest.raises(ValidationError, match="not both"):
+        ProviderSettings(
+            name="b", base_url="http://x/v1", model="m", api_key_env="P_KEY", api_key_file=secret
         )
 
 

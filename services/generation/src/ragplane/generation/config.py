@@ -21,9 +21,10 @@ class ProviderSettings(BaseModel):
     name: str = Field(min_length=1)
     base_url: str
     model: str
-    # Name of the environment variable holding the API key (a mounted secret is exposed the
-    # same way); the key itself never appears in the configuration, so it cannot be logged.
+    # Where the API key is: the name of an environment variable, or a file (a mounted
+    # secret); the key itself never appears in the configuration, so it cannot be logged.
     api_key_env: str | None = None
+    api_key_file: FilePath | None = None
     tier: Tier = "small"
     input_price_per_mtok_usd: float = Field(default=0.0, ge=0)
     output_price_per_mtok_usd: float = Field(default=0.0, ge=0)
@@ -34,6 +35,12 @@ class ProviderSettings(BaseModel):
     # window, and usage the provider omits is counted, with it. Unset: a conservative estimate
     # (3 characters per token), which drops passages earlier than needed.
     tokenizer_path: FilePath | None = None
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> ProviderSettings:
+        if self.api_key_env and self.api_key_file:
+            raise ValueError(f"provider {self.name}: set api_key_env or api_key_file, not both")
+        return self
 
 
 class GenerationSettings(ServiceSettings):
