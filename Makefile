@@ -76,3 +76,7 @@ load: install ## ghz load profiles (bench/load/profiles) against the local stack
 	@scripts/install-load.sh
 	@$(RAGPLANE) stack up
 	@$(PYTHON) -m bench.load
+
+.PHONY: bench-generation
+bench-generation: install ## generation: answers under injected faults, overhead over the LLM server
+	@$(PYTHON) -m bench.generation

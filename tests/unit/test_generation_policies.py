@@ -1,18 +1,27 @@
-"""The generation service's plain policies: backoff, Retry-After, routing, fitting, extraction."""
+"""The generation service's plain policies: backoff, Retry-After, routing, token counting,
+fitting, extraction."""
 
 from __future__ import annotations
 
 import email.utils
+from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from ragplane.generation.config import GenerationSettings, ProviderSettings
 from ragplane.generation.fitting import fit_prompt
-from ragplane.generation.pricing import cost_usd, estimate_tokens
-from ragplane.generation.prompt import ContextPassage
-from ragplane.generation.providers import parse_retry_after
+from ragplane.generation.pricing import (
+    cost_usd,
+    estimate_prompt_tokens,
+    estimate_tokens,
+    tokenizer_count,
+)
+from ragplane.generation.prompt import ContextPassage, build_messages
+from ragplane.generation.providers import Provider, parse_retry_after
 from ragplane.generation.retry import Backoff, Deadline
 from ragplane.generation.router import route
+from ragplane.runtime.bundled import bundled_model_dir
 from ragplane.runtime.extractive import extractive_answer, first_sentence
 
 
@@ -85,6 +94,50 @@ def test_fitting_drops_lowest_ranked_passages_first() -> None:
     assert fitted.estimated_tokens <= 1200
     assert fit_prompt("What?", passages, prompt_budget_tokens=10_000) is not None
     assert fit_prompt("x" * 3000, [], prompt_budget_tokens=100) is None
+
+
+def test_a_provider_tokenizer_counts_exactly_and_keeps_what_the_estimate_would_drop() -> None:
+    # Any model's tokenizer.json will do; the bundled embedding model's is at hand offline.
+    count = tokenizer_count(bundled_model_dir() / "tokenizer.json")
+    assert count("the cat sat on the mat") == 6
+    passages = [_passage(1, "internationalization " * 60)]  # long words, few tokens each
+    exact = estimate_prompt_tokens(build_messages("What?", passages), count)
+    estimated = estimate_prompt_tokens(build_messages("What?", passages))
+    assert exact < estimated
+    with_tokenizer = fit_prompt("What?", passages, exact, count)
+    assert with_tokenizer is not None
+    assert (with_tokenizer.dropped, with_tokenizer.estimated_tokens) == (0, exact)
+    estimate_only = fit_prompt("What?", passages, exact)
+    assert estimate_only is not None
+    assert estimate_only.dropped == 1
+
+
+def test_a_missing_tokenizer_file_is_refused_at_start_up() -> None:
+    with pytest.raises(ValidationError, match="tokenizer_path"):
+        ProviderSettings(
+            name="p", base_url="http://x/v1", model="m", tokenizer_path=Path("/no/such.json")
+        )
+
+
+def test_api_key_from_a_mounted_secret_file_or_an_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "api-key"
+    secret.write_text("sk-from-file\n")
+    from_file = Provider(
+        ProviderSettings(name="f", base_url="http://x/v1", model="m", api_key_file=secret), "d"
+    )
+    assert from_file._client.api_key == "sk-from-file"
+    monkeypatch.setenv("P_KEY", "sk-from-env")
+    from_env = ProviderSettings(name="e", base_url="http://x/v1", model="m", api_key_env="P_KEY")
+    assert Provider(from_env, "d")._client.api_key == "sk-from-env"
+    monkeypatch.delenv("P_KEY")
+    with pytest.raises(ValueError, match="environment variable P_KEY is not set"):
+        Provider(from_env, "d")
+    with pytest.raises(ValidationError, match="not both"):
+        ProviderSettings(
+            name="b", base_url="http://x/v1", model="m", api_key_env="P_KEY", api_key_file=secret
+        )
 
 
 def test_cost_from_the_price_table_and_conservative_token_estimate() -> None:

@@ -196,7 +196,10 @@ class Stack:
                 "generation",
                 self.ports.generation,
                 self.ports.generation_metrics,
-                {"GENERATION_PROVIDERS": self._llm_providers()},
+                {
+                    "GENERATION_PROVIDERS": self._llm_providers(),
+                    "GENERATION_REDIS_URL": f"redis://127.0.0.1:{self.ports.redis}/0",
+                },
             ),
             self._service(
                 "query",

@@ -68,6 +68,58 @@ context window, or no time was left.
 """
 Global___AttemptOutcome: _TypeAlias = AttemptOutcome  # noqa: Y015
 
+class _BreakerState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BreakerStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BreakerState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BREAKER_STATE_UNSPECIFIED: _BreakerState.ValueType  # 0
+    BREAKER_STATE_CLOSED: _BreakerState.ValueType  # 1
+    """Calls go through."""
+    BREAKER_STATE_HALF_OPEN: _BreakerState.ValueType  # 2
+    """reset_timeout has passed since it opened: the next call is a trial that closes it again
+    when it succeeds and opens it again when it fails.
+    """
+    BREAKER_STATE_OPEN: _BreakerState.ValueType  # 3
+    """fail_max failures in a row: the provider is skipped until reset_timeout has passed."""
+
+class BreakerState(_BreakerState, metaclass=_BreakerStateEnumTypeWrapper):
+    """State of a provider's circuit breaker."""
+
+BREAKER_STATE_UNSPECIFIED: BreakerState.ValueType  # 0
+BREAKER_STATE_CLOSED: BreakerState.ValueType  # 1
+"""Calls go through."""
+BREAKER_STATE_HALF_OPEN: BreakerState.ValueType  # 2
+"""reset_timeout has passed since it opened: the next call is a trial that closes it again
+when it succeeds and opens it again when it fails.
+"""
+BREAKER_STATE_OPEN: BreakerState.ValueType  # 3
+"""fail_max failures in a row: the provider is skipped until reset_timeout has passed."""
+Global___BreakerState: _TypeAlias = BreakerState  # noqa: Y015
+
+class _BreakerStorage:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BreakerStorageEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BreakerStorage.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BREAKER_STORAGE_UNSPECIFIED: _BreakerStorage.ValueType  # 0
+    BREAKER_STORAGE_SHARED: _BreakerStorage.ValueType  # 1
+    """In Redis, shared by every replica of the service."""
+    BREAKER_STORAGE_LOCAL: _BreakerStorage.ValueType  # 2
+    """In this replica's memory: no Redis is configured, or it is unreachable right now."""
+
+class BreakerStorage(_BreakerStorage, metaclass=_BreakerStorageEnumTypeWrapper):
+    """Where a breaker's state is kept."""
+
+BREAKER_STORAGE_UNSPECIFIED: BreakerStorage.ValueType  # 0
+BREAKER_STORAGE_SHARED: BreakerStorage.ValueType  # 1
+"""In Redis, shared by every replica of the service."""
+BREAKER_STORAGE_LOCAL: BreakerStorage.ValueType  # 2
+"""In this replica's memory: no Redis is configured, or it is unreachable right now."""
+Global___BreakerStorage: _TypeAlias = BreakerStorage  # noqa: Y015
+
 @_typing.final
 class GenerateRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -276,3 +328,75 @@ class GenerateStreamResponse(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
 Global___GenerateStreamResponse: _TypeAlias = GenerateStreamResponse  # noqa: Y015
+
+@_typing.final
+class ProvidersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProvidersRequest: _TypeAlias = ProvidersRequest  # noqa: Y015
+
+@_typing.final
+class ProviderStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    BREAKER_STATE_FIELD_NUMBER: _builtins.int
+    FAILURE_COUNT_FIELD_NUMBER: _builtins.int
+    BREAKER_STORAGE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Provider name from the service configuration."""
+    tier: Global___ModelTier.ValueType
+    model: _builtins.str
+    """Model requested from the provider."""
+    breaker_state: Global___BreakerState.ValueType
+    failure_count: _builtins.int
+    """Failures in a row counted by the breaker; it opens at breaker_fail_max."""
+    breaker_storage: Global___BreakerStorage.ValueType
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        tier: Global___ModelTier.ValueType = ...,
+        model: _builtins.str = ...,
+        breaker_state: Global___BreakerState.ValueType = ...,
+        failure_count: _builtins.int = ...,
+        breaker_storage: Global___BreakerStorage.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["breaker_state", b"breaker_state", "breaker_storage", b"breaker_storage", "failure_count", b"failure_count", "model", b"model", "name", b"name", "tier", b"tier"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProviderStatus: _TypeAlias = ProviderStatus  # noqa: Y015
+
+@_typing.final
+class ProvidersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVIDERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def providers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProviderStatus]: ...
+    def __init__(
+        self,
+        *,
+        providers: _abc.Iterable[Global___ProviderStatus] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["providers", b"providers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProvidersResponse: _TypeAlias = ProvidersResponse  # noqa: Y015

@@ -46,6 +46,11 @@ class GenerationServiceStub(object):
                 request_serializer=ragplane_dot_v1_dot_generation__pb2.GenerateStreamRequest.SerializeToString,
                 response_deserializer=ragplane_dot_v1_dot_generation__pb2.GenerateStreamResponse.FromString,
                 _registered_method=True)
+        self.Providers = channel.unary_unary(
+                '/ragplane.v1.GenerationService/Providers',
+                request_serializer=ragplane_dot_v1_dot_generation__pb2.ProvidersRequest.SerializeToString,
+                response_deserializer=ragplane_dot_v1_dot_generation__pb2.ProvidersResponse.FromString,
+                _registered_method=True)
 
 
 class GenerationServiceServicer(object):
@@ -68,6 +73,15 @@ class GenerationServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Providers(self, request, context):
+        """The configured providers in chain order, each with its circuit breaker: the details
+        behind grpc.health.v1 (which stays SERVING with open breakers: a provider that is down
+        does not make this service unable to answer, since it falls back or extracts).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -80,6 +94,11 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.GenerateStream,
                     request_deserializer=ragplane_dot_v1_dot_generation__pb2.GenerateStreamRequest.FromString,
                     response_serializer=ragplane_dot_v1_dot_generation__pb2.GenerateStreamResponse.SerializeToString,
+            ),
+            'Providers': grpc.unary_unary_rpc_method_handler(
+                    servicer.Providers,
+                    request_deserializer=ragplane_dot_v1_dot_generation__pb2.ProvidersRequest.FromString,
+                    response_serializer=ragplane_dot_v1_dot_generation__pb2.ProvidersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -138,6 +157,33 @@ class GenerationService(object):
             '/ragplane.v1.GenerationService/GenerateStream',
             ragplane_dot_v1_dot_generation__pb2.GenerateStreamRequest.SerializeToString,
             ragplane_dot_v1_dot_generation__pb2.GenerateStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Providers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragplane.v1.GenerationService/Providers',
+            ragplane_dot_v1_dot_generation__pb2.ProvidersRequest.SerializeToString,
+            ragplane_dot_v1_dot_generation__pb2.ProvidersResponse.FromString,
             options,
             channel_credentials,
             insecure,

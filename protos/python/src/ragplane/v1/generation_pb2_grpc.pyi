@@ -41,6 +41,11 @@ class GenerationServiceStub:
     Generate returns. Another provider is tried only before the first delta was sent, so a
     stream never splices two providers' outputs.
     """
+    Providers: _grpc.UnaryUnaryMultiCallable[_generation_pb2.ProvidersRequest, _generation_pb2.ProvidersResponse]
+    """The configured providers in chain order, each with its circuit breaker: the details
+    behind grpc.health.v1 (which stays SERVING with open breakers: a provider that is down
+    does not make this service unable to answer, since it falls back or extracts).
+    """
 
 @_typing.type_check_only
 class GenerationServiceAsyncStub(GenerationServiceStub):
@@ -54,6 +59,11 @@ class GenerationServiceAsyncStub(GenerationServiceStub):
     """The answer as it is generated: text deltas, then one last message holding everything
     Generate returns. Another provider is tried only before the first delta was sent, so a
     stream never splices two providers' outputs.
+    """
+    Providers: _aio.UnaryUnaryMultiCallable[_generation_pb2.ProvidersRequest, _generation_pb2.ProvidersResponse]  # type: ignore[assignment]
+    """The configured providers in chain order, each with its circuit breaker: the details
+    behind grpc.health.v1 (which stays SERVING with open breakers: a provider that is down
+    does not make this service unable to answer, since it falls back or extracts).
     """
 
 class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -77,6 +87,17 @@ class GenerationServiceServicer(metaclass=_abc_1.ABCMeta):
         """The answer as it is generated: text deltas, then one last message holding everything
         Generate returns. Another provider is tried only before the first delta was sent, so a
         stream never splices two providers' outputs.
+        """
+
+    @_abc_1.abstractmethod
+    def Providers(
+        self,
+        request: _generation_pb2.ProvidersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_generation_pb2.ProvidersResponse, _abc.Awaitable[_generation_pb2.ProvidersResponse]]:
+        """The configured providers in chain order, each with its circuit breaker: the details
+        behind grpc.health.v1 (which stays SERVING with open breakers: a provider that is down
+        does not make this service unable to answer, since it falls back or extracts).
         """
 
 def add_GenerationServiceServicer_to_server(servicer: GenerationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

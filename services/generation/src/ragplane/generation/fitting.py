@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ragplane.generation.pricing import estimate_prompt_tokens
+from ragplane.generation.pricing import TokenCount, estimate_prompt_tokens, estimate_tokens
 from ragplane.generation.prompt import ContextPassage, build_messages
 
 
@@ -19,13 +19,19 @@ class FittedPrompt:
 
 
 def fit_prompt(
-    question: str, passages: Sequence[ContextPassage], prompt_budget_tokens: int
+    question: str,
+    passages: Sequence[ContextPassage],
+    prompt_budget_tokens: int,
+    count: TokenCount = estimate_tokens,
 ) -> FittedPrompt | None:
-    """The largest prefix of ``passages`` whose prompt fits the budget; None if none fits."""
+    """The largest prefix of ``passages`` whose prompt fits the budget; None if none fits.
+
+    ``count`` is the provider's tokenizer where one is configured, else the estimate.
+    """
     kept = list(passages)
     while True:
         messages = build_messages(question, kept)
-        tokens = estimate_prompt_tokens(messages)
+        tokens = estimate_prompt_tokens(messages, count)
         if tokens <= prompt_budget_tokens:
             return FittedPrompt(messages, kept, len(passages) - len(kept), tokens)
         if not kept:

@@ -17,14 +17,21 @@ import pybreaker
 import structlog
 
 from ragplane.generation import metrics
-from ragplane.generation.breakers import OPEN, new_breaker, state_value
-from ragplane.generation.config import GenerationSettings, Tier
+from ragplane.generation.breakers import (
+    BreakerStatus,
+    FailoverStorage,
+    breaker_status,
+    new_breaker,
+    redis_client,
+)
+from ragplane.generation.config import GenerationSettings, ProviderSettings, Tier
 from ragplane.generation.fitting import FittedPrompt, fit_prompt
-from ragplane.generation.pricing import cost_usd, estimate_tokens
+from ragplane.generation.pricing import cost_usd
 from ragplane.generation.prompt import ContextPassage, cited_passage_numbers
 from ragplane.generation.providers import Completion, Provider, ProviderFailure, TextStream
 from ragplane.generation.retry import Backoff, Deadline
 from ragplane.generation.router import Route, route
+from ragplane.runtime.breakers import OPEN, breaker_state_value
 from ragplane.runtime.errors import InvalidArgument, Unavailable
 from ragplane.runtime.extractive import extractive_answer
 
@@ -63,6 +70,12 @@ class Answer:
     time_to_first_token_ms: float = 0.0
 
 
+@dataclass(frozen=True)
+class ProviderStatus:
+    settings: ProviderSettings
+    breaker: BreakerStatus
+
+
 T = TypeVar("T")
 # One call to a provider with a prompt and a timeout: a completion, or a stream's first text.
 ProviderCall = Callable[[Provider, FittedPrompt, float], Awaitable[T]]
@@ -99,13 +112,39 @@ class Generator:
         self._backoff = Backoff(settings.retry_base_delay_s, settings.retry_max_delay_s)
         default_key = settings.api_key.get_secret_value()
         self._providers = [Provider(p, default_key) for p in settings.chain()]
+        self._redis = (
+            redis_client(settings.redis_url, settings.redis_timeout_s)
+            if settings.redis_url
+            else None
+        )
         self._breakers = {
-            p.name: new_breaker(p.name, settings.breaker_fail_max, settings.breaker_reset_timeout_s)
+            p.name: new_breaker(
+                p.name,
+                settings.breaker_fail_max,
+                settings.breaker_reset_timeout_s,
+                self._breaker_storage(p.name),
+            )
             for p in self._providers
         }
 
+    def _breaker_storage(self, provider: str) -> FailoverStorage | None:
+        """Shared through Redis when one is configured; None keeps it in this process."""
+        if self._redis is None:
+            return None
+        settings = self._settings
+        return FailoverStorage(
+            provider, self._redis, settings.breaker_redis_namespace, settings.breaker_redis_retry_s
+        )
+
     def breaker(self, provider: str) -> pybreaker.CircuitBreaker:
         return self._breakers[provider]
+
+    def statuses(self) -> list[ProviderStatus]:
+        """Every configured provider with its breaker, in chain order."""
+        return [
+            ProviderStatus(p.settings, breaker_status(self._breakers[p.name]))
+            for p in self._providers
+        ]
 
     def validate(
         self, question: str, passages: Sequence[ContextPassage], max_output_tokens: int
@@ -278,12 +317,12 @@ class Generator:
         question, passages, deadline = request.question, request.passages, request.deadline
         name = provider.name
         breaker = self._breakers[name]
-        if state_value(breaker) == OPEN:
+        if breaker_state_value(breaker) == OPEN:
             return _Outcome(Attempt(name, "skipped", "circuit breaker open"))
         budget = (
             provider.settings.context_window - request.max_tokens - settings.context_margin_tokens
         )
-        prompt = fit_prompt(question, passages, budget)
+        prompt = fit_prompt(question, passages, budget, provider.count_tokens)
         if prompt is None:
             return _Outcome(
                 Attempt(name, "skipped", f"question does not fit its {budget}-token prompt budget")
@@ -329,7 +368,7 @@ class Generator:
                     # Our estimate was too low for this tokenizer: halve the context, once.
                     overflow_retried = True
                     kept = prompt.passages[: len(prompt.passages) // 2]
-                    smaller = fit_prompt(question, kept, budget)
+                    smaller = fit_prompt(question, kept, budget, provider.count_tokens)
                     if smaller is not None:
                         prompt = FittedPrompt(
                             smaller.messages,
@@ -340,7 +379,7 @@ class Generator:
                         continue
                 if not failure.retryable:
                     return _Outcome(attempt("failed", reason))
-                if state_value(breaker) == OPEN:
+                if breaker_state_value(breaker) == OPEN:
                     return _Outcome(attempt("failed", f"{reason}; circuit breaker opened"))
                 if calls >= settings.retry_max_attempts:
                     return _Outcome(attempt("failed", f"{reason}; gave up after {calls} calls"))
@@ -369,12 +408,12 @@ class Generator:
         request: _Request,
         attempts: list[Attempt],
     ) -> Answer:
-        # Servers that omit usage (llama.cpp when streaming) are counted locally, over- rather
-        # than under-estimating.
+        # Servers that omit usage (llama.cpp when streaming) are counted locally: with the
+        # provider's tokenizer when known, else over- rather than under-estimating.
         if input_tokens is None:
             input_tokens = prompt.estimated_tokens
         if output_tokens is None:
-            output_tokens = estimate_tokens(text)
+            output_tokens = provider.count_tokens(text)
         cost = cost_usd(provider.settings, input_tokens, output_tokens)
         labels = {"provider": provider.name, "model": model, "tenant": request.tenant or "-"}
         metrics.TOKENS.labels(**labels, direction="input").inc(input_tokens)
@@ -417,3 +456,5 @@ class Generator:
     async def close(self) -> None:
         for provider in self._providers:
             await provider.close()
+        if self._redis is not None:
+            self._redis.close()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tokenizers import Tokenizer
 
 from ragplane.generation.config import ProviderSettings
 
@@ -14,12 +17,31 @@ CHARS_PER_TOKEN = 3
 TOKENS_PER_MESSAGE = 4
 
 
+# Tokens in a text, by a model's tokenizer or by the estimate.
+TokenCount = Callable[[str], int]
+
+
 def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
-def estimate_prompt_tokens(messages: Sequence[dict[str, str]]) -> int:
-    return sum(estimate_tokens(m["content"]) + TOKENS_PER_MESSAGE for m in messages)
+def tokenizer_count(tokenizer_json: Path) -> TokenCount:
+    """Counts with a model's own tokenizer (a Hugging Face tokenizer.json, read once)."""
+    tokenizer = Tokenizer.from_file(str(tokenizer_json))
+    # A tokenizer.json may carry its model's padding and truncation: both would hide the count.
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    return count
+
+
+def estimate_prompt_tokens(
+    messages: Sequence[dict[str, str]], count: TokenCount = estimate_tokens
+) -> int:
+    return sum(count(m["content"]) + TOKENS_PER_MESSAGE for m in messages)
 
 
 def cost_usd(provider: ProviderSettings, input_tokens: int, output_tokens: int) -> float:

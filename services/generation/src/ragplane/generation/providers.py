@@ -14,6 +14,7 @@ import openai
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from ragplane.generation.config import ProviderSettings
+from ragplane.generation.pricing import TokenCount, estimate_tokens, tokenizer_count
 
 # HTTP statuses worth another call to the same provider; everything else 4xx is the request's
 # or the configuration's fault and would fail again.
@@ -112,23 +113,38 @@ def classify(provider: str, error: openai.APIError) -> ProviderFailure:
     return ProviderFailure(provider, f"failed: {error}", retryable=True)
 
 
+def _api_key(settings: ProviderSettings, default_api_key: str) -> str:
+    """The key from the named environment variable or mounted secret file, else the default.
+
+    Errors name the variable or the file, never a value.
+    """
+    if settings.api_key_env:
+        api_key = os.environ.get(settings.api_key_env, "")
+        if not api_key:
+            raise ValueError(
+                f"provider {settings.name}: environment variable {settings.api_key_env} is not set"
+            )
+        return api_key
+    if settings.api_key_file:
+        # A Kubernetes secret mounted as a file ends with a newline more often than not.
+        api_key = settings.api_key_file.read_text().strip()
+        if not api_key:
+            raise ValueError(f"provider {settings.name}: {settings.api_key_file} is empty")
+        return api_key
+    return default_api_key
+
+
 class Provider:
     """A configured provider and its client; the client never retries on its own."""
 
     def __init__(self, settings: ProviderSettings, default_api_key: str) -> None:
         self.settings = settings
-        api_key = default_api_key
-        if settings.api_key_env:
-            api_key = os.environ.get(settings.api_key_env, "")
-            if not api_key:
-                # Name the variable, never a value.
-                raise ValueError(
-                    f"provider {settings.name}: environment variable {settings.api_key_env} "
-                    "is not set"
-                )
+        self.count_tokens: TokenCount = (
+            tokenizer_count(settings.tokenizer_path) if settings.tokenizer_path else estimate_tokens
+        )
         self._client = openai.AsyncOpenAI(
             base_url=settings.base_url,
-            api_key=api_key,
+            api_key=_api_key(settings, default_api_key),
             timeout=settings.request_timeout_s,
             # Retries and fallback are decided per request by the caller's deadline, not here.
             max_retries=0,

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 import grpc
 
 from ragplane.generation.config import GenerationSettings, Tier
-from ragplane.generation.generator import Answer, Attempt, Generator
+from ragplane.generation.generator import Answer, Attempt, Generator, ProviderStatus
 from ragplane.generation.prompt import ContextPassage
+from ragplane.runtime.breakers import CLOSED, HALF_OPEN, OPEN
 from ragplane.runtime.context import RpcContext
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.v1 import common_pb2, generation_pb2, generation_pb2_grpc
@@ -55,6 +56,13 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
                 else:
                     yield generation_pb2.GenerateStreamResponse(done=response_of(event))
 
+    async def Providers(
+        self, request: generation_pb2.ProvidersRequest, context: RpcContext
+    ) -> generation_pb2.ProvidersResponse:
+        return generation_pb2.ProvidersResponse(
+            providers=[_provider_status(status) for status in self._generator.get().statuses()]
+        )
+
 
 def _passages(request: generation_pb2.GenerateRequest) -> list[ContextPassage]:
     return [ContextPassage(p.document_id, p.chunk_id, p.text, p.score) for p in request.passages]
@@ -72,6 +80,28 @@ _OUTCOMES = {
     "failed": generation_pb2.ATTEMPT_OUTCOME_FAILED,
     "skipped": generation_pb2.ATTEMPT_OUTCOME_SKIPPED,
 }
+
+
+_BREAKER_STATES = {
+    CLOSED: generation_pb2.BREAKER_STATE_CLOSED,
+    HALF_OPEN: generation_pb2.BREAKER_STATE_HALF_OPEN,
+    OPEN: generation_pb2.BREAKER_STATE_OPEN,
+}
+_BREAKER_STORAGES = {
+    "shared": generation_pb2.BREAKER_STORAGE_SHARED,
+    "local": generation_pb2.BREAKER_STORAGE_LOCAL,
+}
+
+
+def _provider_status(status: ProviderStatus) -> generation_pb2.ProviderStatus:
+    return generation_pb2.ProviderStatus(
+        name=status.settings.name,
+        tier=_TIERS_OUT[status.settings.tier],
+        model=status.settings.model,
+        breaker_state=_BREAKER_STATES[status.breaker.state],
+        failure_count=status.breaker.failures,
+        breaker_storage=_BREAKER_STORAGES[status.breaker.storage],
+    )
 
 
 def _attempt(attempt: Attempt) -> generation_pb2.ProviderAttempt:

@@ -1,0 +1,1 @@
+"""make bench-generation: the generation service under injected faults, and its overhead."""

@@ -1,0 +1,190 @@
+"""Circuit breakers shared by the replicas through a real redis-server, local while it is down,
+and reported by the Providers RPC without ever turning the service's health NOT_SERVING."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from ragplane.cli.stack import Stack, free_ports, redis_pong
+from ragplane.v1 import generation_pb2, generation_pb2_grpc
+from tests.integration.services import RunningService, service_process
+from tests.integration.test_generation_fallback import (
+    ask,
+    breaker_state,
+    chain_env,
+    dead_port,
+    provider,
+)
+
+SKIPPED = generation_pb2.ATTEMPT_OUTCOME_SKIPPED
+FAILED = generation_pb2.ATTEMPT_OUTCOME_FAILED
+
+
+class RedisServer:
+    """A redis-server of this test's own, to stop and start again on the same port."""
+
+    def __init__(self, port: int, folder: Path) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self._folder = folder
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 30) -> None:
+        argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port)]
+        argv += ["--dir", str(self._folder), "--save", "", "--appendonly", "no"]
+        with (self._folder / "redis.log").open("ab") as log:
+            self._process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while not redis_pong(self.port)():
+            assert self._process.poll() is None, "redis-server exited during start-up"
+            assert time.monotonic() < deadline, "redis-server did not answer PING"
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            self._process.wait(timeout=20)
+        self._process = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(free_ports(1)[0], tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def providers(service: RunningService) -> dict[str, generation_pb2.ProviderStatus]:
+    with grpc.insecure_channel(service.target) as channel:
+        stub = generation_pb2_grpc.GenerationServiceStub(channel)
+        reply = stub.Providers(generation_pb2.ProvidersRequest(), timeout=10)
+    return {status.name: status for status in reply.providers}
+
+
+def health(service: RunningService) -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
+    with grpc.insecure_channel(service.target) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(), timeout=10
+        )
+    return reply.status
+
+
+def shared_env(stack: Stack, redis_url: str) -> dict[str, str]:
+    """A dead primary (its calls are refused at once) before a live secondary."""
+    return chain_env(
+        provider("primary", dead_port()),
+        provider("secondary", stack.ports.llm),
+        retry_max_attempts="1",
+        breaker_fail_max="2",
+        breaker_reset_timeout_s="120",
+        redis_url=redis_url,
+        breaker_redis_retry_s="0.5",
+    )
+
+
+def test_two_replicas_see_the_same_open_breaker(
+    stack: Stack, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    env = shared_env(stack, redis_server.url)
+    with ExitStack() as replicas:
+        first = replicas.enter_context(service_process("generation", env, tmp_path))
+        second = replicas.enter_context(service_process("generation", env, tmp_path))
+        for _ in range(2):  # fail_max failures, all on the first replica
+            assert ask(first).attempts[0].outcome == FAILED
+        assert breaker_state(first, "primary") == 2
+
+        # The second replica never called the primary, yet skips it at once.
+        assert breaker_state(second, "primary") == 2
+        response = ask(second)
+        assert response.provider == "secondary"
+        skipped = response.attempts[0]
+        assert (skipped.provider, skipped.outcome, skipped.calls, skipped.reason) == (
+            "primary",
+            SKIPPED,
+            0,
+            "circuit breaker open",
+        )
+        status = providers(second)["primary"]
+        assert (status.breaker_state, status.failure_count, status.breaker_storage) == (
+            generation_pb2.BREAKER_STATE_OPEN,
+            2,
+            generation_pb2.BREAKER_STORAGE_SHARED,
+        )
+
+        # Redis gone: the replica's own memory starts from the open breaker it last saw.
+        redis_server.stop()
+        assert ask(second).attempts[0].outcome == SKIPPED
+        assert providers(second)["primary"].breaker_storage == (
+            generation_pb2.BREAKER_STORAGE_LOCAL
+        )
+
+
+def test_redis_down_keeps_answering_with_local_breakers_and_shares_again_on_its_return(
+    stack: Stack, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    with service_process("generation", shared_env(stack, redis_server.url), tmp_path) as service:
+        assert providers(service)["primary"].breaker_storage == (
+            generation_pb2.BREAKER_STORAGE_SHARED
+        )
+        redis_server.stop()
+
+        # Still answers; the failures are counted in this replica's memory and open its breaker.
+        for _ in range(2):
+            response = ask(service)
+            assert (response.provider, response.attempts[0].outcome) == ("secondary", FAILED)
+        status = providers(service)["primary"]
+        assert (status.breaker_storage, status.breaker_state) == (
+            generation_pb2.BREAKER_STORAGE_LOCAL,
+            generation_pb2.BREAKER_STATE_OPEN,
+        )
+        assert ask(service).attempts[0].outcome == SKIPPED
+
+        # A Redis back after breaker_redis_retry_s (empty: it kept nothing) is used again.
+        redis_server.start()
+        time.sleep(1.0)  # twice breaker_redis_retry_s
+        response = ask(service)
+        assert (response.provider, response.attempts[0].outcome) == ("secondary", FAILED)
+        status = providers(service)["primary"]
+        assert (status.breaker_storage, status.failure_count) == (
+            generation_pb2.BREAKER_STORAGE_SHARED,
+            1,
+        )
+
+
+def test_open_breakers_are_reported_and_never_make_the_service_not_serving(
+    stack: Stack, tmp_path: Path
+) -> None:
+    env = chain_env(
+        provider("a", dead_port(), tier="small"),
+        provider("b", dead_port(), tier="large", model="other-model"),
+        retry_max_attempts="1",
+        breaker_fail_max="1",
+    )
+    with service_process("generation", env, tmp_path) as service:
+        assert ask(service).degradations  # both fail: an extractive answer
+        reported = providers(service)
+        assert health(service) == health_pb2.HealthCheckResponse.SERVING
+    assert list(reported) == ["a", "b"]
+    a, b = reported["a"], reported["b"]
+    assert (a.tier, b.tier, b.model) == (
+        generation_pb2.MODEL_TIER_SMALL,
+        generation_pb2.MODEL_TIER_LARGE,
+        "other-model",
+    )
+    for status in (a, b):
+        assert status.breaker_state == generation_pb2.BREAKER_STATE_OPEN
+        assert status.failure_count == 1
+        # No GENERATION_REDIS_URL: each replica keeps its own.
+        assert status.breaker_storage == generation_pb2.BREAKER_STORAGE_LOCAL
