@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings
 
 from ragplane.embedding.config import EmbeddingSettings
 from ragplane.generation.config import GenerationSettings
-from ragplane.query.config import QuerySettings
+from ragplane.query.config import GuardSettings, QuerySettings
 from ragplane.retrieval.config import RetrievalSettings
 
 SCHEMA = Path(__file__).resolve().parents[1] / "helm" / "ragplane" / "values.schema.json"
@@ -29,6 +29,7 @@ CHART_MANAGED: dict[str, set[str]] = {
     "embedding": {"device", "onnx_cache_dir", "redis_url"},
     "retrieval": {"weaviate_host", "weaviate_http_port", "weaviate_grpc_port"},
     "generation": {
+        "redis_url",
         "api_key",
         "base_url",
         "context_window",
@@ -37,13 +38,23 @@ CHART_MANAGED: dict[str, set[str]] = {
         "provider_name",
         "request_timeout_s",
     },
-    "query": {"embedding_target", "retrieval_target", "generation_target"},
+    "query": {
+        "embedding_target",
+        "retrieval_target",
+        "generation_target",
+        "redis_url",
+        "weaviate_host",
+        "weaviate_http_port",
+        "weaviate_grpc_port",
+        "api_keys_file",
+        "api_keys",
+    },
 }
-SERVICES: dict[str, type[BaseSettings]] = {
-    "embedding": EmbeddingSettings,
-    "retrieval": RetrievalSettings,
-    "generation": GenerationSettings,
-    "query": QuerySettings,
+SERVICES: dict[str, tuple[type[BaseSettings], ...]] = {
+    "embedding": (EmbeddingSettings,),
+    "retrieval": (RetrievalSettings,),
+    "generation": (GenerationSettings,),
+    "query": (QuerySettings, GuardSettings),
 }
 _KEPT = ("type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "pattern")
 
@@ -60,19 +71,24 @@ def _property(field_schema: dict[str, Any]) -> dict[str, Any]:
     return kept or {"type": "string"}
 
 
-def config_schema(service: str, settings: type[BaseSettings]) -> dict[str, Any]:
-    prefix = str(settings.model_config.get("env_prefix", ""))
+def config_schema(service: str, classes: tuple[type[BaseSettings], ...]) -> dict[str, Any]:
     managed = CHART_MANAGED["common"] | CHART_MANAGED[service]
-    fields = settings.model_json_schema(mode="serialization")["properties"]
+    properties: dict[str, Any] = {}
+    for settings in classes:
+        prefix = str(settings.model_config.get("env_prefix", ""))
+        fields = settings.model_json_schema(mode="serialization")["properties"]
+        properties.update(
+            {
+                f"{prefix}{name.upper()}": _property(field)
+                for name, field in fields.items()
+                if name not in managed
+            }
+        )
     return {
         "type": "object",
         "additionalProperties": False,
-        "properties": {
-            f"{prefix}{name.upper()}": _property(field)
-            for name, field in fields.items()
-            if name not in managed
-        },
-        "description": f"{prefix}* settings (README, Settings); "
+        "properties": properties,
+        "description": f"{service.upper()}_* settings (README, Settings); "
         "ports, hosts and addresses are set by the chart",
     }
 

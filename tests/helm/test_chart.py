@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic_settings import BaseSettings
 
 from ragplane.embedding.config import EmbeddingSettings
 from ragplane.generation.config import GenerationSettings
-from ragplane.query.config import QuerySettings
+from ragplane.query.config import GuardSettings, QuerySettings
 from ragplane.retrieval.config import RetrievalSettings
 from ragplane.runtime.settings import ServiceSettings, load_settings
 from tests.helm.chart import (
@@ -38,12 +39,15 @@ from tests.helm.chart import (
 VALIDATED_VERSIONS = ("1.27.0", "1.37.0")
 # Custom resources of the Prometheus operator: no Kubernetes schema has them.
 CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# The settings each service reads; the query service's caches and limits have a class of their
+# own (same QUERY_ prefix).
 SETTINGS: dict[str, type[ServiceSettings]] = {
     "query": QuerySettings,
     "embedding": EmbeddingSettings,
     "retrieval": RetrievalSettings,
     "generation": GenerationSettings,
 }
+EXTRA_SETTINGS: dict[str, list[type[BaseSettings]]] = {"query": [GuardSettings]}
 PRODUCTION = VALUES_FILES["production"]
 
 
@@ -204,18 +208,21 @@ def test_every_setting_the_chart_sets_is_read_and_valid(
     rendered: list[Manifest], service: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings_class = SETTINGS[service]
+    extra_classes = EXTRA_SETTINGS.get(service, [])
+    known = set(settings_class.model_fields).union(*(c.model_fields for c in extra_classes))
     prefix = f"{service.upper()}_"
     environment = _environment(rendered, service)
     unknown = [
         name
         for name in environment
-        if name.startswith(prefix)
-        and name.removeprefix(prefix).lower() not in settings_class.model_fields
+        if name.startswith(prefix) and name.removeprefix(prefix).lower() not in known
     ]
-    assert unknown == [], f"the chart sets variables {settings_class.__name__} does not read"
+    assert unknown == [], f"the chart sets variables the {service} service does not read"
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     # As at start-up: exits naming each variable whose value does not validate.
+    for extra_class in extra_classes:
+        load_settings(extra_class)
     settings = load_settings(settings_class)
     assert settings.host == "0.0.0.0"
     assert settings.metrics_port > 0
@@ -317,8 +324,14 @@ def test_only_the_services_that_need_them_reach_weaviate_redis_and_the_llms(
     rendered: list[Manifest],
 ) -> None:
     weaviate_grpc, redis, https = 50051, 6379, 443
-    assert [s for s in SERVICES if _reaches(rendered, s, weaviate_grpc)] == ["retrieval"]
-    assert [s for s in SERVICES if _reaches(rendered, s, redis)] == ["query", "embedding"]
+    # query: the semantic answer cache (Weaviate) and the exact cache, limits and budgets (Redis);
+    # embedding: its cache; generation: breaker state shared by its replicas.
+    assert [s for s in SERVICES if _reaches(rendered, s, weaviate_grpc)] == ["query", "retrieval"]
+    assert [s for s in SERVICES if _reaches(rendered, s, redis)] == [
+        "query",
+        "embedding",
+        "generation",
+    ]
     assert [s for s in SERVICES if _reaches(rendered, s, https)] == ["generation"]
 
 

@@ -125,6 +125,13 @@ OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
 {{- range $target := list "embedding" "retrieval" "generation" }}
 QUERY_{{ upper $target }}_TARGET: {{ include "ragplane.target" (dict "root" $.root "name" $target) | quote }}
 {{- end }}
+{{- /* The semantic answer cache lives in Weaviate, in a collection of its own. */}}
+QUERY_WEAVIATE_HOST: {{ $values.weaviate.host | quote }}
+QUERY_WEAVIATE_HTTP_PORT: {{ $values.weaviate.httpPort | quote }}
+QUERY_WEAVIATE_GRPC_PORT: {{ $values.weaviate.grpcPort | quote }}
+{{- with $svc.apiKeys.existingSecret }}
+QUERY_API_KEYS_FILE: {{ printf "/etc/ragplane/api-keys/%s" $svc.apiKeys.key | quote }}
+{{- end }}
 {{- else if eq .name "embedding" }}
 EMBEDDING_DEVICE: {{ ternary "cuda" "cpu" $svc.gpu.enabled | quote }}
 EMBEDDING_ONNX_CACHE_DIR: /var/cache/ragplane/onnx
@@ -145,7 +152,7 @@ GENERATION_PROVIDERS: {{ toJson $svc.providers | quote }}
 {{- define "ragplane.secretEnv" -}}
 {{- $values := .root.Values }}
 {{- $svc := index $values .name }}
-{{- if eq .name "embedding" }}
+{{- if has .name (list "embedding" "query" "generation") }}
 {{- $redis := $values.redis }}
 {{- $auth := "" }}
 {{- if $redis.existingSecret }}
@@ -156,7 +163,7 @@ GENERATION_PROVIDERS: {{ toJson $svc.providers | quote }}
       key: {{ $redis.passwordKey }}
 {{- $auth = ":$(REDIS_PASSWORD)@" }}
 {{- end }}
-- name: EMBEDDING_REDIS_URL
+- name: {{ include "ragplane.prefix" .name }}_REDIS_URL
   value: {{ printf "%s://%s%s:%v/%v" (ternary "rediss" "redis" $redis.tls) $auth $redis.host $redis.port $redis.db | quote }}
 {{- end }}
 {{- if eq .name "generation" }}
