@@ -25,9 +25,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench.machine import this_machine
 from bench.embedding.servers import ServerSpec, free_port, running
 from bench.generation.runs import FaultRun, OverheadRun, run_faults, run_overhead
+from bench.machine import this_machine
 from ragplane.cli.stack import LLM_MODEL_ALIAS, Ports, Stack, grpc_serving
 from tests.integration.fault_injecting_proxy import Fault, FaultInjectingProxy
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import grpc
 
+from bench.load.metrics import CacheFigures, scrape
 from bench.load.profiles import Profile, all_profiles
 from bench.load.report import HEADER, LoadSummary, percentile
 from bench.machine import this_machine
@@ -36,6 +37,14 @@ LOAD_DOCUMENTS = [
     "tutorial/modules.rst.txt",
 ]
 OVERHEAD_QUESTION = "How do I create a virtual environment with venv?"
+# Asked once (a miss), then again word for word (exact hits) and reworded (semantic hits).
+CACHED_QUESTIONS = {
+    "How do I create a virtual environment?": "How can I create a virtual environment?",
+    "How do I exit the Python interpreter?": "How can I exit the Python interpreter?",
+    "How do I install packages with pip?": "How can I install packages using pip?",
+    "What does the venv module do?": "What does the venv module do exactly?",
+}
+CACHE_REPEATS = 25
 
 
 def parse_args() -> argparse.Namespace:
@@ -66,11 +75,11 @@ def measure_overhead(stub: query_pb2_grpc.QueryServiceStub, samples: int) -> dic
     """The query service's own time per query: total_ms less the time its stages took."""
     overheads: list[float] = []
     totals: list[float] = []
-    for _ in range(samples):
+    for number in range(samples):
+        # A new question each time: the whole path runs, no answer cache hit.
+        question = f"{OVERHEAD_QUESTION} (overhead sample {number}, {time.time_ns()})"
         response = stub.Query(
-            query_pb2.QueryRequest(
-                tenant=LOAD_TENANT, query=OVERHEAD_QUESTION, max_output_tokens=16
-            ),
+            query_pb2.QueryRequest(tenant=LOAD_TENANT, query=question, max_output_tokens=16),
             timeout=60,
         )
         stages = sum(timing.duration_ms for timing in response.timings)
@@ -84,16 +93,57 @@ def measure_overhead(stub: query_pb2_grpc.QueryServiceStub, samples: int) -> dic
     }
 
 
-def run_profile(profile: Profile, ghz: Path, ports: Ports, reports: Path) -> LoadSummary:
+def _timed(stub: query_pb2_grpc.QueryServiceStub, question: str) -> tuple[float, str]:
+    """Client-side latency in ms, and the cache layer that answered ("" for a miss)."""
+    started = time.perf_counter()
+    response = stub.Query(
+        query_pb2.QueryRequest(tenant=LOAD_TENANT, query=question, max_output_tokens=16),
+        timeout=60,
+    )
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    layer = query_pb2.CacheLayer.Name(response.cache.layer) if response.cache.hit else ""
+    return elapsed_ms, layer.removeprefix("CACHE_LAYER_").lower()
+
+
+def measure_cache_paths(stub: query_pb2_grpc.QueryServiceStub) -> dict[str, dict[str, float]]:
+    """Latency of misses, exact hits and semantic hits on loopback, one call at a time."""
+    by_path: dict[str, list[float]] = {"miss": [], "exact": [], "semantic": []}
+    for question in CACHED_QUESTIONS:
+        elapsed_ms, layer = _timed(stub, question)
+        by_path[layer or "miss"].append(elapsed_ms)
+    for _ in range(CACHE_REPEATS):
+        for question, paraphrase in CACHED_QUESTIONS.items():
+            for asked in (question, paraphrase):
+                elapsed_ms, layer = _timed(stub, asked)
+                by_path[layer or "miss"].append(elapsed_ms)
+    return {
+        path: {
+            "calls": len(values),
+            "p50_ms": percentile(values, 0.50),
+            "p99_ms": percentile(values, 0.99),
+        }
+        for path, values in by_path.items()
+    }
+
+
+def run_profile(
+    profile: Profile, ghz: Path, ports: Ports, reports: Path, stub: query_pb2_grpc.QueryServiceStub
+) -> LoadSummary:
     port = ports.query if profile.service == "query" else ports.embedding
     report = reports / f"{profile.name}.ghz.json"
     argv = profile.ghz_argv(ghz, REPO / "protos", f"127.0.0.1:{port}", report)
     print(f"  {profile.name}: {profile.description} ({profile.duration_s:g} s)", flush=True)
+    for question in profile.warm_up:
+        _timed(stub, question)
+    before = scrape(ports.query_metrics)
     completed = subprocess.run(argv, capture_output=True, text=True, check=False)
     if completed.returncode != 0 or not report.exists():
         output = (completed.stderr or completed.stdout)[-2000:]
         raise SystemExit(f"error: ghz failed for {profile.name}: {output}")
-    return LoadSummary.from_ghz(profile.name, report)
+    cache = None
+    if profile.service == "query":
+        cache = CacheFigures.between(before, scrape(ports.query_metrics))
+    return LoadSummary.from_ghz(profile.name, report, cache)
 
 
 def main() -> int:
@@ -127,14 +177,24 @@ def main() -> int:
             flush=True,
         )
         overhead = measure_overhead(stub, args.overhead_samples)
-
-    print(f"running {len(profiles)} ghz profiles", flush=True)
-    summaries = [run_profile(profile, ghz, ports, reports) for profile in profiles]
+        print("measuring answer cache misses and hits, one call at a time", flush=True)
+        cache_paths = measure_cache_paths(stub)
+        print(f"running {len(profiles)} ghz profiles", flush=True)
+        summaries = [run_profile(profile, ghz, ports, reports, stub) for profile in profiles]
 
     print()
     print(HEADER)
     for summary in summaries:
         print(summary.row())
+    for summary in summaries:
+        if summary.cache is not None:
+            print(f"  {summary.profile}: {summary.cache.describe()}")
+    print("\nanswer cache, one call at a time on loopback:")
+    for path, figures in cache_paths.items():
+        print(
+            f"  {path:<9} {figures['calls']:>4.0f} calls   p50 {figures['p50_ms']:8.1f} ms"
+            f"   p99 {figures['p99_ms']:8.1f} ms"
+        )
     print(
         f"\nquery service overhead (total - sum of stages), {overhead['samples']:.0f} queries: "
         f"p50 {overhead['overhead_p50_ms']:.2f} ms, p99 {overhead['overhead_p99_ms']:.2f} ms "
@@ -146,6 +206,7 @@ def main() -> int:
             {
                 "machine": machine.describe(),
                 "overhead": overhead,
+                "answer_cache_paths": cache_paths,
                 "profiles": [asdict(s) for s in summaries],
             },
             indent=2,

@@ -37,6 +37,8 @@ class Profile:
     data: Any
     duration_s: float
     schedule: StepSchedule | None
+    # Questions asked once before the load, so that the load's repeats have answers to hit.
+    warm_up: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, path: Path) -> Profile:
@@ -53,6 +55,7 @@ class Profile:
             data=raw["data"],
             duration_s=schedule.duration_s if schedule else float(raw["duration_s"]),
             schedule=schedule,
+            warm_up=tuple(raw.get("warm_up", ())),
         )
 
     def ghz_argv(self, ghz: Path, protos: Path, target: str, report: Path) -> list[str]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.load.metrics import CacheFigures
+
 NS_PER_S = 1e9
 NS_PER_MS = 1e6
 
@@ -20,9 +22,11 @@ class LoadSummary:
     p95_ms: float
     p99_ms: float
     statuses: dict[str, int]
+    # What the query service counted during the profile (None for other services).
+    cache: CacheFigures | None = None
 
     @classmethod
-    def from_ghz(cls, profile: str, path: Path) -> LoadSummary:
+    def from_ghz(cls, profile: str, path: Path, cache: CacheFigures | None = None) -> LoadSummary:
         report: dict[str, Any] = json.loads(path.read_text())
         percentiles = {
             int(item["percentage"]): float(item["latency"]) / NS_PER_MS
@@ -37,6 +41,7 @@ class LoadSummary:
             p95_ms=percentiles.get(95, float("nan")),
             p99_ms=percentiles.get(99, float("nan")),
             statuses=statuses,
+            cache=cache,
         )
 
     def row(self) -> str:

@@ -36,3 +36,8 @@ for _layer in CACHE_LAYERS:
         CACHE_LOOKUPS.labels(_layer, _outcome)
 for _reason in LIMIT_REASONS:
     RATE_LIMITED.labels(_reason)
+DEGRADATIONS = prometheus_client.Counter(
+    "ragplane_query_degradations_total",
+    "Answers given with a stage degraded, by stage and cause (one answer may count several).",
+    ["stage", "cause"],
+)

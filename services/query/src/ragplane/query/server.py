@@ -16,6 +16,7 @@ from ragplane.query.dependencies import Dependencies
 from ragplane.query.gateway import build_guard, cached_reply, log_protections
 from ragplane.query.guard import Admission, QueryGuard
 from ragplane.query.ingestion import Ingestor, SourceDocument
+from ragplane.query.metrics import DEGRADATIONS
 from ragplane.query.pipeline import QueryPipeline, QueryResult, Question, Sources
 from ragplane.runtime.audit import audit_note
 from ragplane.runtime.context import RpcContext, current_request_id
@@ -116,6 +117,12 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def _response(
         self, result: QueryResult, started: float, admission: Admission
     ) -> query_pb2.QueryResponse:
+        degradations = [*admission.degradations, *result.degradations]
+        for degradation in degradations:
+            DEGRADATIONS.labels(
+                common_pb2.Stage.Name(degradation.stage),
+                common_pb2.DegradationCause.Name(degradation.cause),
+            ).inc()
         return query_pb2.QueryResponse(
             answer=result.answer,
             citations=self._citations(result.citations),
@@ -131,7 +138,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             ),
             request_id=current_request_id.get(),
             cost_usd=result.cost_usd,
-            degradations=[*admission.degradations, *result.degradations],
+            degradations=degradations,
             budget_ms=result.budget_s * 1000,
             cache=admission.cache_info,
             tier=result.tier,  # type: ignore[arg-type]
