@@ -37,6 +37,16 @@ def stack_targets(stack: Stack) -> dict[str, str]:
     }
 
 
+def stack_caches(stack: Stack) -> dict[str, str]:
+    """Settings (for query_service) that turn the answer caches on, in the stack's Redis and
+    Weaviate."""
+    return {
+        "redis_url": f"redis://127.0.0.1:{stack.ports.redis}/1",
+        "weaviate_http_port": str(stack.ports.weaviate_http),
+        "weaviate_grpc_port": str(stack.ports.weaviate_grpc),
+    }
+
+
 @contextmanager
 def query_service(stack: Stack, log_dir: Path, **env: str) -> Iterator[QueryService]:
     """A query service using the stack's dependencies except where ``env`` says otherwise."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ragplane.cli.stack import Stack
 from ragplane.v1 import common_pb2, query_pb2, query_pb2_grpc
-from tests.integration.orchestrator import query_service
+from tests.integration.orchestrator import query_service, stack_caches
 from tests.integration.services import metric
 
 QUESTION = "How do I create a virtual environment?"
@@ -59,3 +59,18 @@ def test_a_cancelled_stream_stops_the_generation_call(
                 break
             time.sleep(0.2)
     assert now == before + 1
+
+
+def test_a_cached_answer_streams_as_sources_one_delta_and_done(
+    stack: Stack, docs_tenant: str, tmp_path: Path
+) -> None:
+    with query_service(stack, tmp_path, **stack_caches(stack)) as service:
+        request = query_pb2.QueryRequest(tenant=docs_tenant, query="What is a venv for?")
+        first = service.stub.Query(request, timeout=120)
+        events = list(service.stub.QueryStream(request, timeout=60))
+    assert not first.cache.hit
+    assert [event.WhichOneof("event") for event in events] == ["sources", "answer_delta", "done"]
+    done = events[-1].done
+    assert done.cache.hit
+    assert done.cache.layer == query_pb2.CACHE_LAYER_EXACT
+    assert done.answer == first.answer == events[1].answer_delta

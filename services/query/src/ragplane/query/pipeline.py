@@ -170,10 +170,13 @@ class QueryPipeline:
             tier=question.tier,
         )
 
-    async def answer(self, question: Question, budget: Budget) -> QueryResult:
+    async def answer(
+        self, question: Question, budget: Budget, vector: list[float] | None = None
+    ) -> QueryResult:
+        """The answer; ``vector`` is the query's embedding when the caller has it already."""
         question = self.validate(question)
         result = QueryResult(answer="", citations=[], budget_s=budget.total_s)
-        hits = await self._retrieve(question, budget, result)
+        hits = await self._retrieve(question, budget, result, vector)
         if not hits:
             result.answer = NO_PASSAGES_ANSWER
             return result
@@ -181,11 +184,13 @@ class QueryPipeline:
             await self._generate(question, hits, budget, result)
         return result
 
-    async def stream(self, question: Question, budget: Budget) -> AsyncIterator[StreamEvent]:
+    async def stream(
+        self, question: Question, budget: Budget, vector: list[float] | None = None
+    ) -> AsyncIterator[StreamEvent]:
         """Sources, then the answer text as it is generated, then the whole result."""
         question = self.validate(question)
         result = QueryResult(answer="", citations=[], budget_s=budget.total_s)
-        hits = await self._retrieve(question, budget, result)
+        hits = await self._retrieve(question, budget, result, vector)
         yield Sources(hits)
         if not hits:
             result.answer = NO_PASSAGES_ANSWER
@@ -202,9 +207,18 @@ class QueryPipeline:
 
     # Retrieval: the query's embedding, then a hybrid search; BM25 only without an embedding.
 
-    async def _retrieve(self, question: Question, budget: Budget, result: QueryResult) -> list[Hit]:
+    async def _retrieve(
+        self,
+        question: Question,
+        budget: Budget,
+        result: QueryResult,
+        known_vector: list[float] | None,
+    ) -> list[Hit]:
         settings = self._settings
         after_search = settings.generation_min_s + settings.respond_reserve_s
+        if known_vector is not None:
+            with _Stopwatch(result, common_pb2.STAGE_RETRIEVAL):
+                return await self._search(question, known_vector, budget, after_search)
         after_embedding = settings.search_reserve_s + after_search
         embedding = asyncio.create_task(
             self._embed(

@@ -68,7 +68,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         if admission.cached is not None:
             elapsed_ms = (time.perf_counter() - started) * 1000
             return cached_reply(admission, self._settings.snippet_chars, elapsed_ms)
-        result = await self._pipeline.get().answer(admission.question, budget)
+        # The semantic cache lookup embedded the question already: no second embedding.
+        result = await self._pipeline.get().answer(admission.question, budget, admission.vector)
         await self._guard.get().settle(admission, result)
         return self._response(result, started, admission)
 
@@ -86,7 +87,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             yield query_pb2.QueryStreamResponse(answer_delta=reply.answer)
             yield query_pb2.QueryStreamResponse(done=reply)
             return
-        async for event in self._pipeline.get().stream(admission.question, budget):
+        events = self._pipeline.get().stream(admission.question, budget, admission.vector)
+        async for event in events:
             if isinstance(event, Sources):
                 sources = query_pb2.QuerySources(citations=self._citations(event.hits))
                 yield query_pb2.QueryStreamResponse(sources=sources)
@@ -226,14 +228,23 @@ class QueryApplication:
         )
         self._backends = backends
         self._ready_backends.set(backends)
-        self._guard.set(build_guard(self._guard_settings, backends.embed))
+        dependencies = Dependencies(settings.breaker_fail_max, settings.breaker_reset_timeout_s)
+        embed_cap_s = settings.embed_timeout_s
+
+        async def embed_for_cache(texts: Sequence[str], timeout_s: float) -> list[list[float]]:
+            # Same cap and breaker as the pipeline's embedding: a slow or dead embedding service
+            # must not spend the query's deadline on a cache lookup.
+            return await dependencies.embedding.call(
+                lambda t: backends.embed(texts, t), min(timeout_s, embed_cap_s), embed_cap_s
+            )
+
+        self._guard.set(build_guard(self._guard_settings, embed_for_cache))
         log_protections(self._guard_settings)
         chunker = Chunker.from_file(
             settings.resolved_tokenizer_path(),
             settings.chunk_tokens,
             settings.chunk_overlap_tokens,
         )
-        dependencies = Dependencies(settings.breaker_fail_max, settings.breaker_reset_timeout_s)
         self._pipeline.set(QueryPipeline(backends, dependencies, settings))
         self._ingestor.set(Ingestor(backends, chunker, settings))
         log.info("ready", embedding=settings.embedding_target, retrieval=settings.retrieval_target)
