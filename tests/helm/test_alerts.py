@@ -39,7 +39,7 @@ def test_promtool_accepts_the_rules(groups: list[dict[str, Any]], tmp_path: Path
     rules.write_text(yaml.safe_dump({"groups": groups}))
     done = _promtool("check", "rules", rules)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 8 rules found" in done.stdout
+    assert "SUCCESS: 9 rules found" in done.stdout
 
 
 def _histogram(labels: str, per_minute_by_le: dict[str, int]) -> list[dict[str, str]]:
@@ -68,7 +68,8 @@ REQUESTS = "ragplane_rpc_requests_total"
 LOOKUPS = "ragplane_query_cache_lookups_total"
 # Latency: the query service's calls all take 2-5 s (p95 4.85 s), retrieval's 5-10 s (9.75 s).
 # Errors: query fails 3 calls in 103 (2.9%; its 50 INVALID_ARGUMENT are the callers' fault),
-# retrieval 10 in 100. Cache: 2 hits in 10 queries. Breaker: open for 5 minutes.
+# retrieval 10 in 100. Cache: 2 hits in 10 queries. Breakers (a provider's, the query service's
+# embedding dependency's): open for 5 minutes.
 # Cost: 3 USD an hour for a day, then 12 USD in one hour.
 UNIT_TESTS: list[dict[str, Any]] = [
     {
@@ -87,6 +88,11 @@ UNIT_TESTS: list[dict[str, Any]] = [
             _counter(LOOKUPS, 'layer="semantic", outcome="miss"', 8, 80),
             {
                 "series": f'ragplane_generation_breaker_state{{{NS}, provider="openai"}}',
+                "values": "0x10 2x10",
+            },
+            {
+                "series": "ragplane_query_dependency_breaker_state"
+                f'{{{NS}, dependency="embedding"}}',
                 "values": "0x10 2x10",
             },
             {
@@ -115,6 +121,12 @@ UNIT_TESTS: list[dict[str, Any]] = [
                 "RagplaneCircuitBreakerOpen",
                 "15m",
                 {"severity": "warning", "provider": "openai"},
+            ),
+            _alerts("RagplaneDependencyBreakerOpen", "5m"),
+            _alerts(
+                "RagplaneDependencyBreakerOpen",
+                "15m",
+                {"severity": "warning", "dependency": "embedding"},
             ),
             _alerts("RagplaneLLMCostSpike", "1439m"),
             _alerts("RagplaneLLMCostSpike", "1500m", {"severity": "warning"}),

@@ -365,6 +365,7 @@ def test_the_alerts_carry_the_thresholds_of_the_values(production: list[Manifest
     assert by_name[("RagplaneAnswerCacheHitRateLow", "critical")].endswith("< 0.1")
     assert "> 2 * sum(increase(" in by_name[("RagplaneLLMCostSpike", "warning")]
     assert by_name[("RagplaneCircuitBreakerOpen", "warning")].endswith("== 2")
+    assert by_name[("RagplaneDependencyBreakerOpen", "warning")].endswith("== 2")
     assert all('namespace="ragplane"' in expr for expr in by_name.values())
 
 
