@@ -67,3 +67,10 @@ clean: stop ## stop the stack and delete its data and the virtual environment
 bench-embedding: install ## embedding: served vs in-process limit, unbatched, Infinity
 	@scripts/install-bench.sh
 	@$(PYTHON) -m bench.embedding
+
+.PHONY: reranker eval-retrieval
+reranker: install ## fine-tune the cross-encoder reranker on the demo corpus (cached by inputs)
+	@corpus=$$(scripts/fetch-corpus.sh) && $(PYTHON) -m ragplane.retrieval.reranker_training --corpus "$$corpus"
+
+eval-retrieval: reranker ## retrieval quality (nDCG/Recall/MRR@10) and p50 latency per search mode
+	@$(PYTHON) -m bench.retrieval

@@ -10,6 +10,12 @@ from pydantic_settings import SettingsConfigDict
 
 from ragplane.runtime.settings import ServiceSettings
 
+MetadataType = Literal["text", "number"]
+
+
+def _default_filterable() -> dict[str, MetadataType]:
+    return {"section": "text"}
+
 
 class RetrievalSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="RETRIEVAL_")
@@ -23,7 +29,7 @@ class RetrievalSettings(ServiceSettings):
     collection: str = Field(default="RagplaneChunk", pattern=r"^[A-Z][A-Za-z0-9_]*$")
     # Metadata keys stored as filterable properties, with their type (JSON, for example
     # {"section": "text", "year": "number"}); other metadata is kept but not filterable.
-    filterable_metadata: dict[str, Literal["text", "number"]] = {"section": "text"}
+    filterable_metadata: dict[str, MetadataType] = Field(default_factory=_default_filterable)
     default_alpha: float = Field(default=0.5, ge=0, le=1)
     default_fusion: Literal["relative_score", "ranked"] = "relative_score"
     max_top_k: int = Field(default=100, ge=1, le=10_000)

@@ -83,15 +83,18 @@ class Searcher:
             found = [hit for hit in found if hit.score >= options.min_score]
         retrieval_scores = {hit.chunk.chunk_id: hit.score for hit in found}
         if rerank:
-            remaining = None if time_remaining_s is None else time_remaining_s - (time.monotonic() - started)
+            remaining = (
+                None
+                if time_remaining_s is None
+                else time_remaining_s - (time.monotonic() - started)
+            )
             reranked = await self._reranker.rerank(text, found, remaining)
             found = reranked.hits
             outcome.reranked = reranked.reranked
             outcome.rerank_skipped = reranked.skipped
             outcome.timings_ms["rerank"] = reranked.elapsed_ms
         outcome.hits = [
-            RankedHit(hit, retrieval_scores[hit.chunk.chunk_id])
-            for hit in found[: options.top_k]
+            RankedHit(hit, retrieval_scores[hit.chunk.chunk_id]) for hit in found[: options.top_k]
         ]
         return outcome
 

@@ -13,7 +13,7 @@ from ragplane.retrieval.config import RetrievalSettings
 from ragplane.retrieval.filters import FieldFilter
 from ragplane.retrieval.reranker import Reranker, load_scorer
 from ragplane.retrieval.retries import RetryPolicy
-from ragplane.retrieval.search import Searcher, SearchDefaults, SearchOptions, SearchOutcome
+from ragplane.retrieval.search import SearchDefaults, Searcher, SearchOptions, SearchOutcome
 from ragplane.retrieval.store import ChunkStore, Fusion, StoredChunk, TenantInfo, TenantState
 from ragplane.retrieval.validation import (
     check_delete,

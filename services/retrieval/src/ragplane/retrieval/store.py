@@ -20,6 +20,8 @@ from weaviate.classes.data import DataObject
 from weaviate.classes.init import AdditionalConfig, Timeout
 from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 from weaviate.classes.tenants import Tenant, TenantActivityStatus
+from weaviate.collections import CollectionAsync
+from weaviate.collections.classes.batch import BatchObjectReturn
 from weaviate.exceptions import WeaviateBaseError
 
 from ragplane.retrieval.filters import (
@@ -70,7 +72,10 @@ class Fusion(enum.Enum):
     RANKED = "ranked"
 
 
-_WEAVIATE_FUSION = {Fusion.RELATIVE_SCORE: HybridFusion.RELATIVE_SCORE, Fusion.RANKED: HybridFusion.RANKED}
+_WEAVIATE_FUSION = {
+    Fusion.RELATIVE_SCORE: HybridFusion.RELATIVE_SCORE,
+    Fusion.RANKED: HybridFusion.RANKED,
+}
 
 
 class TenantState(enum.Enum):
@@ -252,9 +257,18 @@ class ChunkStore:
         state = await self._tenant_state(tenant)
         if state is not None:
             return TenantInfo(tenant, state), False
-        async with _weaviate_call(f"create tenant {tenant!r}"):
-            await self._collection.tenants.create(Tenant(name=tenant))
+        await self._create_if_absent(tenant)
         return TenantInfo(tenant, TenantState.ACTIVE), True
+
+    async def _create_if_absent(self, tenant: str) -> None:
+        """Create the tenant; another caller creating it at the same moment is fine too."""
+        try:
+            await self._collection.tenants.create(Tenant(name=tenant))
+        except WeaviateBaseError as error:
+            if await self._tenant_state(tenant) is None:
+                raise Unavailable(
+                    f"Weaviate could not create tenant {tenant!r}: {error}"
+                ) from error
 
     async def list_tenants(self) -> list[TenantInfo]:
         async with _weaviate_call("list tenants"):
@@ -310,7 +324,9 @@ class ChunkStore:
         failed keeps its old tail: removing it would leave a hole instead of a stale end.
         """
         state = await self._tenant_state(tenant)
-        if state is not None:
+        if state is None:
+            await self._create_if_absent(tenant)
+        else:
             _require_active(tenant, state)
         objects = {
             chunk.chunk_id: DataObject(
@@ -329,7 +345,7 @@ class ChunkStore:
     async def _insert_with_retries(
         self, tenant: str, objects: Mapping[str, DataObject[Any, Any]], deadline: float | None
     ) -> dict[str, str]:
-        """Insert; objects Weaviate rejected are tried again up to the policy's attempts."""
+        """Write; objects Weaviate rejected are tried again up to the policy's attempts."""
         collection = self._collection.with_tenant(tenant)
         pending = dict(objects)
         errors: dict[str, str] = {}
@@ -337,7 +353,7 @@ class ChunkStore:
             ids = list(pending)
             batch = [pending[chunk_id] for chunk_id in ids]
             result = await retry_transient(
-                lambda batch=batch: collection.data.insert_many(batch),  # type: ignore[misc]
+                lambda batch=batch: self._replace(collection, batch),  # type: ignore[misc]
                 self._retry,
                 f"store chunks for tenant {tenant!r}",
                 deadline,
@@ -349,6 +365,21 @@ class ChunkStore:
                 break
             await asyncio.sleep(wait_s)
         return errors
+
+    @staticmethod
+    async def _replace(
+        collection: CollectionAsync[Any, Any], batch: Sequence[DataObject[Any, Any]]
+    ) -> BatchObjectReturn:
+        """Delete the objects, then insert them: never rely on Weaviate's "unchanged" shortcut.
+
+        Weaviate skips re-indexing an object stored again unchanged (weaviate issue 3949). After
+        a crash in the middle of a batch an object can be on disk without its inverted-index
+        entries, so retrying the identical write would leave it unfindable by filters forever
+        (the durability test caught this). Deleting first makes every write index from scratch.
+        """
+        ids = [str(item.uuid) for item in batch]
+        await collection.data.delete_many(where=Filter.by_id().contains_any(ids))
+        return await collection.data.insert_many(list(batch))
 
     async def _trim_documents(
         self, tenant: str, chunk_counts: Mapping[str, int], deadline: float | None
@@ -432,7 +463,7 @@ class ChunkStore:
                 groups = await aggregate.over_all(
                     total_count=True,
                     filters=Filter.by_property("document_id").contains_any(list(document_ids)),
-                    group_by=GroupByAggregate(prop="document_id"),
+                    group_by=GroupByAggregate(prop="document_id", limit=len(document_ids)),
                 )
                 for group in groups.groups:
                     per_document[str(group.grouped_by.value)] = int(group.total_count or 0)

@@ -18,12 +18,11 @@ def check_search(tenant: str, query_text: str, options: SearchOptions, max_top_k
     if alpha is not None and not 0.0 <= alpha <= 1.0:
         raise InvalidArgument.of("alpha", f"must be between 0 and 1, got {alpha}")
     if not 1 <= options.top_k <= max_top_k:
-        raise InvalidArgument.of(
-            "top_k", f"must be between 1 and {max_top_k}, got {options.top_k}"
-        )
+        raise InvalidArgument.of("top_k", f"must be between 1 and {max_top_k}, got {options.top_k}")
     if options.rerank_candidates < 0:
         raise InvalidArgument.of(
-            "rerank_candidates", f"must be 0 (service default) or more, got {options.rerank_candidates}"
+            "rerank_candidates",
+            f"must be 0 (service default) or more, got {options.rerank_candidates}",
         )
     min_score = options.min_score
     if min_score is not None and not (math.isfinite(min_score) and min_score >= 0):
