@@ -80,3 +80,10 @@ load: install ## ghz load profiles (bench/load/profiles) against the local stack
 .PHONY: bench-generation
 bench-generation: install ## generation: answers under injected faults, overhead over the LLM server
 	@$(PYTHON) -m bench.generation
+
+.PHONY: reranker eval-retrieval
+reranker: install ## fine-tune the cross-encoder reranker on the demo corpus (cached by inputs)
+	@corpus=$$(scripts/fetch-corpus.sh) && $(PYTHON) -m ragplane.retrieval.reranker_training --corpus "$$corpus"
+
+eval-retrieval: reranker ## retrieval quality (nDCG/Recall/MRR@10) and p50 latency per search mode
+	@$(PYTHON) -m bench.retrieval

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ragplane/v1/common.proto\x12\x0bragplane.v1\"E\n\x0bStageTiming\x12!\n\x05stage\x18\x01 \x01(\x0e\x32\x12.ragplane.v1.Stage\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\x01\"\x82\x01\n\x0b\x44\x65gradation\x12!\n\x05stage\x18\x01 \x01(\x0e\x32\x12.ragplane.v1.Stage\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12,\n\x05\x63\x61use\x18\x03 \x01(\x0e\x32\x1d.ragplane.v1.DegradationCause\x12\x12\n\ndependency\x18\x04 \x01(\t\"Q\n\x08\x43itation\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0f\n\x07snippet\x18\x04 \x01(\t\"M\n\x07Passage\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x02\"9\n\nTokenUsage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x05\x12\x15\n\routput_tokens\x18\x02 \x01(\x05\"/\n\x0eMetadataFilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0e\n\x06\x65quals\x18\x02 \x01(\t*\x81\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTAGE_CACHE\x10\x01\x12\x13\n\x0fSTAGE_EMBEDDING\x10\x02\x12\x13\n\x0fSTAGE_RETRIEVAL\x10\x03\x12\x10\n\x0cSTAGE_RERANK\x10\x04\x12\x14\n\x10STAGE_GENERATION\x10\x05*\xbc\x01\n\x10\x44\x65gradationCause\x12!\n\x1d\x44\x45GRADATION_CAUSE_UNSPECIFIED\x10\x00\x12!\n\x1d\x44\x45GRADATION_CAUSE_UNAVAILABLE\x10\x01\x12\x1d\n\x19\x44\x45GRADATION_CAUSE_TIMEOUT\x10\x02\x12\x1f\n\x1b\x44\x45GRADATION_CAUSE_NO_BUDGET\x10\x03\x12\"\n\x1e\x44\x45GRADATION_CAUSE_CIRCUIT_OPEN\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ragplane/v1/common.proto\x12\x0bragplane.v1\"E\n\x0bStageTiming\x12!\n\x05stage\x18\x01 \x01(\x0e\x32\x12.ragplane.v1.Stage\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\x01\"\x82\x01\n\x0b\x44\x65gradation\x12!\n\x05stage\x18\x01 \x01(\x0e\x32\x12.ragplane.v1.Stage\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12,\n\x05\x63\x61use\x18\x03 \x01(\x0e\x32\x1d.ragplane.v1.DegradationCause\x12\x12\n\ndependency\x18\x04 \x01(\t\"Q\n\x08\x43itation\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0f\n\x07snippet\x18\x04 \x01(\t\"M\n\x07Passage\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x02\"9\n\nTokenUsage\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x05\x12\x15\n\routput_tokens\x18\x02 \x01(\x05\"g\n\x0eMetadataFilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0e\n\x06\x65quals\x18\x02 \x01(\t\x12\x0e\n\x06\x61ny_of\x18\x03 \x03(\t\x12&\n\x05range\x18\x04 \x01(\x0b\x32\x17.ragplane.v1.ValueRange\"\xc0\x01\n\nValueRange\x12\x19\n\x0cgreater_than\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x1d\n\x10greater_or_equal\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x16\n\tless_than\x18\x03 \x01(\tH\x02\x88\x01\x01\x12\x1a\n\rless_or_equal\x18\x04 \x01(\tH\x03\x88\x01\x01\x42\x0f\n\r_greater_thanB\x13\n\x11_greater_or_equalB\x0c\n\n_less_thanB\x10\n\x0e_less_or_equal*\x81\x01\n\x05Stage\x12\x15\n\x11STAGE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTAGE_CACHE\x10\x01\x12\x13\n\x0fSTAGE_EMBEDDING\x10\x02\x12\x13\n\x0fSTAGE_RETRIEVAL\x10\x03\x12\x10\n\x0cSTAGE_RERANK\x10\x04\x12\x14\n\x10STAGE_GENERATION\x10\x05*\xbc\x01\n\x10\x44\x65gradationCause\x12!\n\x1d\x44\x45GRADATION_CAUSE_UNSPECIFIED\x10\x00\x12!\n\x1d\x44\x45GRADATION_CAUSE_UNAVAILABLE\x10\x01\x12\x1d\n\x19\x44\x45GRADATION_CAUSE_TIMEOUT\x10\x02\x12\x1f\n\x1b\x44\x45GRADATION_CAUSE_NO_BUDGET\x10\x03\x12\"\n\x1e\x44\x45GRADATION_CAUSE_CIRCUIT_OPEN\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragplane.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STAGE']._serialized_start=516
-  _globals['_STAGE']._serialized_end=645
-  _globals['_DEGRADATIONCAUSE']._serialized_start=648
-  _globals['_DEGRADATIONCAUSE']._serialized_end=836
+  _globals['_STAGE']._serialized_start=767
+  _globals['_STAGE']._serialized_end=896
+  _globals['_DEGRADATIONCAUSE']._serialized_start=899
+  _globals['_DEGRADATIONCAUSE']._serialized_end=1087
   _globals['_STAGETIMING']._serialized_start=41
   _globals['_STAGETIMING']._serialized_end=110
   _globals['_DEGRADATION']._serialized_start=113
@@ -46,5 +46,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TOKENUSAGE']._serialized_start=407
   _globals['_TOKENUSAGE']._serialized_end=464
   _globals['_METADATAFILTER']._serialized_start=466
-  _globals['_METADATAFILTER']._serialized_end=513
+  _globals['_METADATAFILTER']._serialized_end=569
+  _globals['_VALUERANGE']._serialized_start=572
+  _globals['_VALUERANGE']._serialized_end=764
 # @@protoc_insertion_point(module_scope)

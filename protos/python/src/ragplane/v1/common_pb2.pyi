@@ -3,8 +3,10 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -234,26 +236,87 @@ Global___TokenUsage: _TypeAlias = TokenUsage  # noqa: Y015
 
 @_typing.final
 class MetadataFilter(_message.Message):
-    """An equality filter on a declared metadata field of a chunk."""
+    """A condition on a field of a chunk: document_id or a metadata field declared in the retrieval
+    service configuration. Set exactly one of equals, any_of or range.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     FIELD_FIELD_NUMBER: _builtins.int
     EQUALS_FIELD_NUMBER: _builtins.int
+    ANY_OF_FIELD_NUMBER: _builtins.int
+    RANGE_FIELD_NUMBER: _builtins.int
     field: _builtins.str
-    """Name of a metadata field declared in the retrieval service configuration."""
+    """Name of the field."""
     equals: _builtins.str
-    """The value the field must equal."""
+    """Equality: the field must equal this value."""
+    @_builtins.property
+    def any_of(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Membership: the field must equal one of these values."""
+
+    @_builtins.property
+    def range(self) -> Global___ValueRange:
+        """Range: the field must lie within these bounds."""
+
     def __init__(
         self,
         *,
         field: _builtins.str = ...,
         equals: _builtins.str = ...,
+        any_of: _abc.Iterable[_builtins.str] | None = ...,
+        range: Global___ValueRange | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["range", b"range"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["equals", b"equals", "field", b"field"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["any_of", b"any_of", "equals", b"equals", "field", b"field", "range", b"range"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MetadataFilter: _TypeAlias = MetadataFilter  # noqa: Y015
+
+@_typing.final
+class ValueRange(_message.Message):
+    """Bounds on a field's value; unset bounds are open. Values are compared as numbers for fields
+    declared as numbers (the strings must then parse as numbers) and as text otherwise.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GREATER_THAN_FIELD_NUMBER: _builtins.int
+    GREATER_OR_EQUAL_FIELD_NUMBER: _builtins.int
+    LESS_THAN_FIELD_NUMBER: _builtins.int
+    LESS_OR_EQUAL_FIELD_NUMBER: _builtins.int
+    greater_than: _builtins.str
+    greater_or_equal: _builtins.str
+    less_than: _builtins.str
+    less_or_equal: _builtins.str
+    def __init__(
+        self,
+        *,
+        greater_than: _builtins.str | None = ...,
+        greater_or_equal: _builtins.str | None = ...,
+        less_than: _builtins.str | None = ...,
+        less_or_equal: _builtins.str | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_greater_or_equal", b"_greater_or_equal", "_greater_than", b"_greater_than", "_less_or_equal", b"_less_or_equal", "_less_than", b"_less_than", "greater_or_equal", b"greater_or_equal", "greater_than", b"greater_than", "less_or_equal", b"less_or_equal", "less_than", b"less_than"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_greater_or_equal", b"_greater_or_equal", "_greater_than", b"_greater_than", "_less_or_equal", b"_less_or_equal", "_less_than", b"_less_than", "greater_or_equal", b"greater_or_equal", "greater_than", b"greater_than", "less_or_equal", b"less_or_equal", "less_than", b"less_than"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__greater_or_equal: _TypeAlias = _typing.Literal["greater_or_equal"]  # noqa: Y015
+    _WhichOneofArgType__greater_or_equal: _TypeAlias = _typing.Literal["_greater_or_equal", b"_greater_or_equal"]  # noqa: Y015
+    _WhichOneofReturnType__greater_than: _TypeAlias = _typing.Literal["greater_than"]  # noqa: Y015
+    _WhichOneofArgType__greater_than: _TypeAlias = _typing.Literal["_greater_than", b"_greater_than"]  # noqa: Y015
+    _WhichOneofReturnType__less_or_equal: _TypeAlias = _typing.Literal["less_or_equal"]  # noqa: Y015
+    _WhichOneofArgType__less_or_equal: _TypeAlias = _typing.Literal["_less_or_equal", b"_less_or_equal"]  # noqa: Y015
+    _WhichOneofReturnType__less_than: _TypeAlias = _typing.Literal["less_than"]  # noqa: Y015
+    _WhichOneofArgType__less_than: _TypeAlias = _typing.Literal["_less_than", b"_less_than"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__greater_or_equal) -> _WhichOneofReturnType__greater_or_equal | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__greater_than) -> _WhichOneofReturnType__greater_than | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__less_or_equal) -> _WhichOneofReturnType__less_or_equal | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__less_than) -> _WhichOneofReturnType__less_than | None: ...
+
+Global___ValueRange: _TypeAlias = ValueRange  # noqa: Y015

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from ragplane.v1 import common_pb2 as ragplane_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bragplane/v1/retrieval.proto\x12\x0bragplane.v1\x1a\x18ragplane/v1/common.proto\"\xc5\x01\n\x05\x43hunk\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x03 \x01(\x05\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x32\n\x08metadata\x18\x05 \x03(\x0b\x32 .ragplane.v1.Chunk.MetadataEntry\x12\r\n\x05title\x18\x06 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xdd\x01\n\rUpsertRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12,\n\x06\x63hunks\x18\x02 \x03(\x0b\x32\x1c.ragplane.v1.ChunkWithVector\x12R\n\x15\x64ocument_chunk_counts\x18\x03 \x03(\x0b\x32\x33.ragplane.v1.UpsertRequest.DocumentChunkCountsEntry\x1a:\n\x18\x44ocumentChunkCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"D\n\x0f\x43hunkWithVector\x12!\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x12.ragplane.v1.Chunk\x12\x0e\n\x06vector\x18\x02 \x03(\x02\"/\n\nChunkError\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"b\n\x0eUpsertResponse\x12\x10\n\x08upserted\x18\x01 \x01(\x05\x12\'\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x17.ragplane.v1.ChunkError\x12\x15\n\rremoved_stale\x18\x03 \x01(\x05\"\xa4\x01\n\rSearchRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nquery_text\x18\x02 \x01(\t\x12\x14\n\x0cquery_vector\x18\x03 \x03(\x02\x12\x12\n\x05\x61lpha\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\r\n\x05top_k\x18\x05 \x01(\x05\x12,\n\x07\x66ilters\x18\x06 \x03(\x0b\x32\x1b.ragplane.v1.MetadataFilterB\x08\n\x06_alpha\"=\n\tSearchHit\x12!\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x12.ragplane.v1.Chunk\x12\r\n\x05score\x18\x02 \x01(\x02\"E\n\x0eSearchResponse\x12$\n\x04hits\x18\x01 \x03(\x0b\x32\x16.ragplane.v1.SearchHit\x12\r\n\x05\x61lpha\x18\x02 \x01(\x02\"5\n\rDeleteRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x02 \x03(\t\"(\n\x0e\x44\x65leteResponse\x12\x16\n\x0e\x64\x65leted_chunks\x18\x01 \x01(\x05\x32\xdb\x01\n\x10RetrievalService\x12\x41\n\x06Upsert\x12\x1a.ragplane.v1.UpsertRequest\x1a\x1b.ragplane.v1.UpsertResponse\x12\x41\n\x06Search\x12\x1a.ragplane.v1.SearchRequest\x1a\x1b.ragplane.v1.SearchResponse\x12\x41\n\x06\x44\x65lete\x12\x1a.ragplane.v1.DeleteRequest\x1a\x1b.ragplane.v1.DeleteResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bragplane/v1/retrieval.proto\x12\x0bragplane.v1\x1a\x18ragplane/v1/common.proto\"\xc5\x01\n\x05\x43hunk\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63hunk_index\x18\x03 \x01(\x05\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x32\n\x08metadata\x18\x05 \x03(\x0b\x32 .ragplane.v1.Chunk.MetadataEntry\x12\r\n\x05title\x18\x06 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xdd\x01\n\rUpsertRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12,\n\x06\x63hunks\x18\x02 \x03(\x0b\x32\x1c.ragplane.v1.ChunkWithVector\x12R\n\x15\x64ocument_chunk_counts\x18\x03 \x03(\x0b\x32\x33.ragplane.v1.UpsertRequest.DocumentChunkCountsEntry\x1a:\n\x18\x44ocumentChunkCountsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"D\n\x0f\x43hunkWithVector\x12!\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x12.ragplane.v1.Chunk\x12\x0e\n\x06vector\x18\x02 \x03(\x02\"/\n\nChunkError\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"b\n\x0eUpsertResponse\x12\x10\n\x08upserted\x18\x01 \x01(\x05\x12\'\n\x06\x65rrors\x18\x02 \x03(\x0b\x32\x17.ragplane.v1.ChunkError\x12\x15\n\rremoved_stale\x18\x03 \x01(\x05\"\xbc\x02\n\rSearchRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nquery_text\x18\x02 \x01(\t\x12\x14\n\x0cquery_vector\x18\x03 \x03(\x02\x12\x12\n\x05\x61lpha\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\r\n\x05top_k\x18\x05 \x01(\x05\x12,\n\x07\x66ilters\x18\x06 \x03(\x0b\x32\x1b.ragplane.v1.MetadataFilter\x12,\n\x0b\x66usion_type\x18\x07 \x01(\x0e\x32\x17.ragplane.v1.FusionType\x12\'\n\x06rerank\x18\x08 \x01(\x0e\x32\x17.ragplane.v1.RerankMode\x12\x19\n\x11rerank_candidates\x18\t \x01(\x05\x12\x16\n\tmin_score\x18\n \x01(\x02H\x01\x88\x01\x01\x42\x08\n\x06_alphaB\x0c\n\n_min_score\"V\n\tSearchHit\x12!\n\x05\x63hunk\x18\x01 \x01(\x0b\x32\x12.ragplane.v1.Chunk\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x17\n\x0fretrieval_score\x18\x03 \x01(\x02\"\xe0\x01\n\x0eSearchResponse\x12$\n\x04hits\x18\x01 \x03(\x0b\x32\x16.ragplane.v1.SearchHit\x12\r\n\x05\x61lpha\x18\x02 \x01(\x02\x12\x10\n\x08reranked\x18\x03 \x01(\x08\x12.\n\x0c\x64\x65gradations\x18\x04 \x03(\x0b\x32\x18.ragplane.v1.Degradation\x12)\n\x07timings\x18\x05 \x03(\x0b\x32\x18.ragplane.v1.StageTiming\x12,\n\x0b\x66usion_type\x18\x06 \x01(\x0e\x32\x17.ragplane.v1.FusionType\"5\n\rDeleteRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x02 \x03(\t\"(\n\x0e\x44\x65leteResponse\x12\x16\n\x0e\x64\x65leted_chunks\x18\x01 \x01(\x05\"A\n\x06Tenant\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.ragplane.v1.TenantStatus\"%\n\x13\x43reateTenantRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"L\n\x14\x43reateTenantResponse\x12#\n\x06tenant\x18\x01 \x01(\x0b\x32\x13.ragplane.v1.Tenant\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x14\n\x12ListTenantsRequest\";\n\x13ListTenantsResponse\x12$\n\x07tenants\x18\x01 \x03(\x0b\x32\x13.ragplane.v1.Tenant\")\n\x17\x44\x65\x61\x63tivateTenantRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"?\n\x18\x44\x65\x61\x63tivateTenantResponse\x12#\n\x06tenant\x18\x01 \x01(\x0b\x32\x13.ragplane.v1.Tenant\"\'\n\x15\x41\x63tivateTenantRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"=\n\x16\x41\x63tivateTenantResponse\x12#\n\x06tenant\x18\x01 \x01(\x0b\x32\x13.ragplane.v1.Tenant\"%\n\x13\x44\x65leteTenantRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"\x16\n\x14\x44\x65leteTenantResponse\":\n\x12\x43ountChunksRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x02 \x03(\t\"\xa1\x01\n\x13\x43ountChunksResponse\x12\r\n\x05total\x18\x01 \x01(\x03\x12G\n\x0cper_document\x18\x02 \x03(\x0b\x32\x31.ragplane.v1.CountChunksResponse.PerDocumentEntry\x1a\x32\n\x10PerDocumentEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01*a\n\nFusionType\x12\x1b\n\x17\x46USION_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x46USION_TYPE_RELATIVE_SCORE\x10\x01\x12\x16\n\x12\x46USION_TYPE_RANKED\x10\x02*R\n\nRerankMode\x12\x1b\n\x17RERANK_MODE_UNSPECIFIED\x10\x00\x12\x12\n\x0eRERANK_MODE_ON\x10\x01\x12\x13\n\x0fRERANK_MODE_OFF\x10\x02*\x9c\x01\n\x0cTenantStatus\x12\x1d\n\x19TENANT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14TENANT_STATUS_ACTIVE\x10\x01\x12\x1a\n\x16TENANT_STATUS_INACTIVE\x10\x02\x12\x1b\n\x17TENANT_STATUS_OFFLOADED\x10\x03\x12\x1a\n\x16TENANT_STATUS_CHANGING\x10\x04\x32\xe5\x05\n\x10RetrievalService\x12\x41\n\x06Upsert\x12\x1a.ragplane.v1.UpsertRequest\x1a\x1b.ragplane.v1.UpsertResponse\x12\x41\n\x06Search\x12\x1a.ragplane.v1.SearchRequest\x1a\x1b.ragplane.v1.SearchResponse\x12\x41\n\x06\x44\x65lete\x12\x1a.ragplane.v1.DeleteRequest\x1a\x1b.ragplane.v1.DeleteResponse\x12S\n\x0c\x43reateTenant\x12 .ragplane.v1.CreateTenantRequest\x1a!.ragplane.v1.CreateTenantResponse\x12P\n\x0bListTenants\x12\x1f.ragplane.v1.ListTenantsRequest\x1a .ragplane.v1.ListTenantsResponse\x12_\n\x10\x44\x65\x61\x63tivateTenant\x12$.ragplane.v1.DeactivateTenantRequest\x1a%.ragplane.v1.DeactivateTenantResponse\x12Y\n\x0e\x41\x63tivateTenant\x12\".ragplane.v1.ActivateTenantRequest\x1a#.ragplane.v1.ActivateTenantResponse\x12S\n\x0c\x44\x65leteTenant\x12 .ragplane.v1.DeleteTenantRequest\x1a!.ragplane.v1.DeleteTenantResponse\x12P\n\x0b\x43ountChunks\x12\x1f.ragplane.v1.CountChunksRequest\x1a .ragplane.v1.CountChunksResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,6 +36,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHUNK_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_UPSERTREQUEST_DOCUMENTCHUNKCOUNTSENTRY']._loaded_options = None
   _globals['_UPSERTREQUEST_DOCUMENTCHUNKCOUNTSENTRY']._serialized_options = b'8\001'
+  _globals['_COUNTCHUNKSRESPONSE_PERDOCUMENTENTRY']._loaded_options = None
+  _globals['_COUNTCHUNKSRESPONSE_PERDOCUMENTENTRY']._serialized_options = b'8\001'
+  _globals['_FUSIONTYPE']._serialized_start=2210
+  _globals['_FUSIONTYPE']._serialized_end=2307
+  _globals['_RERANKMODE']._serialized_start=2309
+  _globals['_RERANKMODE']._serialized_end=2391
+  _globals['_TENANTSTATUS']._serialized_start=2394
+  _globals['_TENANTSTATUS']._serialized_end=2550
   _globals['_CHUNK']._serialized_start=71
   _globals['_CHUNK']._serialized_end=268
   _globals['_CHUNK_METADATAENTRY']._serialized_start=221
@@ -51,15 +59,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UPSERTRESPONSE']._serialized_start=613
   _globals['_UPSERTRESPONSE']._serialized_end=711
   _globals['_SEARCHREQUEST']._serialized_start=714
-  _globals['_SEARCHREQUEST']._serialized_end=878
-  _globals['_SEARCHHIT']._serialized_start=880
-  _globals['_SEARCHHIT']._serialized_end=941
-  _globals['_SEARCHRESPONSE']._serialized_start=943
-  _globals['_SEARCHRESPONSE']._serialized_end=1012
-  _globals['_DELETEREQUEST']._serialized_start=1014
-  _globals['_DELETEREQUEST']._serialized_end=1067
-  _globals['_DELETERESPONSE']._serialized_start=1069
-  _globals['_DELETERESPONSE']._serialized_end=1109
-  _globals['_RETRIEVALSERVICE']._serialized_start=1112
-  _globals['_RETRIEVALSERVICE']._serialized_end=1331
+  _globals['_SEARCHREQUEST']._serialized_end=1030
+  _globals['_SEARCHHIT']._serialized_start=1032
+  _globals['_SEARCHHIT']._serialized_end=1118
+  _globals['_SEARCHRESPONSE']._serialized_start=1121
+  _globals['_SEARCHRESPONSE']._serialized_end=1345
+  _globals['_DELETEREQUEST']._serialized_start=1347
+  _globals['_DELETEREQUEST']._serialized_end=1400
+  _globals['_DELETERESPONSE']._serialized_start=1402
+  _globals['_DELETERESPONSE']._serialized_end=1442
+  _globals['_TENANT']._serialized_start=1444
+  _globals['_TENANT']._serialized_end=1509
+  _globals['_CREATETENANTREQUEST']._serialized_start=1511
+  _globals['_CREATETENANTREQUEST']._serialized_end=1548
+  _globals['_CREATETENANTRESPONSE']._serialized_start=1550
+  _globals['_CREATETENANTRESPONSE']._serialized_end=1626
+  _globals['_LISTTENANTSREQUEST']._serialized_start=1628
+  _globals['_LISTTENANTSREQUEST']._serialized_end=1648
+  _globals['_LISTTENANTSRESPONSE']._serialized_start=1650
+  _globals['_LISTTENANTSRESPONSE']._serialized_end=1709
+  _globals['_DEACTIVATETENANTREQUEST']._serialized_start=1711
+  _globals['_DEACTIVATETENANTREQUEST']._serialized_end=1752
+  _globals['_DEACTIVATETENANTRESPONSE']._serialized_start=1754
+  _globals['_DEACTIVATETENANTRESPONSE']._serialized_end=1817
+  _globals['_ACTIVATETENANTREQUEST']._serialized_start=1819
+  _globals['_ACTIVATETENANTREQUEST']._serialized_end=1858
+  _globals['_ACTIVATETENANTRESPONSE']._serialized_start=1860
+  _globals['_ACTIVATETENANTRESPONSE']._serialized_end=1921
+  _globals['_DELETETENANTREQUEST']._serialized_start=1923
+  _globals['_DELETETENANTREQUEST']._serialized_end=1960
+  _globals['_DELETETENANTRESPONSE']._serialized_start=1962
+  _globals['_DELETETENANTRESPONSE']._serialized_end=1984
+  _globals['_COUNTCHUNKSREQUEST']._serialized_start=1986
+  _globals['_COUNTCHUNKSREQUEST']._serialized_end=2044
+  _globals['_COUNTCHUNKSRESPONSE']._serialized_start=2047
+  _globals['_COUNTCHUNKSRESPONSE']._serialized_end=2208
+  _globals['_COUNTCHUNKSRESPONSE_PERDOCUMENTENTRY']._serialized_start=2158
+  _globals['_COUNTCHUNKSRESPONSE_PERDOCUMENTENTRY']._serialized_end=2208
+  _globals['_RETRIEVALSERVICE']._serialized_start=2553
+  _globals['_RETRIEVALSERVICE']._serialized_end=3294
 # @@protoc_insertion_point(module_scope)

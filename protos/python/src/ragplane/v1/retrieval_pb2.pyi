@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from ragplane.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -18,6 +19,80 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _FusionType:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FusionTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FusionType.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FUSION_TYPE_UNSPECIFIED: _FusionType.ValueType  # 0
+    """The service default (relative score fusion)."""
+    FUSION_TYPE_RELATIVE_SCORE: _FusionType.ValueType  # 1
+    """Scores of each list are normalised to 0..1, then weighted by alpha and summed."""
+    FUSION_TYPE_RANKED: _FusionType.ValueType  # 2
+    """Reciprocal rank fusion: only the ranks in each list count, weighted by alpha."""
+
+class FusionType(_FusionType, metaclass=_FusionTypeEnumTypeWrapper):
+    """How the BM25 and vector result lists are fused into one."""
+
+FUSION_TYPE_UNSPECIFIED: FusionType.ValueType  # 0
+"""The service default (relative score fusion)."""
+FUSION_TYPE_RELATIVE_SCORE: FusionType.ValueType  # 1
+"""Scores of each list are normalised to 0..1, then weighted by alpha and summed."""
+FUSION_TYPE_RANKED: FusionType.ValueType  # 2
+"""Reciprocal rank fusion: only the ranks in each list count, weighted by alpha."""
+Global___FusionType: _TypeAlias = FusionType  # noqa: Y015
+
+class _RerankMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RerankModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RerankMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RERANK_MODE_UNSPECIFIED: _RerankMode.ValueType  # 0
+    """The service default (RETRIEVAL_RERANK_BY_DEFAULT)."""
+    RERANK_MODE_ON: _RerankMode.ValueType  # 1
+    RERANK_MODE_OFF: _RerankMode.ValueType  # 2
+
+class RerankMode(_RerankMode, metaclass=_RerankModeEnumTypeWrapper):
+    """Whether the hybrid candidates are reordered by the cross-encoder reranker."""
+
+RERANK_MODE_UNSPECIFIED: RerankMode.ValueType  # 0
+"""The service default (RETRIEVAL_RERANK_BY_DEFAULT)."""
+RERANK_MODE_ON: RerankMode.ValueType  # 1
+RERANK_MODE_OFF: RerankMode.ValueType  # 2
+Global___RerankMode: _TypeAlias = RerankMode  # noqa: Y015
+
+class _TenantStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TenantStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TenantStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TENANT_STATUS_UNSPECIFIED: _TenantStatus.ValueType  # 0
+    TENANT_STATUS_ACTIVE: _TenantStatus.ValueType  # 1
+    """Searchable and writable."""
+    TENANT_STATUS_INACTIVE: _TenantStatus.ValueType  # 2
+    """Data kept on disk, not loaded: searches and writes are FAILED_PRECONDITION."""
+    TENANT_STATUS_OFFLOADED: _TenantStatus.ValueType  # 3
+    """Data moved to cloud storage by Weaviate's offload module."""
+    TENANT_STATUS_CHANGING: _TenantStatus.ValueType  # 4
+    """In transition between statuses."""
+
+class TenantStatus(_TenantStatus, metaclass=_TenantStatusEnumTypeWrapper):
+    """A tenant's activity status in Weaviate."""
+
+TENANT_STATUS_UNSPECIFIED: TenantStatus.ValueType  # 0
+TENANT_STATUS_ACTIVE: TenantStatus.ValueType  # 1
+"""Searchable and writable."""
+TENANT_STATUS_INACTIVE: TenantStatus.ValueType  # 2
+"""Data kept on disk, not loaded: searches and writes are FAILED_PRECONDITION."""
+TENANT_STATUS_OFFLOADED: TenantStatus.ValueType  # 3
+"""Data moved to cloud storage by Weaviate's offload module."""
+TENANT_STATUS_CHANGING: TenantStatus.ValueType  # 4
+"""In transition between statuses."""
+Global___TenantStatus: _TypeAlias = TenantStatus  # noqa: Y015
 
 @_typing.final
 class Chunk(_message.Message):
@@ -109,7 +184,9 @@ class UpsertRequest(_message.Message):
     CHUNKS_FIELD_NUMBER: _builtins.int
     DOCUMENT_CHUNK_COUNTS_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
-    """Tenant that owns the chunks; created on first upsert."""
+    """Tenant that owns the chunks; created on first upsert when it does not exist. An inactive
+    tenant is FAILED_PRECONDITION.
+    """
     @_builtins.property
     def chunks(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChunkWithVector]: ...
     @_builtins.property
@@ -163,7 +240,7 @@ Global___ChunkWithVector: _TypeAlias = ChunkWithVector  # noqa: Y015
 
 @_typing.final
 class ChunkError(_message.Message):
-    """A chunk that could not be stored."""
+    """A chunk that could not be stored (after retries of transient Weaviate errors)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -225,6 +302,10 @@ class SearchRequest(_message.Message):
     ALPHA_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
     FILTERS_FIELD_NUMBER: _builtins.int
+    FUSION_TYPE_FIELD_NUMBER: _builtins.int
+    RERANK_FIELD_NUMBER: _builtins.int
+    RERANK_CANDIDATES_FIELD_NUMBER: _builtins.int
+    MIN_SCORE_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     query_text: _builtins.str
     """Query text for the BM25 side of the search; required."""
@@ -232,6 +313,16 @@ class SearchRequest(_message.Message):
     """Weight of the vector side, 0 (BM25 only) to 1 (vector only); unset means the service default."""
     top_k: _builtins.int
     """Number of chunks to return, 1 to the service maximum."""
+    fusion_type: Global___FusionType.ValueType
+    """Fusion of the BM25 and vector lists; unset means the service default."""
+    rerank: Global___RerankMode.ValueType
+    """Rerank on or off; unset means the service default."""
+    rerank_candidates: _builtins.int
+    """Number of hybrid candidates the reranker scores (at least top_k); 0 means the service
+    default. Ignored when rerank is off.
+    """
+    min_score: _builtins.float
+    """Chunks whose retrieval score (hybrid or BM25, before any rerank) is below this are left out."""
     @_builtins.property
     def query_vector(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """Query embedding for the vector side; when empty the search is BM25 only."""
@@ -249,14 +340,23 @@ class SearchRequest(_message.Message):
         alpha: _builtins.float | None = ...,
         top_k: _builtins.int = ...,
         filters: _abc.Iterable[_common_pb2.MetadataFilter] | None = ...,
+        fusion_type: Global___FusionType.ValueType = ...,
+        rerank: Global___RerankMode.ValueType = ...,
+        rerank_candidates: _builtins.int = ...,
+        min_score: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "alpha", b"alpha"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "_min_score", b"_min_score", "alpha", b"alpha", "min_score", b"min_score"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "alpha", b"alpha", "filters", b"filters", "query_text", b"query_text", "query_vector", b"query_vector", "tenant", b"tenant", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "_min_score", b"_min_score", "alpha", b"alpha", "filters", b"filters", "fusion_type", b"fusion_type", "min_score", b"min_score", "query_text", b"query_text", "query_vector", b"query_vector", "rerank", b"rerank", "rerank_candidates", b"rerank_candidates", "tenant", b"tenant", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__alpha: _TypeAlias = _typing.Literal["alpha"]  # noqa: Y015
     _WhichOneofArgType__alpha: _TypeAlias = _typing.Literal["_alpha", b"_alpha"]  # noqa: Y015
+    _WhichOneofReturnType__min_score: _TypeAlias = _typing.Literal["min_score"]  # noqa: Y015
+    _WhichOneofArgType__min_score: _TypeAlias = _typing.Literal["_min_score", b"_min_score"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__alpha) -> _WhichOneofReturnType__alpha | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_score) -> _WhichOneofReturnType__min_score | None: ...
 
 Global___SearchRequest: _TypeAlias = SearchRequest  # noqa: Y015
 
@@ -266,7 +366,11 @@ class SearchHit(_message.Message):
 
     CHUNK_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
+    RETRIEVAL_SCORE_FIELD_NUMBER: _builtins.int
     score: _builtins.float
+    """The score the hits are ordered by: the reranker's when reranked, else retrieval_score."""
+    retrieval_score: _builtins.float
+    """Hybrid (or BM25) score from Weaviate, before any rerank."""
     @_builtins.property
     def chunk(self) -> Global___Chunk: ...
     def __init__(
@@ -274,10 +378,11 @@ class SearchHit(_message.Message):
         *,
         chunk: Global___Chunk | None = ...,
         score: _builtins.float = ...,
+        retrieval_score: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "score", b"score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "retrieval_score", b"retrieval_score", "score", b"score"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -289,21 +394,43 @@ class SearchResponse(_message.Message):
 
     HITS_FIELD_NUMBER: _builtins.int
     ALPHA_FIELD_NUMBER: _builtins.int
+    RERANKED_FIELD_NUMBER: _builtins.int
+    DEGRADATIONS_FIELD_NUMBER: _builtins.int
+    TIMINGS_FIELD_NUMBER: _builtins.int
+    FUSION_TYPE_FIELD_NUMBER: _builtins.int
     alpha: _builtins.float
     """Alpha actually used (0 when the request carried no vector)."""
+    reranked: _builtins.bool
+    """True when the hits are in the reranker's order."""
+    fusion_type: Global___FusionType.ValueType
+    """Fusion actually used (unspecified for a BM25-only search)."""
     @_builtins.property
     def hits(self) -> _containers.RepeatedCompositeFieldContainer[Global___SearchHit]:
         """Best first."""
+
+    @_builtins.property
+    def degradations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Degradation]:
+        """Stages that did not run as asked, with the reason (stage STAGE_RERANK when the reranker
+        failed or had too little time; the hits are then in hybrid order).
+        """
+
+    @_builtins.property
+    def timings(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.StageTiming]:
+        """Time spent in each stage: STAGE_RETRIEVAL (Weaviate), STAGE_RERANK (when it ran or tried)."""
 
     def __init__(
         self,
         *,
         hits: _abc.Iterable[Global___SearchHit] | None = ...,
         alpha: _builtins.float = ...,
+        reranked: _builtins.bool = ...,
+        degradations: _abc.Iterable[_common_pb2.Degradation] | None = ...,
+        timings: _abc.Iterable[_common_pb2.StageTiming] | None = ...,
+        fusion_type: Global___FusionType.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alpha", b"alpha", "hits", b"hits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alpha", b"alpha", "degradations", b"degradations", "fusion_type", b"fusion_type", "hits", b"hits", "reranked", b"reranked", "timings", b"timings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -351,3 +478,288 @@ class DeleteResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteResponse: _TypeAlias = DeleteResponse  # noqa: Y015
+
+@_typing.final
+class Tenant(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    status: Global___TenantStatus.ValueType
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        status: Global___TenantStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Tenant: _TypeAlias = Tenant  # noqa: Y015
+
+@_typing.final
+class CreateTenantRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateTenantRequest: _TypeAlias = CreateTenantRequest  # noqa: Y015
+
+@_typing.final
+class CreateTenantResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    created: _builtins.bool
+    """False when the tenant existed already."""
+    @_builtins.property
+    def tenant(self) -> Global___Tenant: ...
+    def __init__(
+        self,
+        *,
+        tenant: Global___Tenant | None = ...,
+        created: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tenant", b"tenant"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateTenantResponse: _TypeAlias = CreateTenantResponse  # noqa: Y015
+
+@_typing.final
+class ListTenantsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTenantsRequest: _TypeAlias = ListTenantsRequest  # noqa: Y015
+
+@_typing.final
+class ListTenantsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tenants(self) -> _containers.RepeatedCompositeFieldContainer[Global___Tenant]:
+        """Sorted by name."""
+
+    def __init__(
+        self,
+        *,
+        tenants: _abc.Iterable[Global___Tenant] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenants", b"tenants"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTenantsResponse: _TypeAlias = ListTenantsResponse  # noqa: Y015
+
+@_typing.final
+class DeactivateTenantRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeactivateTenantRequest: _TypeAlias = DeactivateTenantRequest  # noqa: Y015
+
+@_typing.final
+class DeactivateTenantResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tenant(self) -> Global___Tenant: ...
+    def __init__(
+        self,
+        *,
+        tenant: Global___Tenant | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tenant", b"tenant"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeactivateTenantResponse: _TypeAlias = DeactivateTenantResponse  # noqa: Y015
+
+@_typing.final
+class ActivateTenantRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivateTenantRequest: _TypeAlias = ActivateTenantRequest  # noqa: Y015
+
+@_typing.final
+class ActivateTenantResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tenant(self) -> Global___Tenant: ...
+    def __init__(
+        self,
+        *,
+        tenant: Global___Tenant | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tenant", b"tenant"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ActivateTenantResponse: _TypeAlias = ActivateTenantResponse  # noqa: Y015
+
+@_typing.final
+class DeleteTenantRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteTenantRequest: _TypeAlias = DeleteTenantRequest  # noqa: Y015
+
+@_typing.final
+class DeleteTenantResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteTenantResponse: _TypeAlias = DeleteTenantResponse  # noqa: Y015
+
+@_typing.final
+class CountChunksRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    DOCUMENT_IDS_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    @_builtins.property
+    def document_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Documents to count the chunks of; the total is always returned."""
+
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        document_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_ids", b"document_ids", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountChunksRequest: _TypeAlias = CountChunksRequest  # noqa: Y015
+
+@_typing.final
+class CountChunksResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class PerDocumentEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    TOTAL_FIELD_NUMBER: _builtins.int
+    PER_DOCUMENT_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    """Chunks of the tenant, all documents."""
+    @_builtins.property
+    def per_document(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Chunks per requested document (0 for a document the tenant does not hold)."""
+
+    def __init__(
+        self,
+        *,
+        total: _builtins.int = ...,
+        per_document: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["per_document", b"per_document", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountChunksResponse: _TypeAlias = CountChunksResponse  # noqa: Y015

@@ -50,6 +50,36 @@ class RetrievalServiceStub(object):
                 request_serializer=ragplane_dot_v1_dot_retrieval__pb2.DeleteRequest.SerializeToString,
                 response_deserializer=ragplane_dot_v1_dot_retrieval__pb2.DeleteResponse.FromString,
                 _registered_method=True)
+        self.CreateTenant = channel.unary_unary(
+                '/ragplane.v1.RetrievalService/CreateTenant',
+                request_serializer=ragplane_dot_v1_dot_retrieval__pb2.CreateTenantRequest.SerializeToString,
+                response_deserializer=ragplane_dot_v1_dot_retrieval__pb2.CreateTenantResponse.FromString,
+                _registered_method=True)
+        self.ListTenants = channel.unary_unary(
+                '/ragplane.v1.RetrievalService/ListTenants',
+                request_serializer=ragplane_dot_v1_dot_retrieval__pb2.ListTenantsRequest.SerializeToString,
+                response_deserializer=ragplane_dot_v1_dot_retrieval__pb2.ListTenantsResponse.FromString,
+                _registered_method=True)
+        self.DeactivateTenant = channel.unary_unary(
+                '/ragplane.v1.RetrievalService/DeactivateTenant',
+                request_serializer=ragplane_dot_v1_dot_retrieval__pb2.DeactivateTenantRequest.SerializeToString,
+                response_deserializer=ragplane_dot_v1_dot_retrieval__pb2.DeactivateTenantResponse.FromString,
+                _registered_method=True)
+        self.ActivateTenant = channel.unary_unary(
+                '/ragplane.v1.RetrievalService/ActivateTenant',
+                request_serializer=ragplane_dot_v1_dot_retrieval__pb2.ActivateTenantRequest.SerializeToString,
+                response_deserializer=ragplane_dot_v1_dot_retrieval__pb2.ActivateTenantResponse.FromString,
+                _registered_method=True)
+        self.DeleteTenant = channel.unary_unary(
+                '/ragplane.v1.RetrievalService/DeleteTenant',
+                request_serializer=ragplane_dot_v1_dot_retrieval__pb2.DeleteTenantRequest.SerializeToString,
+                response_deserializer=ragplane_dot_v1_dot_retrieval__pb2.DeleteTenantResponse.FromString,
+                _registered_method=True)
+        self.CountChunks = channel.unary_unary(
+                '/ragplane.v1.RetrievalService/CountChunks',
+                request_serializer=ragplane_dot_v1_dot_retrieval__pb2.CountChunksRequest.SerializeToString,
+                response_deserializer=ragplane_dot_v1_dot_retrieval__pb2.CountChunksResponse.FromString,
+                _registered_method=True)
 
 
 class RetrievalServiceServicer(object):
@@ -77,6 +107,49 @@ class RetrievalServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateTenant(self, request, context):
+        """Creates a tenant (idempotent: an existing tenant is returned as it is).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTenants(self, request, context):
+        """Every tenant with its activity status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeactivateTenant(self, request, context):
+        """Makes a tenant inactive: its data stays on disk but it cannot be searched or written to
+        (FAILED_PRECONDITION) until it is activated again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ActivateTenant(self, request, context):
+        """Makes an inactive tenant active again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTenant(self, request, context):
+        """Deletes a tenant and every chunk it holds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountChunks(self, request, context):
+        """Number of chunks a tenant holds, in all and per requested document.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RetrievalServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +167,36 @@ def add_RetrievalServiceServicer_to_server(servicer, server):
                     servicer.Delete,
                     request_deserializer=ragplane_dot_v1_dot_retrieval__pb2.DeleteRequest.FromString,
                     response_serializer=ragplane_dot_v1_dot_retrieval__pb2.DeleteResponse.SerializeToString,
+            ),
+            'CreateTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateTenant,
+                    request_deserializer=ragplane_dot_v1_dot_retrieval__pb2.CreateTenantRequest.FromString,
+                    response_serializer=ragplane_dot_v1_dot_retrieval__pb2.CreateTenantResponse.SerializeToString,
+            ),
+            'ListTenants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTenants,
+                    request_deserializer=ragplane_dot_v1_dot_retrieval__pb2.ListTenantsRequest.FromString,
+                    response_serializer=ragplane_dot_v1_dot_retrieval__pb2.ListTenantsResponse.SerializeToString,
+            ),
+            'DeactivateTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeactivateTenant,
+                    request_deserializer=ragplane_dot_v1_dot_retrieval__pb2.DeactivateTenantRequest.FromString,
+                    response_serializer=ragplane_dot_v1_dot_retrieval__pb2.DeactivateTenantResponse.SerializeToString,
+            ),
+            'ActivateTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActivateTenant,
+                    request_deserializer=ragplane_dot_v1_dot_retrieval__pb2.ActivateTenantRequest.FromString,
+                    response_serializer=ragplane_dot_v1_dot_retrieval__pb2.ActivateTenantResponse.SerializeToString,
+            ),
+            'DeleteTenant': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTenant,
+                    request_deserializer=ragplane_dot_v1_dot_retrieval__pb2.DeleteTenantRequest.FromString,
+                    response_serializer=ragplane_dot_v1_dot_retrieval__pb2.DeleteTenantResponse.SerializeToString,
+            ),
+            'CountChunks': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountChunks,
+                    request_deserializer=ragplane_dot_v1_dot_retrieval__pb2.CountChunksRequest.FromString,
+                    response_serializer=ragplane_dot_v1_dot_retrieval__pb2.CountChunksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +281,168 @@ class RetrievalService(object):
             '/ragplane.v1.RetrievalService/Delete',
             ragplane_dot_v1_dot_retrieval__pb2.DeleteRequest.SerializeToString,
             ragplane_dot_v1_dot_retrieval__pb2.DeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragplane.v1.RetrievalService/CreateTenant',
+            ragplane_dot_v1_dot_retrieval__pb2.CreateTenantRequest.SerializeToString,
+            ragplane_dot_v1_dot_retrieval__pb2.CreateTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTenants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragplane.v1.RetrievalService/ListTenants',
+            ragplane_dot_v1_dot_retrieval__pb2.ListTenantsRequest.SerializeToString,
+            ragplane_dot_v1_dot_retrieval__pb2.ListTenantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeactivateTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragplane.v1.RetrievalService/DeactivateTenant',
+            ragplane_dot_v1_dot_retrieval__pb2.DeactivateTenantRequest.SerializeToString,
+            ragplane_dot_v1_dot_retrieval__pb2.DeactivateTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActivateTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragplane.v1.RetrievalService/ActivateTenant',
+            ragplane_dot_v1_dot_retrieval__pb2.ActivateTenantRequest.SerializeToString,
+            ragplane_dot_v1_dot_retrieval__pb2.ActivateTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTenant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragplane.v1.RetrievalService/DeleteTenant',
+            ragplane_dot_v1_dot_retrieval__pb2.DeleteTenantRequest.SerializeToString,
+            ragplane_dot_v1_dot_retrieval__pb2.DeleteTenantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountChunks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragplane.v1.RetrievalService/CountChunks',
+            ragplane_dot_v1_dot_retrieval__pb2.CountChunksRequest.SerializeToString,
+            ragplane_dot_v1_dot_retrieval__pb2.CountChunksResponse.FromString,
             options,
             channel_credentials,
             insecure,

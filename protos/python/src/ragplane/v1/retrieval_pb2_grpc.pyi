@@ -39,6 +39,20 @@ class RetrievalServiceStub:
     """Hybrid search over one tenant's chunks."""
     Delete: _grpc.UnaryUnaryMultiCallable[_retrieval_pb2.DeleteRequest, _retrieval_pb2.DeleteResponse]
     """Removes every chunk of the given documents."""
+    CreateTenant: _grpc.UnaryUnaryMultiCallable[_retrieval_pb2.CreateTenantRequest, _retrieval_pb2.CreateTenantResponse]
+    """Creates a tenant (idempotent: an existing tenant is returned as it is)."""
+    ListTenants: _grpc.UnaryUnaryMultiCallable[_retrieval_pb2.ListTenantsRequest, _retrieval_pb2.ListTenantsResponse]
+    """Every tenant with its activity status."""
+    DeactivateTenant: _grpc.UnaryUnaryMultiCallable[_retrieval_pb2.DeactivateTenantRequest, _retrieval_pb2.DeactivateTenantResponse]
+    """Makes a tenant inactive: its data stays on disk but it cannot be searched or written to
+    (FAILED_PRECONDITION) until it is activated again.
+    """
+    ActivateTenant: _grpc.UnaryUnaryMultiCallable[_retrieval_pb2.ActivateTenantRequest, _retrieval_pb2.ActivateTenantResponse]
+    """Makes an inactive tenant active again."""
+    DeleteTenant: _grpc.UnaryUnaryMultiCallable[_retrieval_pb2.DeleteTenantRequest, _retrieval_pb2.DeleteTenantResponse]
+    """Deletes a tenant and every chunk it holds."""
+    CountChunks: _grpc.UnaryUnaryMultiCallable[_retrieval_pb2.CountChunksRequest, _retrieval_pb2.CountChunksResponse]
+    """Number of chunks a tenant holds, in all and per requested document."""
 
 @_typing.type_check_only
 class RetrievalServiceAsyncStub(RetrievalServiceStub):
@@ -51,6 +65,20 @@ class RetrievalServiceAsyncStub(RetrievalServiceStub):
     """Hybrid search over one tenant's chunks."""
     Delete: _aio.UnaryUnaryMultiCallable[_retrieval_pb2.DeleteRequest, _retrieval_pb2.DeleteResponse]  # type: ignore[assignment]
     """Removes every chunk of the given documents."""
+    CreateTenant: _aio.UnaryUnaryMultiCallable[_retrieval_pb2.CreateTenantRequest, _retrieval_pb2.CreateTenantResponse]  # type: ignore[assignment]
+    """Creates a tenant (idempotent: an existing tenant is returned as it is)."""
+    ListTenants: _aio.UnaryUnaryMultiCallable[_retrieval_pb2.ListTenantsRequest, _retrieval_pb2.ListTenantsResponse]  # type: ignore[assignment]
+    """Every tenant with its activity status."""
+    DeactivateTenant: _aio.UnaryUnaryMultiCallable[_retrieval_pb2.DeactivateTenantRequest, _retrieval_pb2.DeactivateTenantResponse]  # type: ignore[assignment]
+    """Makes a tenant inactive: its data stays on disk but it cannot be searched or written to
+    (FAILED_PRECONDITION) until it is activated again.
+    """
+    ActivateTenant: _aio.UnaryUnaryMultiCallable[_retrieval_pb2.ActivateTenantRequest, _retrieval_pb2.ActivateTenantResponse]  # type: ignore[assignment]
+    """Makes an inactive tenant active again."""
+    DeleteTenant: _aio.UnaryUnaryMultiCallable[_retrieval_pb2.DeleteTenantRequest, _retrieval_pb2.DeleteTenantResponse]  # type: ignore[assignment]
+    """Deletes a tenant and every chunk it holds."""
+    CountChunks: _aio.UnaryUnaryMultiCallable[_retrieval_pb2.CountChunksRequest, _retrieval_pb2.CountChunksResponse]  # type: ignore[assignment]
+    """Number of chunks a tenant holds, in all and per requested document."""
 
 class RetrievalServiceServicer(metaclass=_abc_1.ABCMeta):
     """Stores chunks with their vectors per tenant and searches them (hybrid BM25 + vector)."""
@@ -78,5 +106,55 @@ class RetrievalServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_retrieval_pb2.DeleteResponse, _abc.Awaitable[_retrieval_pb2.DeleteResponse]]:
         """Removes every chunk of the given documents."""
+
+    @_abc_1.abstractmethod
+    def CreateTenant(
+        self,
+        request: _retrieval_pb2.CreateTenantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_retrieval_pb2.CreateTenantResponse, _abc.Awaitable[_retrieval_pb2.CreateTenantResponse]]:
+        """Creates a tenant (idempotent: an existing tenant is returned as it is)."""
+
+    @_abc_1.abstractmethod
+    def ListTenants(
+        self,
+        request: _retrieval_pb2.ListTenantsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_retrieval_pb2.ListTenantsResponse, _abc.Awaitable[_retrieval_pb2.ListTenantsResponse]]:
+        """Every tenant with its activity status."""
+
+    @_abc_1.abstractmethod
+    def DeactivateTenant(
+        self,
+        request: _retrieval_pb2.DeactivateTenantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_retrieval_pb2.DeactivateTenantResponse, _abc.Awaitable[_retrieval_pb2.DeactivateTenantResponse]]:
+        """Makes a tenant inactive: its data stays on disk but it cannot be searched or written to
+        (FAILED_PRECONDITION) until it is activated again.
+        """
+
+    @_abc_1.abstractmethod
+    def ActivateTenant(
+        self,
+        request: _retrieval_pb2.ActivateTenantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_retrieval_pb2.ActivateTenantResponse, _abc.Awaitable[_retrieval_pb2.ActivateTenantResponse]]:
+        """Makes an inactive tenant active again."""
+
+    @_abc_1.abstractmethod
+    def DeleteTenant(
+        self,
+        request: _retrieval_pb2.DeleteTenantRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_retrieval_pb2.DeleteTenantResponse, _abc.Awaitable[_retrieval_pb2.DeleteTenantResponse]]:
+        """Deletes a tenant and every chunk it holds."""
+
+    @_abc_1.abstractmethod
+    def CountChunks(
+        self,
+        request: _retrieval_pb2.CountChunksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_retrieval_pb2.CountChunksResponse, _abc.Awaitable[_retrieval_pb2.CountChunksResponse]]:
+        """Number of chunks a tenant holds, in all and per requested document."""
 
 def add_RetrievalServiceServicer_to_server(servicer: RetrievalServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

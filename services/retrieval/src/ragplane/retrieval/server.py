@@ -3,19 +3,46 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import grpc
 import structlog
 import weaviate
 
 from ragplane.retrieval.config import RetrievalSettings
-from ragplane.retrieval.store import ChunkStore, StoredChunk
-from ragplane.retrieval.validation import check_delete, check_search, check_upsert
+from ragplane.retrieval.filters import FieldFilter
+from ragplane.retrieval.reranker import Reranker, load_scorer
+from ragplane.retrieval.retries import RetryPolicy
+from ragplane.retrieval.search import SearchDefaults, Searcher, SearchOptions, SearchOutcome
+from ragplane.retrieval.store import ChunkStore, Fusion, StoredChunk, TenantInfo, TenantState
+from ragplane.retrieval.validation import (
+    check_delete,
+    check_documents,
+    check_search,
+    check_upsert,
+)
 from ragplane.runtime.context import RpcContext
 from ragplane.runtime.readiness import WarmedUp
-from ragplane.v1 import retrieval_pb2, retrieval_pb2_grpc
+from ragplane.v1 import common_pb2, retrieval_pb2, retrieval_pb2_grpc
 
 log = structlog.get_logger(__name__)
+
+_FUSIONS = {
+    retrieval_pb2.FUSION_TYPE_RELATIVE_SCORE: Fusion.RELATIVE_SCORE,
+    retrieval_pb2.FUSION_TYPE_RANKED: Fusion.RANKED,
+}
+_FUSION_MESSAGES = {fusion: value for value, fusion in _FUSIONS.items()}
+_RERANK = {
+    retrieval_pb2.RERANK_MODE_UNSPECIFIED: None,
+    retrieval_pb2.RERANK_MODE_ON: True,
+    retrieval_pb2.RERANK_MODE_OFF: False,
+}
+_TENANT_STATUS = {
+    TenantState.ACTIVE: retrieval_pb2.TENANT_STATUS_ACTIVE,
+    TenantState.INACTIVE: retrieval_pb2.TENANT_STATUS_INACTIVE,
+    TenantState.OFFLOADED: retrieval_pb2.TENANT_STATUS_OFFLOADED,
+    TenantState.CHANGING: retrieval_pb2.TENANT_STATUS_CHANGING,
+}
 
 
 def _stored_chunk(message: retrieval_pb2.ChunkWithVector) -> StoredChunk:
@@ -42,9 +69,79 @@ def _chunk_message(chunk: StoredChunk) -> retrieval_pb2.Chunk:
     )
 
 
+def _field_filter(message: common_pb2.MetadataFilter) -> FieldFilter:
+    bounds = message.range
+
+    def bound(name: str) -> str | None:
+        return str(getattr(bounds, name)) if bounds.HasField(name) else None  # type: ignore[arg-type]
+
+    return FieldFilter(
+        field=message.field,
+        equals=message.equals,
+        any_of=list(message.any_of),
+        greater_than=bound("greater_than"),
+        greater_or_equal=bound("greater_or_equal"),
+        less_than=bound("less_than"),
+        less_or_equal=bound("less_or_equal"),
+    )
+
+
+def search_options(request: retrieval_pb2.SearchRequest) -> SearchOptions:
+    return SearchOptions(
+        alpha=request.alpha if request.HasField("alpha") else None,
+        fusion=_FUSIONS.get(request.fusion_type),
+        top_k=request.top_k,
+        rerank=_RERANK.get(request.rerank),
+        rerank_candidates=request.rerank_candidates,
+        min_score=request.min_score if request.HasField("min_score") else None,
+        filters=[_field_filter(f) for f in request.filters],
+    )
+
+
+def _search_response(outcome: SearchOutcome) -> retrieval_pb2.SearchResponse:
+    response = retrieval_pb2.SearchResponse(
+        hits=[
+            retrieval_pb2.SearchHit(
+                chunk=_chunk_message(ranked.hit.chunk),
+                score=ranked.hit.score,
+                retrieval_score=ranked.retrieval_score,
+            )
+            for ranked in outcome.hits
+        ],
+        alpha=outcome.alpha,
+        reranked=outcome.reranked,
+        fusion_type=_FUSION_MESSAGES.get(outcome.fusion, retrieval_pb2.FUSION_TYPE_UNSPECIFIED)
+        if outcome.fusion
+        else retrieval_pb2.FUSION_TYPE_UNSPECIFIED,
+    )
+    if outcome.rerank_skipped:
+        response.degradations.append(
+            common_pb2.Degradation(stage=common_pb2.STAGE_RERANK, reason=outcome.rerank_skipped)
+        )
+    stages = {"retrieval": common_pb2.STAGE_RETRIEVAL, "rerank": common_pb2.STAGE_RERANK}
+    for name, duration_ms in outcome.timings_ms.items():
+        response.timings.append(common_pb2.StageTiming(stage=stages[name], duration_ms=duration_ms))
+    return response
+
+
+def _tenant_message(info: TenantInfo) -> retrieval_pb2.Tenant:
+    return retrieval_pb2.Tenant(name=info.name, status=_TENANT_STATUS[info.state])
+
+
+def _deadline(context: RpcContext) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
 class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
-    def __init__(self, store: WarmedUp[ChunkStore], settings: RetrievalSettings) -> None:
+    def __init__(
+        self,
+        store: WarmedUp[ChunkStore],
+        searcher: WarmedUp[Searcher],
+        settings: RetrievalSettings,
+    ) -> None:
         self._store = store
+        self._searcher = searcher
         self._settings = settings
 
     async def Upsert(
@@ -53,7 +150,9 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         chunks = [_stored_chunk(item) for item in request.chunks]
         counts = dict(request.document_chunk_counts)
         check_upsert(request.tenant, chunks, counts, self._settings.max_chunks_per_upsert)
-        outcome = await self._store.get().upsert(request.tenant, chunks, counts)
+        outcome = await self._store.get().upsert(
+            request.tenant, chunks, counts, deadline=_deadline(context)
+        )
         return retrieval_pb2.UpsertResponse(
             upserted=outcome.upserted,
             errors=[
@@ -66,27 +165,16 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def Search(
         self, request: retrieval_pb2.SearchRequest, context: RpcContext
     ) -> retrieval_pb2.SearchResponse:
-        alpha = request.alpha if request.HasField("alpha") else self._settings.default_alpha
-        if not request.query_vector:
-            alpha = 0.0
-        check_search(
-            request.tenant, request.query_text, alpha, request.top_k, self._settings.max_top_k
-        )
-        hits = await self._store.get().search(
+        options = search_options(request)
+        check_search(request.tenant, request.query_text, options, self._settings.max_top_k)
+        outcome = await self._searcher.get().search(
             request.tenant,
             request.query_text,
             list(request.query_vector),
-            alpha,
-            request.top_k,
-            [(f.field, f.equals) for f in request.filters],
+            options,
+            context.time_remaining(),
         )
-        return retrieval_pb2.SearchResponse(
-            hits=[
-                retrieval_pb2.SearchHit(chunk=_chunk_message(hit.chunk), score=hit.score)
-                for hit in hits
-            ],
-            alpha=alpha,
-        )
+        return _search_response(outcome)
 
     async def Delete(
         self, request: retrieval_pb2.DeleteRequest, context: RpcContext
@@ -97,6 +185,45 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         )
         return retrieval_pb2.DeleteResponse(deleted_chunks=deleted)
 
+    async def CreateTenant(
+        self, request: retrieval_pb2.CreateTenantRequest, context: RpcContext
+    ) -> retrieval_pb2.CreateTenantResponse:
+        info, created = await self._store.get().create_tenant(request.tenant)
+        return retrieval_pb2.CreateTenantResponse(tenant=_tenant_message(info), created=created)
+
+    async def ListTenants(
+        self, request: retrieval_pb2.ListTenantsRequest, context: RpcContext
+    ) -> retrieval_pb2.ListTenantsResponse:
+        tenants = await self._store.get().list_tenants()
+        return retrieval_pb2.ListTenantsResponse(tenants=[_tenant_message(t) for t in tenants])
+
+    async def DeactivateTenant(
+        self, request: retrieval_pb2.DeactivateTenantRequest, context: RpcContext
+    ) -> retrieval_pb2.DeactivateTenantResponse:
+        info = await self._store.get().set_tenant_active(request.tenant, active=False)
+        return retrieval_pb2.DeactivateTenantResponse(tenant=_tenant_message(info))
+
+    async def ActivateTenant(
+        self, request: retrieval_pb2.ActivateTenantRequest, context: RpcContext
+    ) -> retrieval_pb2.ActivateTenantResponse:
+        info = await self._store.get().set_tenant_active(request.tenant, active=True)
+        return retrieval_pb2.ActivateTenantResponse(tenant=_tenant_message(info))
+
+    async def DeleteTenant(
+        self, request: retrieval_pb2.DeleteTenantRequest, context: RpcContext
+    ) -> retrieval_pb2.DeleteTenantResponse:
+        await self._store.get().delete_tenant(request.tenant)
+        return retrieval_pb2.DeleteTenantResponse()
+
+    async def CountChunks(
+        self, request: retrieval_pb2.CountChunksRequest, context: RpcContext
+    ) -> retrieval_pb2.CountChunksResponse:
+        check_documents("document_ids", list(request.document_ids))
+        counts = await self._store.get().count_chunks(request.tenant, list(request.document_ids))
+        return retrieval_pb2.CountChunksResponse(
+            total=counts.total, per_document=counts.per_document
+        )
+
 
 class RetrievalApplication:
     service_names = (retrieval_pb2.DESCRIPTOR.services_by_name["RetrievalService"].full_name,)
@@ -104,10 +231,12 @@ class RetrievalApplication:
     def __init__(self, settings: RetrievalSettings) -> None:
         self._settings = settings
         self._store: WarmedUp[ChunkStore] = WarmedUp("the connection to Weaviate")
+        self._searcher: WarmedUp[Searcher] = WarmedUp("the search pipeline")
         self._client: weaviate.WeaviateAsyncClient | None = None
+        self._reranker: Reranker | None = None
 
     def register(self, server: grpc.aio.Server) -> None:
-        servicer = RetrievalServicer(self._store, self._settings)
+        servicer = RetrievalServicer(self._store, self._searcher, self._settings)
         retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
 
     async def warm_up(self) -> None:
@@ -119,21 +248,53 @@ class RetrievalApplication:
             settings.weaviate_timeout_s,
         )
         self._client = client
+        reranker = await asyncio.to_thread(self._load_reranker)
+        self._reranker = reranker
+        await self._connect(client)
+        retry = RetryPolicy(settings.write_attempts, settings.write_backoff_s)
+        store = ChunkStore(client, settings.collection, settings.filterable_metadata, retry)
+        await store.ensure_collection()
+        self._store.set(store)
+        self._searcher.set(Searcher(store, reranker, self._search_defaults()))
+        log.info("connected to Weaviate", collection=settings.collection)
+
+    def _load_reranker(self) -> Reranker:
+        settings = self._settings
+        scorer, unavailable = load_scorer(settings.reranker_path, settings.rerank_max_length)
+        return Reranker(
+            scorer,
+            unavailable,
+            settings.rerank_batch_size,
+            settings.rerank_budget_ms / 1000,
+            settings.rerank_deadline_reserve_ms / 1000,
+        )
+
+    def _search_defaults(self) -> SearchDefaults:
+        settings = self._settings
+        return SearchDefaults(
+            alpha=settings.default_alpha,
+            fusion=Fusion(settings.default_fusion),
+            max_top_k=settings.max_top_k,
+            rerank=settings.rerank_by_default,
+            rerank_candidates=settings.rerank_candidates,
+            max_rerank_candidates=settings.max_rerank_candidates,
+        )
+
+    @staticmethod
+    async def _connect(client: weaviate.WeaviateAsyncClient) -> None:
         delay = 0.5
         # Weaviate may start after us (or restart); wait for it rather than crash-loop.
         while True:
             try:
                 await client.connect()
-                break
+                return
             except weaviate.exceptions.WeaviateBaseError as error:
                 log.warning("waiting for Weaviate", error=str(error), retry_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        store = ChunkStore(client, settings.collection, settings.filterable_metadata)
-        await store.ensure_collection()
-        self._store.set(store)
-        log.info("connected to Weaviate", collection=settings.collection)
 
     async def close(self) -> None:
+        if self._reranker is not None:
+            self._reranker.close()
         if self._client is not None:
             await self._client.close()

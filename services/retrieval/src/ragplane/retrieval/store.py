@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import enum
 import json
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -11,29 +14,35 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import weaviate
-from weaviate.classes.config import Configure, DataType, Property, Tokenization
+from weaviate.classes.aggregate import GroupByAggregate
+from weaviate.classes.config import Configure, DataType, Property, Reconfigure, Tokenization
 from weaviate.classes.data import DataObject
 from weaviate.classes.init import AdditionalConfig, Timeout
 from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
-from weaviate.collections.classes.filters import _Filters
+from weaviate.classes.tenants import Tenant, TenantActivityStatus
+from weaviate.collections import CollectionAsync
+from weaviate.collections.classes.batch import BatchObjectReturn
 from weaviate.exceptions import WeaviateBaseError
 
-from ragplane.runtime.errors import InvalidArgument, NotFound, Unavailable
+from ragplane.retrieval.filters import (
+    FieldFilter,
+    FieldType,
+    FilterBuilder,
+    metadata_property,
+    parse_number,
+)
+from ragplane.retrieval.retries import RetryPolicy, retry_transient
+from ragplane.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 
 # Chunk ids are unique per tenant; the Weaviate object id is derived from them, so that
 # storing a chunk again replaces it instead of adding a copy.
 _CHUNK_NAMESPACE = uuid.UUID("5b0f6b0e-8f7c-4a43-9d0f-0d5c2a1f7a11")
 _TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SEARCHED_PROPERTIES = ["text", "title"]
-_FIXED_FILTER_FIELDS = {"document_id": "document_id"}
 
 
 def chunk_uuid(chunk_id: str) -> str:
     return str(uuid.uuid5(_CHUNK_NAMESPACE, chunk_id))
-
-
-def metadata_property(key: str) -> str:
-    return f"meta_{key}"
 
 
 def _keyword_property(name: str) -> Property:
@@ -43,6 +52,12 @@ def _keyword_property(name: str) -> Property:
     )
 
 
+def _metadata_property(key: str, field_type: FieldType) -> Property:
+    if field_type == "number":
+        return Property(name=metadata_property(key), data_type=DataType.NUMBER)
+    return _keyword_property(metadata_property(key))
+
+
 def validate_tenant(tenant: str) -> None:
     if not tenant:
         raise InvalidArgument.of("tenant", "is required")
@@ -50,6 +65,39 @@ def validate_tenant(tenant: str) -> None:
         raise InvalidArgument.of(
             "tenant", "must be 1-64 letters, digits, '-' or '_', starting with a letter or digit"
         )
+
+
+class Fusion(enum.Enum):
+    RELATIVE_SCORE = "relative_score"
+    RANKED = "ranked"
+
+
+_WEAVIATE_FUSION = {
+    Fusion.RELATIVE_SCORE: HybridFusion.RELATIVE_SCORE,
+    Fusion.RANKED: HybridFusion.RANKED,
+}
+
+
+class TenantState(enum.Enum):
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    OFFLOADED = "offloaded"
+    CHANGING = "changing"
+
+
+_STATES = {
+    TenantActivityStatus.ACTIVE: TenantState.ACTIVE,
+    TenantActivityStatus.INACTIVE: TenantState.INACTIVE,
+    TenantActivityStatus.OFFLOADED: TenantState.OFFLOADED,
+    TenantActivityStatus.OFFLOADING: TenantState.CHANGING,
+    TenantActivityStatus.ONLOADING: TenantState.CHANGING,
+}
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    name: str
+    state: TenantState
 
 
 @dataclass
@@ -76,6 +124,24 @@ class UpsertOutcome:
     removed_stale: int
 
 
+@dataclass(frozen=True)
+class HybridQuery:
+    """One search: BM25 only when ``vector`` is empty, else hybrid weighted by ``alpha``."""
+
+    text: str
+    vector: Sequence[float]
+    alpha: float
+    fusion: Fusion
+    limit: int
+    filters: Sequence[FieldFilter] = ()
+
+
+@dataclass(frozen=True)
+class ChunkCounts:
+    total: int
+    per_document: dict[str, int]
+
+
 @asynccontextmanager
 async def _weaviate_call(what: str) -> AsyncIterator[None]:
     """Turn Weaviate client failures into UNAVAILABLE with a message that says what failed."""
@@ -86,19 +152,25 @@ async def _weaviate_call(what: str) -> AsyncIterator[None]:
 
 
 class ChunkStore:
-    """Reads and writes chunks of one collection; every call is scoped to a tenant."""
+    """Reads and writes chunks of one collection; every call is scoped to a tenant.
+
+    Tenant status is looked up in Weaviate on every call rather than cached, because another
+    replica (or an operator) may deactivate or delete a tenant at any time.
+    """
 
     def __init__(
         self,
         client: weaviate.WeaviateAsyncClient,
         collection: str,
-        filterable_metadata: Sequence[str],
+        filterable_metadata: Mapping[str, FieldType],
+        retry: RetryPolicy,
     ) -> None:
         self._client = client
         self._collection_name = collection
-        self._filterable = list(filterable_metadata)
+        self._declared = dict(filterable_metadata)
+        self._filters = FilterBuilder(self._declared)
         self._collection = client.collections.use(collection)
-        self._known_tenants: set[str] = set()
+        self._retry = retry
 
     @classmethod
     def client_for(
@@ -116,16 +188,23 @@ class ChunkStore:
             ),
         )
 
+    # -- collection ---------------------------------------------------------------------------
+
     async def ensure_collection(self) -> None:
-        """Create the chunk collection on first start; later starts find it and keep its data."""
+        """Create the chunk collection on first start; later starts keep its data.
+
+        Tenants are created by the first upsert (or CreateTenant) but never activated
+        implicitly: a deactivated tenant stays inactive until ActivateTenant.
+        """
         async with _weaviate_call("prepare the chunk collection"):
             if await self._client.collections.exists(self._collection_name):
+                await self._update_existing_collection()
                 return
             await self._client.collections.create(
                 self._collection_name,
                 vector_config=Configure.Vectors.self_provided(),
                 multi_tenancy_config=Configure.multi_tenancy(
-                    enabled=True, auto_tenant_creation=True, auto_tenant_activation=True
+                    enabled=True, auto_tenant_creation=True, auto_tenant_activation=False
                 ),
                 properties=[
                     _keyword_property("chunk_id"),
@@ -139,19 +218,79 @@ class ChunkStore:
                         index_filterable=False,
                         index_searchable=False,
                     ),
-                    *(_keyword_property(metadata_property(key)) for key in self._filterable),
+                    *(_metadata_property(k, t) for k, t in self._declared.items()),
                 ],
             )
 
-    async def require_tenant(self, tenant: str) -> None:
+    async def _update_existing_collection(self) -> None:
+        """Add properties for newly declared metadata; stop implicit tenant activation."""
+        config = await self._collection.config.get()
+        existing = {prop.name for prop in config.properties}
+        for key, field_type in self._declared.items():
+            if metadata_property(key) not in existing:
+                await self._collection.config.add_property(_metadata_property(key, field_type))
+        if config.multi_tenancy_config.auto_tenant_activation:
+            await self._collection.config.update(
+                multi_tenancy_config=Reconfigure.multi_tenancy(auto_tenant_activation=False)
+            )
+
+    # -- tenants ------------------------------------------------------------------------------
+
+    async def _tenant_state(self, tenant: str) -> TenantState | None:
         validate_tenant(tenant)
-        if tenant in self._known_tenants:
-            return
-        async with _weaviate_call(f"look up tenant {tenant!r}"):
-            found = await self._collection.tenants.get_by_name(tenant)
-        if found is None:
-            raise NotFound(f"tenant {tenant!r} has no documents; ingest some first")
-        self._known_tenants.add(tenant)
+        found = await retry_transient(
+            lambda: self._collection.tenants.get_by_name(tenant),
+            self._retry,
+            f"look up tenant {tenant!r}",
+        )
+        return None if found is None else _STATES[found.activity_status]
+
+    async def require_active_tenant(self, tenant: str) -> None:
+        """NOT_FOUND for an unknown tenant, FAILED_PRECONDITION for one that is not active."""
+        state = await self._tenant_state(tenant)
+        if state is None:
+            raise NotFound(f"tenant {tenant!r} does not exist; create it or ingest documents")
+        _require_active(tenant, state)
+
+    async def create_tenant(self, tenant: str) -> tuple[TenantInfo, bool]:
+        """The tenant, and whether this call created it."""
+        state = await self._tenant_state(tenant)
+        if state is not None:
+            return TenantInfo(tenant, state), False
+        await self._create_if_absent(tenant)
+        return TenantInfo(tenant, TenantState.ACTIVE), True
+
+    async def _create_if_absent(self, tenant: str) -> None:
+        """Create the tenant; another caller creating it at the same moment is fine too."""
+        try:
+            await self._collection.tenants.create(Tenant(name=tenant))
+        except WeaviateBaseError as error:
+            if await self._tenant_state(tenant) is None:
+                raise Unavailable(
+                    f"Weaviate could not create tenant {tenant!r}: {error}"
+                ) from error
+
+    async def list_tenants(self) -> list[TenantInfo]:
+        async with _weaviate_call("list tenants"):
+            tenants = await self._collection.tenants.get()
+        return [TenantInfo(name, _STATES[t.activity_status]) for name, t in sorted(tenants.items())]
+
+    async def set_tenant_active(self, tenant: str, active: bool) -> TenantInfo:
+        if await self._tenant_state(tenant) is None:
+            raise NotFound(f"tenant {tenant!r} does not exist")
+        status = TenantActivityStatus.ACTIVE if active else TenantActivityStatus.INACTIVE
+        async with _weaviate_call(f"change the status of tenant {tenant!r}"):
+            await self._collection.tenants.update(Tenant(name=tenant, activity_status=status))
+        state = await self._tenant_state(tenant)
+        return TenantInfo(tenant, state or TenantState.CHANGING)
+
+    async def delete_tenant(self, tenant: str) -> None:
+        if await self._tenant_state(tenant) is None:
+            raise NotFound(f"tenant {tenant!r} does not exist")
+        async with _weaviate_call(f"delete tenant {tenant!r}"):
+            await self._collection.tenants.remove([tenant])
+
+    # -- writes -------------------------------------------------------------------------------
 
     def _properties(self, chunk: StoredChunk) -> dict[str, Any]:
         properties: dict[str, Any] = {
@@ -162,95 +301,138 @@ class ChunkStore:
             "title": chunk.title,
             "metadata_json": json.dumps(chunk.metadata, sort_keys=True),
         }
-        for key in self._filterable:
+        for key, field_type in self._declared.items():
             if key in chunk.metadata:
-                properties[metadata_property(key)] = chunk.metadata[key]
+                value = chunk.metadata[key]
+                where = f"chunk {chunk.chunk_id!r} metadata[{key!r}]"
+                typed = parse_number(value, where) if field_type == "number" else value
+                properties[metadata_property(key)] = typed
         return properties
 
     async def upsert(
-        self, tenant: str, chunks: Sequence[StoredChunk], chunk_counts: Mapping[str, int]
+        self,
+        tenant: str,
+        chunks: Sequence[StoredChunk],
+        chunk_counts: Mapping[str, int],
+        deadline: float | None = None,
     ) -> UpsertOutcome:
         """Store chunks, then trim each document in ``chunk_counts`` to its new length.
 
-        A document with a chunk that failed to store keeps its old tail: removing it would
-        leave the document with a hole instead of a stale end.
+        Creates the tenant when it does not exist; an inactive tenant is FAILED_PRECONDITION.
+        Transient failures are retried (whole call or failed objects) within the policy and
+        ``deadline``; chunks still failing are reported per chunk. A document with a chunk that
+        failed keeps its old tail: removing it would leave a hole instead of a stale end.
         """
-        validate_tenant(tenant)
-        objects = [
-            DataObject(
+        state = await self._tenant_state(tenant)
+        if state is None:
+            await self._create_if_absent(tenant)
+        else:
+            _require_active(tenant, state)
+        objects = {
+            chunk.chunk_id: DataObject(
                 properties=self._properties(chunk),
                 uuid=chunk_uuid(chunk.chunk_id),
                 vector=list(chunk.vector),
             )
             for chunk in chunks
-        ]
-        collection = self._collection.with_tenant(tenant)
-        async with _weaviate_call(f"store chunks for tenant {tenant!r}"):
-            result = await collection.data.insert_many(objects)
-        errors = {chunks[index].chunk_id: error.message for index, error in result.errors.items()}
-        self._known_tenants.add(tenant)
+        }
+        errors = await self._insert_with_retries(tenant, objects, deadline)
         failed_documents = {c.document_id for c in chunks if c.chunk_id in errors}
         trims = {d: n for d, n in chunk_counts.items() if d not in failed_documents}
-        removed = await self._trim_documents(tenant, trims)
+        removed = await self._trim_documents(tenant, trims, deadline)
         return UpsertOutcome(len(chunks) - len(errors), errors, removed)
 
-    async def _trim_documents(self, tenant: str, chunk_counts: Mapping[str, int]) -> int:
+    async def _insert_with_retries(
+        self, tenant: str, objects: Mapping[str, DataObject[Any, Any]], deadline: float | None
+    ) -> dict[str, str]:
+        """Write; objects Weaviate rejected are tried again up to the policy's attempts."""
+        collection = self._collection.with_tenant(tenant)
+        pending = dict(objects)
+        errors: dict[str, str] = {}
+        for attempt in range(1, self._retry.attempts + 1):
+            ids = list(pending)
+            batch = [pending[chunk_id] for chunk_id in ids]
+            result = await retry_transient(
+                lambda batch=batch: self._replace(collection, batch),  # type: ignore[misc]
+                self._retry,
+                f"store chunks for tenant {tenant!r}",
+                deadline,
+            )
+            errors = {ids[index]: error.message for index, error in result.errors.items()}
+            pending = {chunk_id: pending[chunk_id] for chunk_id in errors}
+            wait_s = self._retry.backoff_s(attempt)
+            if not pending or _past(deadline, wait_s) or attempt == self._retry.attempts:
+                break
+            await asyncio.sleep(wait_s)
+        return errors
+
+    @staticmethod
+    async def _replace(
+        collection: CollectionAsync[Any, Any], batch: Sequence[DataObject[Any, Any]]
+    ) -> BatchObjectReturn:
+        """Delete the objects, then insert them: never rely on Weaviate's "unchanged" shortcut.
+
+        Weaviate skips re-indexing an object stored again unchanged (weaviate issue 3949). After
+        a crash in the middle of a batch an object can be on disk without its inverted-index
+        entries, so retrying the identical write would leave it unfindable by filters forever
+        (the durability test caught this). Deleting first makes every write index from scratch.
+        """
+        ids = [str(item.uuid) for item in batch]
+        await collection.data.delete_many(where=Filter.by_id().contains_any(ids))
+        return await collection.data.insert_many(list(batch))
+
+    async def _trim_documents(
+        self, tenant: str, chunk_counts: Mapping[str, int], deadline: float | None
+    ) -> int:
         collection = self._collection.with_tenant(tenant)
         removed = 0
-        async with _weaviate_call(f"remove stale chunks for tenant {tenant!r}"):
-            for document_id, count in chunk_counts.items():
-                result = await collection.data.delete_many(
-                    where=Filter.by_property("document_id").equal(document_id)
-                    & Filter.by_property("chunk_index").greater_or_equal(count)
-                )
-                removed += result.successful
+        for document_id, count in chunk_counts.items():
+            where = Filter.by_property("document_id").equal(document_id) & Filter.by_property(
+                "chunk_index"
+            ).greater_or_equal(count)
+            result = await retry_transient(
+                lambda where=where: collection.data.delete_many(where=where),  # type: ignore[misc]
+                self._retry,
+                f"remove stale chunks of {document_id!r} for tenant {tenant!r}",
+                deadline,
+            )
+            removed += int(result.successful)
         return removed
 
-    def _filters(self, filters: Sequence[tuple[str, str]]) -> _Filters | None:
-        conditions = []
-        for position, (name, value) in enumerate(filters):
-            if name in _FIXED_FILTER_FIELDS:
-                prop = _FIXED_FILTER_FIELDS[name]
-            elif name in self._filterable:
-                prop = metadata_property(name)
-            else:
-                allowed = sorted([*_FIXED_FILTER_FIELDS, *self._filterable])
-                raise InvalidArgument.of(
-                    f"filters[{position}].field",
-                    f"{name!r} is not filterable; filterable fields: {', '.join(allowed)}",
-                )
-            conditions.append(Filter.by_property(prop).equal(value))
-        return Filter.all_of(conditions) if conditions else None
+    async def delete_documents(self, tenant: str, document_ids: Sequence[str]) -> int:
+        await self.require_active_tenant(tenant)
+        collection = self._collection.with_tenant(tenant)
+        where = Filter.by_property("document_id").contains_any(list(document_ids))
+        result = await retry_transient(
+            lambda: collection.data.delete_many(where=where),
+            self._retry,
+            f"delete documents of tenant {tenant!r}",
+        )
+        return int(result.successful)
 
-    async def search(
-        self,
-        tenant: str,
-        query_text: str,
-        query_vector: Sequence[float],
-        alpha: float,
-        top_k: int,
-        filters: Sequence[tuple[str, str]],
-    ) -> list[ScoredChunk]:
-        where = self._filters(filters)
-        await self.require_tenant(tenant)
-        query = self._collection.with_tenant(tenant).query
+    # -- reads --------------------------------------------------------------------------------
+
+    async def search(self, tenant: str, query: HybridQuery) -> list[ScoredChunk]:
+        where = self._filters.build(query.filters)
+        await self.require_active_tenant(tenant)
+        weaviate_query = self._collection.with_tenant(tenant).query
         metadata = MetadataQuery(score=True)
         async with _weaviate_call(f"search tenant {tenant!r}"):
-            if query_vector:
-                result = await query.hybrid(
-                    query=query_text,
-                    vector=list(query_vector),
-                    alpha=alpha,
-                    limit=top_k,
+            if query.vector:
+                result = await weaviate_query.hybrid(
+                    query=query.text,
+                    vector=list(query.vector),
+                    alpha=query.alpha,
+                    limit=query.limit,
                     filters=where,
                     query_properties=_SEARCHED_PROPERTIES,
-                    fusion_type=HybridFusion.RELATIVE_SCORE,
+                    fusion_type=_WEAVIATE_FUSION[query.fusion],
                     return_metadata=metadata,
                 )
             else:
-                result = await query.bm25(
-                    query=query_text,
-                    limit=top_k,
+                result = await weaviate_query.bm25(
+                    query=query.text,
+                    limit=query.limit,
                     filters=where,
                     query_properties=_SEARCHED_PROPERTIES,
                     return_metadata=metadata,
@@ -271,11 +453,29 @@ class ChunkStore:
             metadata=json.loads(str(properties.get("metadata_json") or "{}")),
         )
 
-    async def delete_documents(self, tenant: str, document_ids: Sequence[str]) -> int:
-        await self.require_tenant(tenant)
-        collection = self._collection.with_tenant(tenant)
-        async with _weaviate_call(f"delete documents of tenant {tenant!r}"):
-            result = await collection.data.delete_many(
-                where=Filter.by_property("document_id").contains_any(list(document_ids))
-            )
-        return int(result.successful)
+    async def count_chunks(self, tenant: str, document_ids: Sequence[str]) -> ChunkCounts:
+        await self.require_active_tenant(tenant)
+        aggregate = self._collection.with_tenant(tenant).aggregate
+        async with _weaviate_call(f"count the chunks of tenant {tenant!r}"):
+            total = await aggregate.over_all(total_count=True)
+            per_document = dict.fromkeys(document_ids, 0)
+            if document_ids:
+                groups = await aggregate.over_all(
+                    total_count=True,
+                    filters=Filter.by_property("document_id").contains_any(list(document_ids)),
+                    group_by=GroupByAggregate(prop="document_id", limit=len(document_ids)),
+                )
+                for group in groups.groups:
+                    per_document[str(group.grouped_by.value)] = int(group.total_count or 0)
+        return ChunkCounts(int(total.total_count or 0), per_document)
+
+
+def _require_active(tenant: str, state: TenantState) -> None:
+    if state is not TenantState.ACTIVE:
+        raise FailedPrecondition(
+            f"tenant {tenant!r} is {state.value}; activate it (ActivateTenant) before using it"
+        )
+
+
+def _past(deadline: float | None, wait_s: float) -> bool:
+    return deadline is not None and time.monotonic() + wait_s >= deadline

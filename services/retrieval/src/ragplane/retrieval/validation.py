@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
+from ragplane.retrieval.search import SearchOptions
 from ragplane.retrieval.store import StoredChunk, validate_tenant
 from ragplane.runtime.errors import InvalidArgument
 
 
-def check_search(tenant: str, query_text: str, alpha: float, top_k: int, max_top_k: int) -> None:
+def check_search(tenant: str, query_text: str, options: SearchOptions, max_top_k: int) -> None:
     validate_tenant(tenant)
     if not query_text.strip():
         raise InvalidArgument.of("query_text", "is required and must not be blank")
-    if not 0.0 <= alpha <= 1.0:
+    alpha = options.alpha
+    if alpha is not None and not 0.0 <= alpha <= 1.0:
         raise InvalidArgument.of("alpha", f"must be between 0 and 1, got {alpha}")
-    if not 1 <= top_k <= max_top_k:
-        raise InvalidArgument.of("top_k", f"must be between 1 and {max_top_k}, got {top_k}")
+    if not 1 <= options.top_k <= max_top_k:
+        raise InvalidArgument.of("top_k", f"must be between 1 and {max_top_k}, got {options.top_k}")
+    if options.rerank_candidates < 0:
+        raise InvalidArgument.of(
+            "rerank_candidates",
+            f"must be 0 (service default) or more, got {options.rerank_candidates}",
+        )
+    min_score = options.min_score
+    if min_score is not None and not (math.isfinite(min_score) and min_score >= 0):
+        raise InvalidArgument.of("min_score", f"must be a finite number >= 0, got {min_score}")
 
 
 def check_upsert(
@@ -57,6 +68,10 @@ def check_delete(tenant: str, document_ids: Sequence[str]) -> None:
     validate_tenant(tenant)
     if not document_ids:
         raise InvalidArgument.of("document_ids", "at least one document id is required")
+    check_documents("document_ids", document_ids)
+
+
+def check_documents(name: str, document_ids: Sequence[str]) -> None:
     for index, document_id in enumerate(document_ids):
         if not document_id:
-            raise InvalidArgument.of(f"document_ids[{index}]", "is empty")
+            raise InvalidArgument.of(f"{name}[{index}]", "is empty")

@@ -1,0 +1,148 @@
+"""Cross-encoder reranking of hybrid candidates, within a time budget, degrading to hybrid order."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from ragplane.retrieval.store import ScoredChunk
+
+log = structlog.get_logger(__name__)
+
+
+class PairScorer(Protocol):
+    """Scores (query, passage) pairs; higher is more relevant. Blocking: run it off the loop."""
+
+    def score(self, query: str, passages: Sequence[str]) -> list[float]: ...
+
+
+class CrossEncoderScorer:
+    """A sentence-transformers CrossEncoder loaded from a local directory (no hub access)."""
+
+    def __init__(self, path: Path, max_length: int) -> None:
+        from sentence_transformers import CrossEncoder
+
+        self._model = CrossEncoder(str(path), max_length=max_length, local_files_only=True)
+
+    def score(self, query: str, passages: Sequence[str]) -> list[float]:
+        scores = self._model.predict(
+            [(query, passage) for passage in passages],
+            batch_size=max(1, len(passages)),
+            show_progress_bar=False,
+            convert_to_numpy=True,
+        )
+        return [float(value) for value in scores]
+
+
+@dataclass(frozen=True)
+class RerankOutcome:
+    """Candidates in their final order; ``skipped`` says why they kept the hybrid order."""
+
+    hits: list[ScoredChunk]
+    reranked: bool
+    skipped: str
+    elapsed_ms: float
+
+
+class Reranker:
+    """Scores candidates in batches on one worker thread, stopping when the budget runs out.
+
+    The budget is the smaller of the configured one and the caller's remaining deadline less a
+    reserve for answering. Between batches it checks whether another batch (timed by the last
+    one) still fits; when not, or when the model fails, the candidates keep the hybrid order,
+    since a half-reranked list would mix two incomparable scores.
+    """
+
+    def __init__(
+        self,
+        scorer: PairScorer | None,
+        unavailable_reason: str,
+        batch_size: int,
+        budget_s: float,
+        deadline_reserve_s: float,
+    ) -> None:
+        self._scorer = scorer
+        self._unavailable_reason = unavailable_reason
+        self._batch_size = batch_size
+        self._budget_s = budget_s
+        self._reserve_s = deadline_reserve_s
+        # One thread: the model saturates the CPU; concurrent requests wait their turn (and
+        # that wait counts against their budget).
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank")
+
+    @property
+    def available(self) -> bool:
+        return self._scorer is not None
+
+    def budget_s(self, time_remaining_s: float | None) -> float:
+        if time_remaining_s is None:
+            return self._budget_s
+        return min(self._budget_s, time_remaining_s - self._reserve_s)
+
+    async def rerank(
+        self, query: str, candidates: Sequence[ScoredChunk], time_remaining_s: float | None
+    ) -> RerankOutcome:
+        started = time.monotonic()
+        hybrid = list(candidates)
+
+        def keep_hybrid(reason: str) -> RerankOutcome:
+            elapsed_ms = (time.monotonic() - started) * 1000
+            log.warning("rerank skipped; hybrid order kept", reason=reason)
+            return RerankOutcome(hybrid, False, reason, elapsed_ms)
+
+        if self._scorer is None:
+            return keep_hybrid(self._unavailable_reason)
+        budget_s = self.budget_s(time_remaining_s)
+        if budget_s <= 0:
+            return keep_hybrid(f"no time left to rerank (budget {budget_s * 1000:.0f} ms)")
+        if not hybrid:
+            return RerankOutcome(hybrid, True, "", 0.0)
+        try:
+            scores = await self._score_within(self._scorer, query, hybrid, started + budget_s)
+        except Exception as error:  # noqa: BLE001 - any model failure degrades, never fails
+            return keep_hybrid(f"reranker failed: {type(error).__name__}: {error}")
+        if scores is None:
+            return keep_hybrid(f"rerank budget of {budget_s * 1000:.0f} ms ran out")
+        ranked = sorted(
+            (replace(hit, score=score) for hit, score in zip(hybrid, scores, strict=True)),
+            key=lambda hit: hit.score,
+            reverse=True,
+        )
+        return RerankOutcome(ranked, True, "", (time.monotonic() - started) * 1000)
+
+    async def _score_within(
+        self, scorer: PairScorer, query: str, hits: list[ScoredChunk], deadline: float
+    ) -> list[float] | None:
+        """Scores of every hit, or None when the next batch would not finish by ``deadline``."""
+        loop = asyncio.get_running_loop()
+        scores: list[float] = []
+        last_batch_s = 0.0
+        for start in range(0, len(hits), self._batch_size):
+            if time.monotonic() + last_batch_s > deadline:
+                return None
+            texts = [hit.chunk.text for hit in hits[start : start + self._batch_size]]
+            batch_started = time.monotonic()
+            scores += await loop.run_in_executor(self._executor, scorer.score, query, texts)
+            last_batch_s = time.monotonic() - batch_started
+        return scores if time.monotonic() <= deadline else None
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def load_scorer(path: Path | None, max_length: int) -> tuple[PairScorer | None, str]:
+    """The configured cross-encoder, or None and why not (the service then serves unreranked)."""
+    if path is None:
+        return None, "no reranker configured (RETRIEVAL_RERANKER_PATH is unset)"
+    try:
+        return CrossEncoderScorer(path, max_length), ""
+    except Exception as error:  # noqa: BLE001 - a broken model must not stop search
+        log.error("reranker failed to load; searches keep hybrid order", path=str(path))
+        return None, f"reranker failed to load from {path}: {type(error).__name__}: {error}"

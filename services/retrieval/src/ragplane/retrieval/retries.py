@@ -1,0 +1,56 @@
+"""Bounded retries of idempotent Weaviate calls that failed for a transient reason."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import structlog
+from weaviate.exceptions import WeaviateBaseError
+
+from ragplane.runtime.errors import Unavailable
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """``attempts`` tries in all, waiting ``first_backoff_s`` after the first failure, doubling."""
+
+    attempts: int = 4
+    first_backoff_s: float = 0.25
+    max_backoff_s: float = 4.0
+
+    def backoff_s(self, failed_attempts: int) -> float:
+        return float(min(self.first_backoff_s * 2 ** (failed_attempts - 1), self.max_backoff_s))
+
+
+async def retry_transient(
+    call: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    what: str,
+    deadline: float | None = None,
+) -> T:
+    """Run ``call``; on a Weaviate client error try again after a backoff, within ``deadline``.
+
+    Only idempotent calls come here (writes use deterministic ids), so a retry after a failure
+    whose outcome is unknown cannot duplicate anything. Raises UNAVAILABLE when retries run out.
+    """
+    failures = 0
+    while True:
+        try:
+            return await call()
+        except WeaviateBaseError as error:
+            failures += 1
+            wait_s = policy.backoff_s(failures)
+            out_of_time = deadline is not None and time.monotonic() + wait_s >= deadline
+            if failures >= policy.attempts or out_of_time:
+                raise Unavailable(
+                    f"Weaviate could not {what} after {failures} attempt(s): {error}"
+                ) from error
+            log.warning("transient Weaviate error; retrying", what=what, retry_in_s=wait_s)
+            await asyncio.sleep(wait_s)

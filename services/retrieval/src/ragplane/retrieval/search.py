@@ -1,0 +1,112 @@
+"""One search: hybrid candidates from Weaviate, a minimum score, then (optionally) rerank."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ragplane.retrieval.filters import FieldFilter
+from ragplane.retrieval.reranker import Reranker
+from ragplane.retrieval.store import ChunkStore, Fusion, HybridQuery, ScoredChunk
+from ragplane.runtime.errors import InvalidArgument
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """What a caller may choose per request; None means the service default."""
+
+    alpha: float | None = None
+    fusion: Fusion | None = None
+    top_k: int = 10
+    rerank: bool | None = None
+    rerank_candidates: int = 0
+    min_score: float | None = None
+    filters: Sequence[FieldFilter] = ()
+
+
+@dataclass(frozen=True)
+class SearchDefaults:
+    alpha: float
+    fusion: Fusion
+    max_top_k: int
+    rerank: bool
+    rerank_candidates: int
+    max_rerank_candidates: int
+
+
+@dataclass(frozen=True)
+class RankedHit:
+    hit: ScoredChunk
+    # Weaviate's hybrid (or BM25) score, before any rerank.
+    retrieval_score: float
+
+
+@dataclass
+class SearchOutcome:
+    hits: list[RankedHit]
+    alpha: float
+    fusion: Fusion | None
+    reranked: bool = False
+    # Why rerank was asked for but not applied; empty when it was applied or not asked for.
+    rerank_skipped: str = ""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Searcher:
+    def __init__(self, store: ChunkStore, reranker: Reranker, defaults: SearchDefaults) -> None:
+        self._store = store
+        self._reranker = reranker
+        self._defaults = defaults
+
+    async def search(
+        self,
+        tenant: str,
+        text: str,
+        vector: Sequence[float],
+        options: SearchOptions,
+        time_remaining_s: float | None,
+    ) -> SearchOutcome:
+        defaults = self._defaults
+        alpha = defaults.alpha if options.alpha is None else options.alpha
+        if not vector:
+            alpha = 0.0
+        fusion = options.fusion or defaults.fusion
+        rerank = defaults.rerank if options.rerank is None else options.rerank
+        candidates = self._candidate_count(options, rerank)
+        query = HybridQuery(text, vector, alpha, fusion, candidates, options.filters)
+        started = time.monotonic()
+        found = await self._store.search(tenant, query)
+        outcome = SearchOutcome([], alpha, fusion if vector else None)
+        outcome.timings_ms["retrieval"] = (time.monotonic() - started) * 1000
+        if options.min_score is not None:
+            found = [hit for hit in found if hit.score >= options.min_score]
+        retrieval_scores = {hit.chunk.chunk_id: hit.score for hit in found}
+        if rerank:
+            remaining = (
+                None
+                if time_remaining_s is None
+                else time_remaining_s - (time.monotonic() - started)
+            )
+            reranked = await self._reranker.rerank(text, found, remaining)
+            found = reranked.hits
+            outcome.reranked = reranked.reranked
+            outcome.rerank_skipped = reranked.skipped
+            outcome.timings_ms["rerank"] = reranked.elapsed_ms
+        outcome.hits = [
+            RankedHit(hit, retrieval_scores[hit.chunk.chunk_id]) for hit in found[: options.top_k]
+        ]
+        return outcome
+
+    def _candidate_count(self, options: SearchOptions, rerank: bool) -> int:
+        """How many chunks to fetch: top_k, or the rerank candidates (never fewer than top_k)."""
+        defaults = self._defaults
+        if not rerank:
+            return options.top_k
+        asked = options.rerank_candidates or defaults.rerank_candidates
+        if asked > defaults.max_rerank_candidates:
+            raise InvalidArgument.of(
+                "rerank_candidates",
+                f"must be at most {defaults.max_rerank_candidates}, got {asked}",
+            )
+        return max(asked, options.top_k)
