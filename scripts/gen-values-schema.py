@@ -63,8 +63,10 @@ def _property(field_schema: dict[str, Any]) -> dict[str, Any]:
     """The JSON schema of one setting as an environment variable's value in values.yaml."""
     if "anyOf" in field_schema:  # Optional[X]: X (an unset value is simply left out)
         field_schema = next(s for s in field_schema["anyOf"] if s.get("type") != "null")
-    if field_schema.get("type") == "array" or "$ref" in field_schema:
-        return {"type": "string", "description": "JSON, as the service reads it"}
+    if field_schema.get("type") in ("array", "object") or "$ref" in field_schema:
+        # The chart writes a list or map as JSON, which is what the service reads.
+        kind = field_schema.get("type", "object")
+        return {"type": [kind, "string"], "description": f"a YAML {kind}, or its JSON"}
     kept = {key: field_schema[key] for key in _KEPT if key in field_schema}
     if field_schema.get("format") == "path":
         kept = {"type": "string"}
