@@ -14,13 +14,14 @@ import grpc
 import pytest
 
 from ragplane.cli.stack import Ports, Stack
-from ragplane.v1 import common_pb2
+from ragplane.v1 import common_pb2, query_pb2, query_pb2_grpc, retrieval_pb2
 from tests.conftest import REPO
 from tests.integration.errors import expect_status
 from tests.integration.orchestrator import degraded, query_service, stack_caches
 from tests.integration.services import service_process
 from tests.integration.test_generation_fallback import chain_env, dead_port, provider
 from tests.integration.toxiproxy import Toxiproxy
+from tests.reranker import trained_test_reranker
 
 QUESTION = "How do I create a venv?"
 
@@ -145,3 +146,49 @@ def test_every_llm_down_gives_a_cited_extractive_answer_flagged_degraded(
     assert [d.stage for d in response.degradations] == [common_pb2.STAGE_GENERATION]
     assert "down-a" in response.degradations[0].reason
     assert response.cost_usd == 0.0
+
+
+def test_a_rerank_that_cannot_run_keeps_the_hybrid_order_and_says_so(
+    query: query_pb2_grpc.QueryServiceStub, docs_tenant: str
+) -> None:
+    # The stack's retrieval service has no reranker configured.
+    request = query_pb2.QueryRequest(
+        tenant=docs_tenant,
+        query=QUESTION,
+        rerank=retrieval_pb2.RERANK_MODE_ON,
+        max_output_tokens=8,
+    )
+    response = query.Query(request, timeout=120)
+    rerank = degraded(response)[common_pb2.STAGE_RERANK]
+    assert "no reranker configured" in rerank.reason
+    assert response.citations
+    assert common_pb2.STAGE_RERANK not in [timing.stage for timing in response.timings]
+
+
+def test_a_rerank_that_runs_is_reported_as_a_stage_of_its_own(
+    stack: Stack, docs_tenant: str, tmp_path: Path
+) -> None:
+    retrieval_env = {
+        "RETRIEVAL_WEAVIATE_HTTP_PORT": str(stack.ports.weaviate_http),
+        "RETRIEVAL_WEAVIATE_GRPC_PORT": str(stack.ports.weaviate_grpc),
+        "RETRIEVAL_RERANKER_PATH": str(trained_test_reranker()),
+        "RETRIEVAL_RERANK_BUDGET_MS": "60000",
+    }
+    with (
+        service_process("retrieval", retrieval_env, tmp_path) as retrieval,
+        query_service(
+            stack, tmp_path, retrieval_target=retrieval.target, generation_min_s="600"
+        ) as service,
+    ):
+        request = query_pb2.QueryRequest(
+            tenant=docs_tenant, query=QUESTION, rerank=retrieval_pb2.RERANK_MODE_ON
+        )
+        response = service.stub.Query(request, timeout=120)
+    assert common_pb2.STAGE_RERANK not in degraded(response)
+    stages = [timing.stage for timing in response.timings]
+    assert stages[:3] == [
+        common_pb2.STAGE_EMBEDDING,
+        common_pb2.STAGE_RETRIEVAL,
+        common_pb2.STAGE_RERANK,
+    ]
+    assert response.citations

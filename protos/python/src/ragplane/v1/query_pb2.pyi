@@ -10,6 +10,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from ragplane.v1 import common_pb2 as _common_pb2
 from ragplane.v1 import generation_pb2 as _generation_pb2
+from ragplane.v1 import retrieval_pb2 as _retrieval_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -78,6 +79,10 @@ class QueryRequest(_message.Message):
     ALPHA_FIELD_NUMBER: _builtins.int
     FILTERS_FIELD_NUMBER: _builtins.int
     MAX_OUTPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    FUSION_TYPE_FIELD_NUMBER: _builtins.int
+    RERANK_FIELD_NUMBER: _builtins.int
+    RERANK_CANDIDATES_FIELD_NUMBER: _builtins.int
+    MIN_SCORE_FIELD_NUMBER: _builtins.int
     TEMPERATURE_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     """Tenant whose documents are searched; required."""
@@ -89,6 +94,17 @@ class QueryRequest(_message.Message):
     """Hybrid search weight of the vector side (0 = BM25 only, 1 = vector only); unset means the default."""
     max_output_tokens: _builtins.int
     """Upper bound on answer tokens; 0 means the service default."""
+    fusion_type: _retrieval_pb2.FusionType.ValueType
+    """How the BM25 and vector results are fused; unspecified means the retrieval default."""
+    rerank: _retrieval_pb2.RerankMode.ValueType
+    """Cross-encoder reranking of the candidates; unspecified means the retrieval default (off,
+    see the README's retrieval measurements). A rerank that fails or runs out of time keeps
+    the hybrid order and is listed in degradations (STAGE_RERANK).
+    """
+    rerank_candidates: _builtins.int
+    """Candidates the reranker scores; 0 means the retrieval default."""
+    min_score: _builtins.float
+    """Passages whose retrieval score is below this are not used."""
     temperature: _builtins.float
     """Sampling temperature of the LLM; unset means the generation service's default. Above 0
     the answer varies from call to call, so the answer caches are bypassed.
@@ -106,18 +122,26 @@ class QueryRequest(_message.Message):
         alpha: _builtins.float | None = ...,
         filters: _abc.Iterable[_common_pb2.MetadataFilter] | None = ...,
         max_output_tokens: _builtins.int = ...,
+        fusion_type: _retrieval_pb2.FusionType.ValueType = ...,
+        rerank: _retrieval_pb2.RerankMode.ValueType = ...,
+        rerank_candidates: _builtins.int = ...,
+        min_score: _builtins.float | None = ...,
         temperature: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "_temperature", b"_temperature", "alpha", b"alpha", "temperature", b"temperature"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "_min_score", b"_min_score", "_temperature", b"_temperature", "alpha", b"alpha", "min_score", b"min_score", "temperature", b"temperature"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "_temperature", b"_temperature", "alpha", b"alpha", "filters", b"filters", "max_output_tokens", b"max_output_tokens", "query", b"query", "temperature", b"temperature", "tenant", b"tenant", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "_min_score", b"_min_score", "_temperature", b"_temperature", "alpha", b"alpha", "filters", b"filters", "fusion_type", b"fusion_type", "max_output_tokens", b"max_output_tokens", "min_score", b"min_score", "query", b"query", "rerank", b"rerank", "rerank_candidates", b"rerank_candidates", "temperature", b"temperature", "tenant", b"tenant", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__alpha: _TypeAlias = _typing.Literal["alpha"]  # noqa: Y015
     _WhichOneofArgType__alpha: _TypeAlias = _typing.Literal["_alpha", b"_alpha"]  # noqa: Y015
+    _WhichOneofReturnType__min_score: _TypeAlias = _typing.Literal["min_score"]  # noqa: Y015
+    _WhichOneofArgType__min_score: _TypeAlias = _typing.Literal["_min_score", b"_min_score"]  # noqa: Y015
     _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
     _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__alpha) -> _WhichOneofReturnType__alpha | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min_score) -> _WhichOneofReturnType__min_score | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__temperature) -> _WhichOneofReturnType__temperature | None: ...
 

@@ -30,6 +30,30 @@ class Hit:
 
 
 @dataclass(frozen=True)
+class SearchOptions:
+    """The caller's search knobs; 0 and None leave the retrieval service's defaults."""
+
+    alpha: float | None
+    top_k: int
+    filters: Sequence[common_pb2.MetadataFilter]
+    fusion_type: int = 0
+    rerank: int = 0
+    rerank_candidates: int = 0
+    min_score: float | None = None
+
+
+@dataclass(frozen=True)
+class Found:
+    """A search's hits, best first, with what the retrieval service says about them."""
+
+    hits: list[Hit]
+    # STAGE_RERANK when the reranker was asked for and could not run.
+    degradations: list[common_pb2.Degradation]
+    # Time the reranker took inside the search; 0 when it did not run.
+    rerank_ms: float
+
+
+@dataclass(frozen=True)
 class GeneratedAnswer:
     text: str
     cited_chunk_ids: list[str]
@@ -95,24 +119,37 @@ class Backends:
         tenant: str,
         query: str,
         vector: Sequence[float],
-        alpha: float | None,
-        top_k: int,
-        filters: Sequence[common_pb2.MetadataFilter],
+        options: SearchOptions,
         timeout_s: float,
-    ) -> list[Hit]:
+    ) -> Found:
         request = retrieval_pb2.SearchRequest(
-            tenant=tenant, query_text=query, query_vector=list(vector), top_k=top_k, filters=filters
+            tenant=tenant,
+            query_text=query,
+            query_vector=list(vector),
+            top_k=options.top_k,
+            filters=options.filters,
+            fusion_type=options.fusion_type,  # type: ignore[arg-type]
+            rerank=options.rerank,  # type: ignore[arg-type]
+            rerank_candidates=options.rerank_candidates,
         )
-        if alpha is not None:
-            request.alpha = alpha
+        if options.alpha is not None:
+            request.alpha = options.alpha
+        if options.min_score is not None:
+            request.min_score = options.min_score
         try:
             response = await self._retrieval.Search(request, timeout=timeout_s)
         except grpc.aio.AioRpcError as error:
             raise from_downstream(error, "retrieval service") from error
-        return [
-            Hit(hit.chunk.document_id, hit.chunk.chunk_id, hit.chunk.text, hit.score)
-            for hit in response.hits
-        ]
+        return Found(
+            hits=[
+                Hit(hit.chunk.document_id, hit.chunk.chunk_id, hit.chunk.text, hit.score)
+                for hit in response.hits
+            ],
+            degradations=list(response.degradations),
+            rerank_ms=sum(
+                t.duration_ms for t in response.timings if t.stage == common_pb2.STAGE_RERANK
+            ),
+        )
 
     async def generate(
         self,

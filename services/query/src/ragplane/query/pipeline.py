@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from ragplane.query.backends import Backends, GeneratedAnswer, Hit
+from ragplane.query.backends import Backends, Found, GeneratedAnswer, Hit, SearchOptions
 from ragplane.query.budget import Budget
 from ragplane.query.config import QuerySettings
 from ragplane.query.dependencies import CircuitOpen, Dependencies
@@ -35,10 +35,26 @@ class Question:
     alpha: float | None
     filters: Sequence[common_pb2.MetadataFilter]
     max_output_tokens: int
+    # Retrieval knobs (retrieval_pb2 enums; 0 and None: the retrieval service's defaults).
+    fusion_type: int = 0
+    rerank: int = 0
+    rerank_candidates: int = 0
+    min_score: float | None = None
     # Unset: the generation service's default. Above 0 the answer caches are bypassed.
     temperature: float | None = None
     # generation_pb2.ModelTier to force; 0 lets the generation service route.
     tier: int = 0
+
+    def search_options(self) -> SearchOptions:
+        return SearchOptions(
+            alpha=self.alpha,
+            top_k=self.top_k,
+            filters=self.filters,
+            fusion_type=self.fusion_type,
+            rerank=self.rerank,
+            rerank_candidates=self.rerank_candidates,
+            min_score=self.min_score,
+        )
 
 
 @dataclass
@@ -159,15 +175,8 @@ class QueryPipeline:
         for index, item in enumerate(question.filters):
             if not item.field:
                 raise InvalidArgument.of(f"filters[{index}].field", "is required")
-        return Question(
-            tenant=question.tenant,
-            text=question.text.strip(),
-            top_k=question.top_k or settings.default_top_k,
-            alpha=question.alpha,
-            filters=question.filters,
-            max_output_tokens=question.max_output_tokens,
-            temperature=question.temperature,
-            tier=question.tier,
+        return replace(
+            question, text=question.text.strip(), top_k=question.top_k or settings.default_top_k
         )
 
     async def answer(
@@ -214,6 +223,22 @@ class QueryPipeline:
         result: QueryResult,
         known_vector: list[float] | None,
     ) -> list[Hit]:
+        found = await self._find(question, budget, result, known_vector)
+        result.degradations.extend(found.degradations)
+        if found.rerank_ms > 0:
+            # The search's time includes the rerank's: report them as two stages.
+            stage, search_ms = result.timings.pop()
+            result.timings.append((stage, max(0.0, search_ms - found.rerank_ms)))
+            result.timings.append((common_pb2.STAGE_RERANK, found.rerank_ms))
+        return found.hits
+
+    async def _find(
+        self,
+        question: Question,
+        budget: Budget,
+        result: QueryResult,
+        known_vector: list[float] | None,
+    ) -> Found:
         settings = self._settings
         after_search = settings.generation_min_s + settings.respond_reserve_s
         if known_vector is not None:
@@ -231,7 +256,7 @@ class QueryPipeline:
                 result,
             )
         )
-        bm25: asyncio.Task[list[Hit]] | None = None
+        bm25: asyncio.Task[Found] | None = None
         try:
             with _Stopwatch(result, common_pb2.STAGE_EMBEDDING):
                 await asyncio.wait({embedding}, timeout=settings.bm25_hedge_after_s)
@@ -281,7 +306,7 @@ class QueryPipeline:
 
     async def _search(
         self, question: Question, vector: list[float], budget: Budget, reserve_s: float
-    ) -> list[Hit]:
+    ) -> Found:
         settings = self._settings
         dependency = self._dependencies.retrieval
         # Passages answered extractively beat no passages: when the time promised to
@@ -297,13 +322,7 @@ class QueryPipeline:
         try:
             return await dependency.call(
                 lambda t: self._backends.search(
-                    question.tenant,
-                    question.text,
-                    vector,
-                    question.alpha,
-                    question.top_k,
-                    question.filters,
-                    t,
+                    question.tenant, question.text, vector, question.search_options(), t
                 ),
                 timeout_s,
                 settings.search_timeout_s,

@@ -35,6 +35,10 @@ def _question(request: query_pb2.QueryRequest) -> Question:
         alpha=request.alpha if request.HasField("alpha") else None,
         filters=list(request.filters),
         max_output_tokens=request.max_output_tokens,
+        fusion_type=request.fusion_type,
+        rerank=request.rerank,
+        rerank_candidates=request.rerank_candidates,
+        min_score=request.min_score if request.HasField("min_score") else None,
         temperature=request.temperature if request.HasField("temperature") else None,
     )
 

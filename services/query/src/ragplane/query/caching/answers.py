@@ -31,7 +31,12 @@ def options_fingerprint(question: Question, version: str) -> str:
     options = {
         "top_k": question.top_k,
         "alpha": question.alpha,
-        "filters": sorted((f.field, f.equals) for f in question.filters),
+        # Every kind of filter (equals, any_of, range), in a stable form.
+        "filters": sorted(f.SerializeToString(deterministic=True).hex() for f in question.filters),
+        "fusion_type": question.fusion_type,
+        "rerank": question.rerank,
+        "rerank_candidates": question.rerank_candidates,
+        "min_score": question.min_score,
         "max_output_tokens": question.max_output_tokens,
         "temperature": question.temperature,
         "version": version,
