@@ -335,24 +335,11 @@ class QueryPipeline:
 
     # Generation: the model's answer, or one extracted from the passages.
 
-    def _generation_timeout(self, budget: Budget) -> float:
-        settings = self._settings
-        return budget.for_stage(
-            settings.generation_timeout_s, settings.respond_reserve_s, settings.respond_reserve_s
-        )
-
     async def _generate(
         self, question: Question, hits: list[Hit], budget: Budget, result: QueryResult
     ) -> None:
-        timeout_s = self._generation_timeout(budget)
-        if timeout_s < self._settings.generation_min_s:
-            self._extract(
-                hits,
-                result,
-                common_pb2.DEGRADATION_CAUSE_NO_BUDGET,
-                self._no_time(timeout_s),
-                self._dependencies.generation.name,
-            )
+        timeout_s = self._time_for_generation(budget, hits, result)
+        if timeout_s is None:
             return
         dependency = self._dependencies.generation
         try:
@@ -377,15 +364,8 @@ class QueryPipeline:
     async def _generate_stream(
         self, question: Question, hits: list[Hit], budget: Budget, result: QueryResult
     ) -> AsyncIterator[str]:
-        timeout_s = self._generation_timeout(budget)
-        if timeout_s < self._settings.generation_min_s:
-            self._extract(
-                hits,
-                result,
-                common_pb2.DEGRADATION_CAUSE_NO_BUDGET,
-                self._no_time(timeout_s),
-                self._dependencies.generation.name,
-            )
+        timeout_s = self._time_for_generation(budget, hits, result)
+        if timeout_s is None:
             yield result.answer
             return
         dependency = self._dependencies.generation
@@ -425,6 +405,25 @@ class QueryPipeline:
                 "the answer was cut off when the request's time ran out",
                 dependency.name,
             )
+
+    def _time_for_generation(
+        self, budget: Budget, hits: list[Hit], result: QueryResult
+    ) -> float | None:
+        """The generation call's timeout; None, with the extractive answer, when too short."""
+        settings = self._settings
+        timeout_s = budget.for_stage(
+            settings.generation_timeout_s, settings.respond_reserve_s, settings.respond_reserve_s
+        )
+        if timeout_s >= settings.generation_min_s:
+            return timeout_s
+        self._extract(
+            hits,
+            result,
+            common_pb2.DEGRADATION_CAUSE_NO_BUDGET,
+            self._no_time(timeout_s),
+            self._dependencies.generation.name,
+        )
+        return None
 
     def _no_time(self, timeout_s: float) -> str:
         return (
