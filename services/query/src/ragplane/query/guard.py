@@ -8,6 +8,7 @@ caches. ``documents_changed`` invalidates a tenant's cached answers.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -52,6 +53,8 @@ class Admission:
     fingerprint: str = ""
     generation: int | None = None
     vector: list[float] | None = None
+    # How long embedding the question took (reported as the pipeline's embedding stage).
+    embedding_ms: float = 0.0
 
 
 def _cache_degradation(reason: str, dependency: str = "Redis") -> common_pb2.Degradation:
@@ -169,8 +172,10 @@ class QueryGuard:
             self._count("semantic", "bypass")
             return
         try:
+            started = time.perf_counter()
             [vector] = await self._embed([question.text], budget.remaining("the semantic cache"))
             admission.vector = vector
+            admission.embedding_ms = (time.perf_counter() - started) * 1000
             hit = await self._semantic.lookup(
                 question.tenant,
                 question.text,

@@ -57,6 +57,14 @@ class Question:
         )
 
 
+@dataclass(frozen=True)
+class QueryEmbedding:
+    """The question's embedding, made before the pipeline ran (by the semantic cache lookup)."""
+
+    vector: list[float]
+    duration_ms: float
+
+
 @dataclass
 class QueryResult:
     answer: str
@@ -180,12 +188,12 @@ class QueryPipeline:
         )
 
     async def answer(
-        self, question: Question, budget: Budget, vector: list[float] | None = None
+        self, question: Question, budget: Budget, embedding: QueryEmbedding | None = None
     ) -> QueryResult:
-        """The answer; ``vector`` is the query's embedding when the caller has it already."""
+        """The answer; ``embedding`` is the question's when the caller has it already."""
         question = self.validate(question)
         result = QueryResult(answer="", citations=[], budget_s=budget.total_s)
-        hits = await self._retrieve(question, budget, result, vector)
+        hits = await self._retrieve(question, budget, result, embedding)
         if not hits:
             result.answer = NO_PASSAGES_ANSWER
             return result
@@ -194,12 +202,12 @@ class QueryPipeline:
         return result
 
     async def stream(
-        self, question: Question, budget: Budget, vector: list[float] | None = None
+        self, question: Question, budget: Budget, embedding: QueryEmbedding | None = None
     ) -> AsyncIterator[StreamEvent]:
         """Sources, then the answer text as it is generated, then the whole result."""
         question = self.validate(question)
         result = QueryResult(answer="", citations=[], budget_s=budget.total_s)
-        hits = await self._retrieve(question, budget, result, vector)
+        hits = await self._retrieve(question, budget, result, embedding)
         yield Sources(hits)
         if not hits:
             result.answer = NO_PASSAGES_ANSWER
@@ -221,9 +229,9 @@ class QueryPipeline:
         question: Question,
         budget: Budget,
         result: QueryResult,
-        known_vector: list[float] | None,
+        known: QueryEmbedding | None,
     ) -> list[Hit]:
-        found = await self._find(question, budget, result, known_vector)
+        found = await self._find(question, budget, result, known)
         result.degradations.extend(found.degradations)
         if found.rerank_ms > 0:
             # The search's time includes the rerank's: report them as two stages.
@@ -237,13 +245,14 @@ class QueryPipeline:
         question: Question,
         budget: Budget,
         result: QueryResult,
-        known_vector: list[float] | None,
+        known: QueryEmbedding | None,
     ) -> Found:
         settings = self._settings
         after_search = settings.generation_min_s + settings.respond_reserve_s
-        if known_vector is not None:
+        if known is not None:
+            result.timings.append((common_pb2.STAGE_EMBEDDING, known.duration_ms))
             with _Stopwatch(result, common_pb2.STAGE_RETRIEVAL):
-                return await self._search(question, known_vector, budget, after_search)
+                return await self._search(question, known.vector, budget, after_search)
         after_embedding = settings.search_reserve_s + after_search
         embedding = asyncio.create_task(
             self._embed(

@@ -17,7 +17,13 @@ from ragplane.query.gateway import build_guard, cached_reply, log_protections
 from ragplane.query.guard import Admission, QueryGuard
 from ragplane.query.ingestion import Ingestor, SourceDocument
 from ragplane.query.metrics import DEGRADATIONS
-from ragplane.query.pipeline import QueryPipeline, QueryResult, Question, Sources
+from ragplane.query.pipeline import (
+    QueryEmbedding,
+    QueryPipeline,
+    QueryResult,
+    Question,
+    Sources,
+)
 from ragplane.runtime.audit import audit_note
 from ragplane.runtime.context import RpcContext, current_request_id
 from ragplane.runtime.errors import InvalidArgument
@@ -41,6 +47,12 @@ def _question(request: query_pb2.QueryRequest) -> Question:
         min_score=request.min_score if request.HasField("min_score") else None,
         temperature=request.temperature if request.HasField("temperature") else None,
     )
+
+
+def _known_embedding(admission: Admission) -> QueryEmbedding | None:
+    if admission.vector is None:
+        return None
+    return QueryEmbedding(admission.vector, admission.embedding_ms)
 
 
 def _budget(context: RpcContext, default_s: float) -> Budget:
@@ -73,7 +85,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             elapsed_ms = (time.perf_counter() - started) * 1000
             return cached_reply(admission, self._settings.snippet_chars, elapsed_ms)
         # The semantic cache lookup embedded the question already: no second embedding.
-        result = await self._pipeline.get().answer(admission.question, budget, admission.vector)
+        result = await self._pipeline.get().answer(
+            admission.question, budget, _known_embedding(admission)
+        )
         await self._guard.get().settle(admission, result)
         return self._response(result, started, admission)
 
@@ -91,7 +105,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             yield query_pb2.QueryStreamResponse(answer_delta=reply.answer)
             yield query_pb2.QueryStreamResponse(done=reply)
             return
-        events = self._pipeline.get().stream(admission.question, budget, admission.vector)
+        events = self._pipeline.get().stream(
+            admission.question, budget, _known_embedding(admission)
+        )
         async for event in events:
             if isinstance(event, Sources):
                 sources = query_pb2.QuerySources(citations=self._citations(event.hits))
