@@ -162,7 +162,6 @@ def test_a_rerank_that_cannot_run_keeps_the_hybrid_order_and_says_so(
     rerank = degraded(response)[common_pb2.STAGE_RERANK]
     assert "no reranker configured" in rerank.reason
     assert response.citations
-    assert common_pb2.STAGE_RERANK not in [timing.stage for timing in response.timings]
 
 
 def test_a_rerank_that_runs_is_reported_as_a_stage_of_its_own(

@@ -40,10 +40,16 @@ def test_a_cancelled_stream_stops_the_generation_call(
     stack: Stack, docs_tenant: str, tmp_path: Path
 ) -> None:
     # The stack's generation service: its metrics count the stream it served as cancelled.
-    cancelled = f'service="generation",method="{GENERATE_STREAM}",code="CANCELLED"'
+    # Prometheus writes labels in name order.
+    cancelled = f'code="CANCELLED",method="{GENERATE_STREAM}",service="generation"'
     before = metric(stack.ports.generation_metrics, "ragplane_rpc_requests_total", cancelled)
     with query_service(stack, tmp_path) as service:
-        request = query_pb2.QueryRequest(tenant=docs_tenant, query=QUESTION, max_output_tokens=400)
+        # One passage: a short prompt, so that the model's first token comes well before the
+        # stream-stall limit even on a busy machine (a stalled model would be replaced by the
+        # extractive answer, which ends the stream at once and leaves nothing to cancel).
+        request = query_pb2.QueryRequest(
+            tenant=docs_tenant, query=QUESTION, max_output_tokens=400, top_k=1
+        )
         stream = service.stub.QueryStream(request, timeout=120)
         kinds = []
         for event in stream:

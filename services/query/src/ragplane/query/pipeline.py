@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from ragplane.query.backends import Backends, Found, GeneratedAnswer, Hit, SearchOptions
 from ragplane.query.budget import Budget
 from ragplane.query.config import QuerySettings
-from ragplane.query.dependencies import CircuitOpen, Dependencies
+from ragplane.query.dependencies import CircuitOpen, Dependencies, DependencyTimedOut
 from ragplane.runtime.errors import (
     DeadlineExceeded,
     InvalidArgument,
@@ -340,6 +340,13 @@ class QueryPipeline:
             raise Unavailable(
                 f"{error.message}: no passages can be searched and no cached answer was found",
                 retry_after_s=error.retry_after_s,
+            ) from error
+        except DependencyTimedOut as error:
+            # Slower than the stage's own cap, whatever the caller's deadline: the retrieval
+            # service (or Weaviate behind it) is in trouble, which a caller may retry.
+            raise Unavailable(
+                f"retrieval service: no answer within the search's "
+                f"{settings.search_timeout_s:g} s ({error.message}); no cached answer was found"
             ) from error
 
     # Generation: the model's answer, or one extracted from the passages.

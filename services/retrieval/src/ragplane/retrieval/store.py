@@ -236,18 +236,21 @@ class ChunkStore:
 
     # -- tenants ------------------------------------------------------------------------------
 
-    async def _tenant_state(self, tenant: str) -> TenantState | None:
+    async def _tenant_state(self, tenant: str, retried: bool = True) -> TenantState | None:
         validate_tenant(tenant)
-        found = await retry_transient(
-            lambda: self._collection.tenants.get_by_name(tenant),
-            self._retry,
-            f"look up tenant {tenant!r}",
-        )
+        what = f"look up tenant {tenant!r}"
+        if retried:
+            found = await retry_transient(
+                lambda: self._collection.tenants.get_by_name(tenant), self._retry, what
+            )
+        else:
+            async with _weaviate_call(what):
+                found = await self._collection.tenants.get_by_name(tenant)
         return None if found is None else _STATES[found.activity_status]
 
-    async def require_active_tenant(self, tenant: str) -> None:
+    async def require_active_tenant(self, tenant: str, retried: bool = True) -> None:
         """NOT_FOUND for an unknown tenant, FAILED_PRECONDITION for one that is not active."""
-        state = await self._tenant_state(tenant)
+        state = await self._tenant_state(tenant, retried)
         if state is None:
             raise NotFound(f"tenant {tenant!r} does not exist; create it or ingest documents")
         _require_active(tenant, state)
@@ -414,7 +417,9 @@ class ChunkStore:
 
     async def search(self, tenant: str, query: HybridQuery) -> list[ScoredChunk]:
         where = self._filters.build(query.filters)
-        await self.require_active_tenant(tenant)
+        # A search fails fast when Weaviate is down: the caller has a deadline and a fallback
+        # (a cached answer, or a clear UNAVAILABLE), and retries would only spend its time.
+        await self.require_active_tenant(tenant, retried=False)
         weaviate_query = self._collection.with_tenant(tenant).query
         metadata = MetadataQuery(score=True)
         async with _weaviate_call(f"search tenant {tenant!r}"):
