@@ -55,6 +55,8 @@ class Admission:
     vector: list[float] | None = None
     # How long embedding the question took (reported as the pipeline's embedding stage).
     embedding_ms: float = 0.0
+    # Time admit took besides that embedding (reported, with settle's, as the cache stage).
+    guard_ms: float = 0.0
 
 
 def _cache_degradation(reason: str, dependency: str = "Redis") -> common_pb2.Degradation:
@@ -84,6 +86,11 @@ class QueryGuard:
         self._ledger = SpendLedger(shared) if shared else None
 
     # -- before the pipeline ----------------------------------------------------------------
+
+    @property
+    def consults_redis(self) -> bool:
+        """Whether admit and settle talk to Redis (caches, limits, budgets) at all."""
+        return self._shared is not None
 
     async def admit(self, question: Question, budget: Budget) -> Admission:
         policy = self._settings.policy_for(question.tenant)

@@ -88,7 +88,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         result = await self._pipeline.get().answer(
             admission.question, budget, _known_embedding(admission)
         )
-        await self._guard.get().settle(admission, result)
+        await self._settle(admission, result)
         return self._response(result, started, admission)
 
     async def QueryStream(
@@ -113,7 +113,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 sources = query_pb2.QuerySources(citations=self._citations(event.hits))
                 yield query_pb2.QueryStreamResponse(sources=sources)
             elif isinstance(event, QueryResult):
-                await self._guard.get().settle(admission, event)
+                await self._settle(admission, event)
                 done = self._response(event, started, admission)
                 yield query_pb2.QueryStreamResponse(done=done)
             else:
@@ -122,7 +122,20 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     async def _admit(self, request: query_pb2.QueryRequest, budget: Budget) -> Admission:
         """Rate limit, answer caches and spend budget, before any work is done."""
         question = self._pipeline.get().validate(_question(request))
-        return await self._guard.get().admit(question, budget)
+        started = time.perf_counter()
+        admission = await self._guard.get().admit(question, budget)
+        # The question's embedding is reported as the embedding stage, not here.
+        admission.guard_ms = (time.perf_counter() - started) * 1000 - admission.embedding_ms
+        return admission
+
+    async def _settle(self, admission: Admission, result: QueryResult) -> None:
+        """Book the cost and cache the answer; report admit + settle as the cache stage."""
+        guard = self._guard.get()
+        started = time.perf_counter()
+        await guard.settle(admission, result)
+        if guard.consults_redis:
+            settle_ms = (time.perf_counter() - started) * 1000
+            result.timings.insert(0, (common_pb2.STAGE_CACHE, admission.guard_ms + settle_ms))
 
     def _citations(self, hits: Sequence[Hit]) -> list[common_pb2.Citation]:
         snippet = self._settings.snippet_chars
