@@ -8,7 +8,8 @@ failure), so the breaker is driven explicitly around each awaited call.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import pybreaker
@@ -42,6 +43,17 @@ def _says_dependency_is_unhealthy(error: BaseException) -> bool:
     return isinstance(error, Unavailable | ResourceExhausted | DependencyTimedOut)
 
 
+@contextmanager
+def _blaming_slowness(timeout_s: float, cap_s: float) -> Iterator[None]:
+    """A timeout counts against the dependency only when it had the stage's whole cap."""
+    try:
+        yield
+    except DeadlineExceeded as error:
+        if timeout_s >= cap_s:
+            raise DependencyTimedOut(error.message) from error
+        raise
+
+
 class Dependency:
     def __init__(self, label: str, fail_max: int, reset_timeout_s: float) -> None:
         self.name = f"{label} service"
@@ -62,13 +74,8 @@ class Dependency:
     ) -> T:
         """``make_call(timeout_s)`` through the breaker; raises CircuitOpen when it is open."""
         try:
-            with self._breaker.calling():
-                try:
-                    return await make_call(timeout_s)
-                except DeadlineExceeded as error:
-                    if timeout_s >= cap_s:
-                        raise DependencyTimedOut(error.message) from error
-                    raise
+            with self._breaker.calling(), _blaming_slowness(timeout_s, cap_s):
+                return await make_call(timeout_s)
         except pybreaker.CircuitBreakerError as error:
             raise self._circuit_open() from error
 
@@ -77,14 +84,9 @@ class Dependency:
     ) -> AsyncIterator[T]:
         """``make_stream(timeout_s)`` through the breaker: a stream that fails counts."""
         try:
-            with self._breaker.calling():
-                try:
-                    async for item in make_stream(timeout_s):
-                        yield item
-                except DeadlineExceeded as error:
-                    if timeout_s >= cap_s:
-                        raise DependencyTimedOut(error.message) from error
-                    raise
+            with self._breaker.calling(), _blaming_slowness(timeout_s, cap_s):
+                async for item in make_stream(timeout_s):
+                    yield item
         except pybreaker.CircuitBreakerError as error:
             raise self._circuit_open() from error
 
