@@ -85,15 +85,40 @@ def test_router_explains_its_tier(question: str, passages: int, tier: str, cue: 
     assert cue in chosen.reason
 
 
-def test_fitting_drops_lowest_ranked_passages_first() -> None:
+def test_fitting_keeps_the_best_passages_cuts_the_next_and_drops_the_rest() -> None:
     passages = [_passage(n, "word " * 300) for n in range(1, 6)]  # ~500 tokens each (chars/3)
     fitted = fit_prompt("What?", passages, prompt_budget_tokens=1200)
     assert fitted is not None
-    assert fitted.passages == passages[:2]
-    assert fitted.dropped == 3
+    assert fitted.passages[:2] == passages[:2]
+    # The third gets the room that is left, its beginning kept.
+    third = fitted.passages[2]
+    assert passages[2].text.strip().startswith(third.text)
+    assert len(third.text) < 1000
+    assert (fitted.dropped, fitted.cut, fitted.trimmed) == (2, True, True)
     assert fitted.estimated_tokens <= 1200
-    assert fit_prompt("What?", passages, prompt_budget_tokens=10_000) is not None
+    whole = fit_prompt("What?", passages, prompt_budget_tokens=10_000)
+    assert whole is not None
+    assert not whole.trimmed
     assert fit_prompt("x" * 3000, [], prompt_budget_tokens=100) is None
+
+
+def test_fifty_long_passages_keep_what_fits_instead_of_none() -> None:
+    # Each passage alone is larger than the whole budget: before, every one was dropped.
+    passages = [_passage(n, "Pumps are inspected yearly. " * 300) for n in range(1, 51)]
+    fitted = fit_prompt("How often are pumps inspected?", passages, prompt_budget_tokens=1700)
+    assert fitted is not None
+    assert len(fitted.passages) == 1
+    assert fitted.cut
+    assert fitted.dropped == 49
+    assert fitted.estimated_tokens <= 1700
+
+
+def test_cjk_text_is_estimated_by_its_bytes_not_as_english() -> None:
+    question = "数据库" * 667
+    # Three UTF-8 bytes a character: about 6,000 tokens, not the 667 of chars/3.
+    assert estimate_tokens(question) == 3 * len(question)
+    assert estimate_tokens("abc def") == 3
+    assert fit_prompt(question, [], prompt_budget_tokens=1700) is None
 
 
 def test_a_provider_tokenizer_counts_exactly_and_keeps_what_the_estimate_would_drop() -> None:
@@ -109,7 +134,7 @@ def test_a_provider_tokenizer_counts_exactly_and_keeps_what_the_estimate_would_d
     assert (with_tokenizer.dropped, with_tokenizer.estimated_tokens) == (0, exact)
     estimate_only = fit_prompt("What?", passages, exact)
     assert estimate_only is not None
-    assert estimate_only.dropped == 1
+    assert estimate_only.trimmed
 
 
 def test_a_missing_tokenizer_file_is_refused_at_start_up() -> None:

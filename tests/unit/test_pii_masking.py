@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
+from collections.abc import Callable
 
 import pytest
 import structlog
 
 from ragplane.runtime.logs import configure_logging
-from ragplane.runtime.pii import mask_pii
+from ragplane.runtime.pii import EMAIL_PATTERN, MAX_MASKED_CHARS, mask_pii
 
 
 @pytest.mark.parametrize(
@@ -53,3 +55,35 @@ def test_configured_logging_masks_every_field_and_foreign_loggers(
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert lines[0]["query"] == "I am [email], [phone]"
     assert lines[1]["event"] == "failed for card [card]"
+
+
+def _finishes_within(seconds: float, work: Callable[[], object]) -> bool:
+    """Whether ``work`` ends in time: a hang detector with a generous bound, not a benchmark."""
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return not worker.is_alive()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a" * 1_000_000, "x." * 500_000, "a@" * 500_000, "1 " * 500_000],
+    ids=["word-run", "dotted-run", "at-run", "digit-groups"],
+)
+def test_a_megabyte_of_hostile_text_is_masked_at_once(text: str) -> None:
+    # The email pattern was quadratic on a run of word characters (1 MB: about two hours).
+    assert _finishes_within(5, lambda: mask_pii(text))
+
+
+def test_the_email_pattern_itself_is_linear_on_a_long_word() -> None:
+    # Masking cuts long strings first; the pattern must not rely on that.
+    run = "a" * 1_000_000 + " bob@example.org"
+    found: list[str] = []
+    assert _finishes_within(5, lambda: found.extend(EMAIL_PATTERN.findall(run)))
+    assert found == ["bob@example.org"]
+
+
+def test_long_values_are_cut_before_masking_and_say_so() -> None:
+    masked = mask_pii("bob@example.org " + "z" * 10_000)
+    assert masked.startswith("[email] zzz")
+    assert masked.endswith(f"({10_016 - MAX_MASKED_CHARS:,} characters cut)")

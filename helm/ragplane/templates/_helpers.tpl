@@ -152,7 +152,7 @@ GENERATION_PROVIDERS: {{ toJson $svc.providers | quote }}
 {{- define "ragplane.secretEnv" -}}
 {{- $values := .root.Values }}
 {{- $svc := index $values .name }}
-{{- if has .name (list "embedding" "query" "generation") }}
+{{- if has .name (list "embedding" "query" "generation" "retrieval") }}
 {{- $redis := $values.redis }}
 {{- $auth := "" }}
 {{- if $redis.existingSecret }}

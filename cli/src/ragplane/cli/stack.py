@@ -190,6 +190,8 @@ class Stack:
                 {
                     "RETRIEVAL_WEAVIATE_HTTP_PORT": str(self.ports.weaviate_http),
                     "RETRIEVAL_WEAVIATE_GRPC_PORT": str(self.ports.weaviate_grpc),
+                    # The query service's Redis: tenant changes invalidate its answer caches.
+                    "RETRIEVAL_REDIS_URL": f"redis://127.0.0.1:{self.ports.redis}/1",
                 },
             ),
             self._service(
@@ -209,7 +211,7 @@ class Stack:
                     "QUERY_EMBEDDING_TARGET": f"127.0.0.1:{self.ports.embedding}",
                     "QUERY_RETRIEVAL_TARGET": f"127.0.0.1:{self.ports.retrieval}",
                     "QUERY_GENERATION_TARGET": f"127.0.0.1:{self.ports.generation}",
-                    # Answer caches, index generations, rate limits and spend; semantic cache.
+                    # Answer caches, index versions, rate limits and spend; semantic cache.
                     "QUERY_REDIS_URL": f"redis://127.0.0.1:{self.ports.redis}/1",
                     "QUERY_WEAVIATE_HTTP_PORT": str(self.ports.weaviate_http),
                     "QUERY_WEAVIATE_GRPC_PORT": str(self.ports.weaviate_grpc),

@@ -10,9 +10,14 @@ from datetime import timedelta
 from typing import ClassVar
 
 import grpc
+import structlog
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+
+from ragplane.runtime.context import REQUEST_ID_HEADER
+
+log = structlog.get_logger(__name__)
 
 
 class ServiceError(Exception):
@@ -73,18 +78,37 @@ _PASSED_THROUGH: dict[grpc.StatusCode, type[ServiceError]] = {
 }
 
 
+_UNANSWERED = {
+    grpc.StatusCode.UNAVAILABLE: "could not be reached",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "did not answer in time",
+    grpc.StatusCode.CANCELLED: "call was cancelled",
+}
+
+
+def _answered_by_a_service(error: grpc.aio.AioRpcError) -> bool:
+    """Whether a ragplane service handled the call (it sends its request id first), rather
+    than gRPC itself failing it (no connection, deadline passed on the way)."""
+    return any(key == REQUEST_ID_HEADER for key, _ in error.initial_metadata() or ())
+
+
 def from_downstream(error: grpc.aio.AioRpcError, dependency: str) -> ServiceError:
     """Translate a failed call to another service into an error for our own caller.
 
     Caller mistakes (INVALID_ARGUMENT, NOT_FOUND, ...) keep their code so that the caller sees
-    what to fix; everything else means the dependency could not do its job: UNAVAILABLE.
+    what to fix; everything else means the dependency could not do its job: UNAVAILABLE. The
+    message is a ragplane service's own words, or ours when gRPC failed the call itself (its
+    text goes to the log, not to our caller).
     """
-    details = error.details() or error.code().name
-    message = f"{dependency}: {details}"
-    error_class = _PASSED_THROUGH.get(error.code())
+    code = error.code()
+    if _answered_by_a_service(error):
+        details = error.details() or code.name
+    else:
+        log.info("downstream call failed", dependency=dependency, details=error.details())
+        details = _UNANSWERED.get(code, "failed")
+    error_class = _PASSED_THROUGH.get(code)
     if error_class is not None:
-        return error_class(message)
-    return Unavailable(f"{dependency} is unavailable ({error.code().name}): {details}")
+        return error_class(f"{dependency}: {details}")
+    return Unavailable(f"{dependency} is unavailable ({code.name}): {details}")
 
 
 def with_retry_info(code: grpc.StatusCode, message: str, retry_after_s: float) -> grpc.Status:

@@ -16,6 +16,7 @@ from ragplane.runtime.context import (
     current_request_id,
     new_request_id,
 )
+from ragplane.runtime.edge import Deserializer, StringLimits, decode_request
 from ragplane.runtime.errors import ServiceError, with_retry_info
 from ragplane.runtime.telemetry import RPC_DURATION, RPC_IN_FLIGHT, RPC_REQUESTS
 
@@ -87,10 +88,15 @@ class _CallRecord:
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
-    """Gives each call a request id, maps domain errors to status codes, logs and counts it."""
+    """Gives each call a request id, maps domain errors to status codes, logs and counts it.
 
-    def __init__(self, service: str) -> None:
+    It also decodes the request itself, under the edge rules (ragplane.runtime.edge), so that
+    a malformed or oversized request is refused before any other interceptor or log sees it.
+    """
+
+    def __init__(self, service: str, limits: StringLimits | None = None) -> None:
         self._service = service
+        self._limits = limits or StringLimits()
 
     async def intercept_service(
         self,
@@ -103,26 +109,30 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return handler
         method = handler_call_details.method
+        deserializer = handler.request_deserializer
+        # The handlers below get the raw bytes and decode them inside the call, where a bad
+        # request becomes INVALID_ARGUMENT rather than grpc's UNKNOWN.
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, cast(UnaryBehavior, handler.unary_unary)),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_unary(method, cast(UnaryBehavior, handler.unary_unary), deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, cast(StreamBehavior, handler.unary_stream)),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_stream(method, cast(StreamBehavior, handler.unary_stream), deserializer),
                 response_serializer=handler.response_serializer,
             )
         # Client-streaming and bidirectional RPCs (reflection) pass through untouched.
         return handler
 
-    def _wrap_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
-        async def handle(request: Any, context: RpcContext) -> Any:
+    def _wrap_unary(
+        self, method: str, behavior: UnaryBehavior, deserializer: Deserializer | None
+    ) -> UnaryBehavior:
+        async def handle(raw: Any, context: RpcContext) -> Any:
             call = _CallRecord(self._service, method, context)
             try:
                 await context.send_initial_metadata(((REQUEST_ID_HEADER, call.request_id),))
+                request = decode_request(raw, deserializer, self._limits)
                 return await behavior(request, context)
             except grpc.aio.AbortError:
                 raise
@@ -136,11 +146,14 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
 
         return handle
 
-    def _wrap_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
-        async def handle(request: Any, context: RpcContext) -> AsyncIterator[Any]:
+    def _wrap_stream(
+        self, method: str, behavior: StreamBehavior, deserializer: Deserializer | None
+    ) -> StreamBehavior:
+        async def handle(raw: Any, context: RpcContext) -> AsyncIterator[Any]:
             call = _CallRecord(self._service, method, context)
             try:
                 await context.send_initial_metadata(((REQUEST_ID_HEADER, call.request_id),))
+                request = decode_request(raw, deserializer, self._limits)
                 async for response in behavior(request, context):
                     yield response
             except grpc.aio.AbortError:

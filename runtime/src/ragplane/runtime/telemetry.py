@@ -28,6 +28,25 @@ RPC_IN_FLIGHT = prometheus_client.Gauge(
 )
 
 
+class BoundedLabel:
+    """Values for one metric label, from a bounded set: every series costs memory until the
+    process ends, so after ``limit`` distinct values the rest share the value OTHER."""
+
+    OTHER = "_other"
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) < self._limit:
+            self._seen.add(value)
+            return value
+        return self.OTHER
+
+
 def configure_tracing(service: str) -> None:
     """Install a tracer provider; spans go out over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
 

@@ -71,6 +71,10 @@ class _DegradationCauseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Degr
     """Too little of the request's deadline was left to start the stage."""
     DEGRADATION_CAUSE_CIRCUIT_OPEN: _DegradationCause.ValueType  # 4
     """The dependency's circuit breaker is open after repeated failures: it was not called."""
+    DEGRADATION_CAUSE_CONTEXT_LIMIT: _DegradationCause.ValueType  # 5
+    """Not every passage fitted the model's context window: the lowest ranked were left out
+    (or the last one kept was cut short).
+    """
 
 class DegradationCause(_DegradationCause, metaclass=_DegradationCauseEnumTypeWrapper):
     """Why a stage did not run as designed."""
@@ -84,6 +88,10 @@ DEGRADATION_CAUSE_NO_BUDGET: DegradationCause.ValueType  # 3
 """Too little of the request's deadline was left to start the stage."""
 DEGRADATION_CAUSE_CIRCUIT_OPEN: DegradationCause.ValueType  # 4
 """The dependency's circuit breaker is open after repeated failures: it was not called."""
+DEGRADATION_CAUSE_CONTEXT_LIMIT: DegradationCause.ValueType  # 5
+"""Not every passage fitted the model's context window: the lowest ranked were left out
+(or the last one kept was cut short).
+"""
 Global___DegradationCause: _TypeAlias = DegradationCause  # noqa: Y015
 
 @_typing.final

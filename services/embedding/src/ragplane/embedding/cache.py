@@ -17,6 +17,7 @@ import structlog
 from numpy.typing import NDArray
 
 from ragplane.embedding import metrics
+from ragplane.runtime.redis_client import connect_redis
 
 log = structlog.get_logger(__name__)
 
@@ -39,10 +40,7 @@ class EmbeddingCache:
 
     @classmethod
     def connect(cls, url: str, model: str, ttl_s: int, timeout_s: float) -> EmbeddingCache:
-        client = redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-        )
-        return cls(client, model, ttl_s)
+        return cls(connect_redis(url, timeout_s), model, ttl_s)
 
     async def get_many(self, texts: Sequence[str]) -> list[NDArray[np.float32] | None]:
         """The cached vector of each text, or None where there is none (or Redis failed)."""

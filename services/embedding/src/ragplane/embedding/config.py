@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from ragplane.runtime.bundled import bundled_model_dir
+from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.settings import ServiceSettings
 
 
@@ -46,8 +47,11 @@ class EmbeddingSettings(ServiceSettings):
     max_queued_requests: int = Field(default=1_024, ge=1)
     max_queued_tokens: int = Field(default=262_144, ge=256)
 
-    max_texts_per_request: int = Field(default=512, ge=1)
-    max_chars_per_text: int = Field(default=20_000, ge=1)
+    # The largest Embed call must finish well within a minute on 2 CPU cores: 256 texts of
+    # the model's 256 tokens. Longer texts are cut to the model's limit anyway (reported as
+    # truncated), so 8,000 characters (about 2,000 tokens) leave room without waste.
+    max_texts_per_request: int = Field(default=256, ge=1)
+    max_chars_per_text: int = Field(default=8_000, ge=1)
 
     # Embedding cache in Redis, keyed by model name and text hash.
     cache_enabled: bool = True
@@ -55,6 +59,9 @@ class EmbeddingSettings(ServiceSettings):
     cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
     # Seconds a Redis call may take before the cache is skipped for that call.
     redis_timeout_s: float = Field(default=0.25, gt=0)
+
+    def string_limits(self) -> StringLimits:
+        return StringLimits({"ragplane.v1.EmbedRequest.texts": self.max_chars_per_text})
 
     def resolved_model_path(self) -> Path:
         return self.model_path or bundled_model_path()

@@ -14,6 +14,7 @@ from ragplane.embedding.config import EmbeddingSettings
 from ragplane.embedding.embedder import Embedder, EmbedLimits
 from ragplane.embedding.model import EmbeddingModel, pick_backend, pick_device
 from ragplane.runtime.context import RpcContext
+from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.v1 import embedding_pb2, embedding_pb2_grpc
 
@@ -77,6 +78,10 @@ class EmbeddingApplication:
         self._embedder: WarmedUp[Embedder] = WarmedUp("the embedding model")
         self._batcher: DynamicBatcher | None = None
         self._cache: EmbeddingCache | None = None
+
+    @property
+    def string_limits(self) -> StringLimits:
+        return self._settings.string_limits()
 
     def register(self, server: grpc.aio.Server) -> None:
         servicer = EmbeddingServicer(self._embedder, self._settings)

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.settings import ServiceSettings
 
 Tier = Literal["small", "large"]
@@ -33,7 +34,8 @@ class ProviderSettings(BaseModel):
     context_window: int = Field(default=2048, ge=16)
     # The model's tokenizer (a Hugging Face tokenizer.json): prompts are fitted to the context
     # window, and usage the provider omits is counted, with it. Unset: a conservative estimate
-    # (3 characters per token), which drops passages earlier than needed.
+    # (3 ASCII characters per token, every other character as many tokens as it has UTF-8
+    # bytes), which trims passages earlier than needed.
     tokenizer_path: FilePath | None = None
 
     @model_validator(mode="after")
@@ -65,6 +67,9 @@ class GenerationSettings(ServiceSettings):
     max_question_chars: int = Field(default=4_000, ge=1)
     max_passages: int = Field(default=50, ge=1)
     max_passage_chars: int = Field(default=8_000, ge=1)
+    # Tenants that get a label of their own on the token and cost metrics; later ones share
+    # the label "_other" (each label value is a time series Prometheus keeps).
+    metrics_max_tenants: int = Field(default=100, ge=1)
 
     # Calls per provider for retryable failures (429, 5xx, timeouts, connection errors).
     retry_max_attempts: int = Field(default=3, ge=1)
@@ -97,6 +102,14 @@ class GenerationSettings(ServiceSettings):
     stream_idle_timeout_s: float = Field(default=15.0, gt=0)
     # Passages quoted by the extractive answer.
     extractive_passages: int = Field(default=3, ge=1)
+
+    def string_limits(self) -> StringLimits:
+        return StringLimits(
+            {
+                "ragplane.v1.GenerateRequest.question": self.max_question_chars,
+                "ragplane.v1.Passage.text": self.max_passage_chars,
+            }
+        )
 
     @model_validator(mode="after")
     def _unique_provider_names(self) -> GenerationSettings:

@@ -34,6 +34,8 @@ from ragplane.generation.router import Route, route
 from ragplane.runtime.breakers import OPEN, breaker_state_value
 from ragplane.runtime.errors import InvalidArgument, Unavailable
 from ragplane.runtime.extractive import extractive_answer
+from ragplane.runtime.fields import check_temperature, check_tenant, require_words
+from ragplane.runtime.telemetry import BoundedLabel
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +68,8 @@ class Answer:
     # Set when no model answered and the text was extracted from the passages.
     degraded_reason: str | None = None
     passages_dropped: int = 0
+    # Set when not every passage fitted the provider's context window (said as a degradation).
+    context_note: str | None = None
     # Streams only.
     time_to_first_token_ms: float = 0.0
 
@@ -110,6 +114,7 @@ class Generator:
         self._settings = settings
         self._sleep = sleep
         self._backoff = Backoff(settings.retry_base_delay_s, settings.retry_max_delay_s)
+        self._tenant_label = BoundedLabel(settings.metrics_max_tenants)
         default_key = settings.api_key.get_secret_value()
         self._providers = [Provider(p, default_key) for p in settings.chain()]
         self._redis = (
@@ -147,11 +152,21 @@ class Generator:
         ]
 
     def validate(
-        self, question: str, passages: Sequence[ContextPassage], max_output_tokens: int
+        self,
+        question: str,
+        passages: Sequence[ContextPassage],
+        max_output_tokens: int,
+        temperature: float | None,
+        tenant: str,
     ) -> None:
         limits = self._settings
+        if tenant:
+            # Optional here (cost accounting only); when given, the same rule as everywhere.
+            check_tenant(tenant)
         if not question.strip():
             raise InvalidArgument.of("question", "is required and must not be blank")
+        require_words(question, "question")
+        check_temperature(temperature)
         if len(question) > limits.max_question_chars:
             raise InvalidArgument.of(
                 "question",
@@ -183,7 +198,7 @@ class Generator:
         tenant: str,
         tier: Tier | None,
     ) -> _Request:
-        self.validate(question, passages, max_output_tokens)
+        self.validate(question, passages, max_output_tokens, temperature, tenant)
         settings = self._settings
         return _Request(
             question=question,
@@ -370,12 +385,7 @@ class Generator:
                     kept = prompt.passages[: len(prompt.passages) // 2]
                     smaller = fit_prompt(question, kept, budget, provider.count_tokens)
                     if smaller is not None:
-                        prompt = FittedPrompt(
-                            smaller.messages,
-                            smaller.passages,
-                            len(passages) - len(smaller.passages),
-                            smaller.estimated_tokens,
-                        )
+                        prompt = replace(smaller, dropped=len(passages) - len(smaller.passages))
                         continue
                 if not failure.retryable:
                     return _Outcome(attempt("failed", reason))
@@ -415,7 +425,8 @@ class Generator:
         if output_tokens is None:
             output_tokens = provider.count_tokens(text)
         cost = cost_usd(provider.settings, input_tokens, output_tokens)
-        labels = {"provider": provider.name, "model": model, "tenant": request.tenant or "-"}
+        tenant = self._tenant_label(request.tenant or "-")
+        labels = {"provider": provider.name, "model": model, "tenant": tenant}
         metrics.TOKENS.labels(**labels, direction="input").inc(input_tokens)
         metrics.TOKENS.labels(**labels, direction="output").inc(output_tokens)
         metrics.COST_USD.labels(**labels).inc(cost)
@@ -433,6 +444,7 @@ class Generator:
             tier_reason=request.route.reason,
             attempts=attempts,
             passages_dropped=prompt.dropped,
+            context_note=_context_note(prompt, len(request.passages), provider.name),
         )
 
     def _extractive(self, request: _Request, attempts: list[Attempt]) -> Answer:
@@ -458,3 +470,14 @@ class Generator:
             await provider.close()
         if self._redis is not None:
             self._redis.close()
+
+
+def _context_note(prompt: FittedPrompt, given: int, provider: str) -> str | None:
+    window = f"to fit the context window of {provider}"
+    if prompt.dropped and prompt.cut:
+        return f"{prompt.dropped} of {given} passages were left out and one was cut short {window}"
+    if prompt.dropped:
+        return f"{prompt.dropped} of {given} passages were left out {window}"
+    if prompt.cut:
+        return f"the last passage was cut short {window}"
+    return None

@@ -12,7 +12,7 @@ from ragplane.generation.config import ProviderSettings
 
 # Tokenizers of current models average 3.5-4.5 characters per English token; 3 over-counts on
 # purpose, so that a prompt estimated to fit really fits and a locally counted cost is not low.
-CHARS_PER_TOKEN = 3
+ASCII_CHARS_PER_TOKEN = 3
 # Chat templates add role markers around every message.
 TOKENS_PER_MESSAGE = 4
 
@@ -22,7 +22,14 @@ TokenCount = Callable[[str], int]
 
 
 def estimate_tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
+    """A count no tokenizer exceeds by much: 3 ASCII characters per token, and every other
+    character (CJK, accents, emoji) as many tokens as its UTF-8 bytes, the most a byte-level
+    BPE makes of it. Per-character estimates for English are wrong by 3x for CJK."""
+    if text.isascii():
+        return math.ceil(len(text) / ASCII_CHARS_PER_TOKEN)
+    ascii_chars = len(text.encode("ascii", "ignore"))
+    other_bytes = len(text.encode("utf-8", "replace")) - ascii_chars
+    return math.ceil(ascii_chars / ASCII_CHARS_PER_TOKEN) + other_bytes
 
 
 def tokenizer_count(tokenizer_json: Path) -> TokenCount:

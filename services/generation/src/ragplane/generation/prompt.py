@@ -25,10 +25,13 @@ class ContextPassage:
     score: float
 
 
+def numbered_passage(number: int, passage: ContextPassage) -> str:
+    return f"[{number}] (from {passage.document_id})\n{passage.text.strip()}"
+
+
 def build_messages(question: str, passages: Sequence[ContextPassage]) -> list[dict[str, str]]:
     numbered = "\n\n".join(
-        f"[{number}] (from {passage.document_id})\n{passage.text.strip()}"
-        for number, passage in enumerate(passages, start=1)
+        numbered_passage(number, passage) for number, passage in enumerate(passages, start=1)
     )
     user = f"Context passages:\n\n{numbered}\n\nQuestion: {question.strip()}"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]

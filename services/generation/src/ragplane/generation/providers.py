@@ -11,10 +11,13 @@ from typing import cast
 
 import httpx
 import openai
+import structlog
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from ragplane.generation.config import ProviderSettings
 from ragplane.generation.pricing import TokenCount, estimate_tokens, tokenizer_count
+
+log = structlog.get_logger(__name__)
 
 # HTTP statuses worth another call to the same provider; everything else 4xx is the request's
 # or the configuration's fault and would fail again.
@@ -94,23 +97,41 @@ def _is_context_overflow(error: openai.APIStatusError) -> bool:
     return any(cue in text for cue in ("context length", "context_length", "context window"))
 
 
+def _status_words(status: int, context_overflow: bool) -> str:
+    """What an HTTP status from a provider means, in ragplane's words."""
+    if context_overflow:
+        return "the prompt did not fit the model's context window"
+    if status == 429:
+        return "rate limited"
+    if status in (401, 403):
+        return "the API key was refused"
+    if status == 404:
+        return "the model or endpoint was not found"
+    if status >= 500:
+        return "server error"
+    return "the request was refused"
+
+
 def classify(provider: str, error: openai.APIError) -> ProviderFailure:
+    """The failure in ragplane's own words; the provider's raw text goes to the log only."""
+    log.warning("llm provider error", provider=provider, error=str(error)[:1000])
     if isinstance(error, openai.APITimeoutError):
         return ProviderFailure(provider, "timed out", retryable=True)
     if isinstance(error, openai.APIConnectionError):
-        return ProviderFailure(provider, f"unreachable ({error.__cause__ or error})", True)
+        return ProviderFailure(provider, "unreachable (the connection failed)", True)
     if isinstance(error, openai.APIStatusError):
         status = error.status_code
         retryable = status in _RETRYABLE_STATUSES or status >= 500
+        overflow = status == 400 and _is_context_overflow(error)
         return ProviderFailure(
             provider,
-            f"HTTP {status}: {str(error.message)[:200]}",
+            f"HTTP {status}: {_status_words(status, overflow)}",
             retryable=retryable,
             http_status=status,
             retry_after_s=_retry_after(error) if retryable else None,
-            context_overflow=status == 400 and _is_context_overflow(error),
+            context_overflow=overflow,
         )
-    return ProviderFailure(provider, f"failed: {error}", retryable=True)
+    return ProviderFailure(provider, f"failed ({type(error).__name__})", retryable=True)
 
 
 def _api_key(settings: ProviderSettings, default_api_key: str) -> str:
@@ -258,16 +279,17 @@ class TextStream:
             except (openai.APIConnectionError, httpx.HTTPError) as error:
                 # A connection lost while reading the body: the stream was cut, the server
                 # may well be reachable. (Some SDK versions leave httpx errors unwrapped.)
-                cause = error.__cause__ or error
+                log.warning("llm stream cut", provider=self._provider, error=str(error)[:1000])
                 raise ProviderFailure(
-                    self._provider, f"stream cut: {cause}", retryable=True
+                    self._provider, "stream cut (the connection was lost)", retryable=True
                 ) from error
             except openai.APIError as error:
                 raise classify(self._provider, error) from error
             except (ValueError, AttributeError, KeyError) as error:
                 # A chunk that is not the JSON the API promises.
+                log.warning("llm stream chunk malformed", provider=self._provider, error=str(error))
                 raise ProviderFailure(
-                    self._provider, f"malformed stream chunk: {error}", retryable=True
+                    self._provider, "malformed stream chunk", retryable=True
                 ) from error
             self.model = chunk.model or self.model
             if chunk.usage is not None:

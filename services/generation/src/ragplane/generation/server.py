@@ -12,6 +12,7 @@ from ragplane.generation.generator import Answer, Attempt, Generator, ProviderSt
 from ragplane.generation.prompt import ContextPassage
 from ragplane.runtime.breakers import CLOSED, HALF_OPEN, OPEN
 from ragplane.runtime.context import RpcContext
+from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.v1 import common_pb2, generation_pb2, generation_pb2_grpc
 
@@ -121,6 +122,14 @@ def response_of(answer: Answer) -> generation_pb2.GenerateResponse:
         degradations.append(
             common_pb2.Degradation(stage=common_pb2.STAGE_GENERATION, reason=answer.degraded_reason)
         )
+    if answer.context_note is not None:
+        degradations.append(
+            common_pb2.Degradation(
+                stage=common_pb2.STAGE_GENERATION,
+                cause=common_pb2.DEGRADATION_CAUSE_CONTEXT_LIMIT,
+                reason=answer.context_note,
+            )
+        )
     return generation_pb2.GenerateResponse(
         text=answer.text,
         citations=[
@@ -149,6 +158,10 @@ class GenerationApplication:
     def __init__(self, settings: GenerationSettings) -> None:
         self._settings = settings
         self._generator: WarmedUp[Generator] = WarmedUp("the LLM client")
+
+    @property
+    def string_limits(self) -> StringLimits:
+        return self._settings.string_limits()
 
     def register(self, server: grpc.aio.Server) -> None:
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(

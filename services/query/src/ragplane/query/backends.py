@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from ragplane.runtime.channels import open_channel
-from ragplane.runtime.errors import from_downstream
+from ragplane.runtime.errors import FailedPrecondition, from_downstream
 from ragplane.runtime.tls import TlsSettings
 from ragplane.v1 import (
     common_pb2,
@@ -225,6 +225,20 @@ class Backends:
         except grpc.aio.AioRpcError as error:
             raise from_downstream(error, "retrieval service") from error
         return StoreOutcome({e.chunk_id: e.message for e in response.errors})
+
+    async def ensure_active_tenant(self, tenant: str, timeout_s: float) -> None:
+        """Create the tenant if it is new; FAILED_PRECONDITION when it exists but is not active."""
+        request = retrieval_pb2.CreateTenantRequest(tenant=tenant)
+        try:
+            response = await self._retrieval.CreateTenant(request, timeout=timeout_s)
+        except grpc.aio.AioRpcError as error:
+            raise from_downstream(error, "retrieval service") from error
+        status = response.tenant.status
+        if status != retrieval_pb2.TENANT_STATUS_ACTIVE:
+            state = retrieval_pb2.TenantStatus.Name(status).removeprefix("TENANT_STATUS_").lower()
+            raise FailedPrecondition(
+                f"tenant {tenant!r} is {state}; activate it (ActivateTenant) before ingesting"
+            )
 
     async def delete(self, tenant: str, document_ids: Sequence[str], timeout_s: float) -> int:
         """Remove the documents' chunks; returns how many chunks were removed."""

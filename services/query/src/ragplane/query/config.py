@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ragplane.runtime.auth import load_key_ring
 from ragplane.runtime.bundled import bundled_model_dir
+from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.settings import ServiceSettings
 
 _T = TypeVar("_T")
@@ -57,8 +58,12 @@ class QuerySettings(ServiceSettings):
     max_output_tokens_limit: int = Field(default=1024, ge=1)
     # Passages shown with each citation are cut to this many characters.
     snippet_chars: int = Field(default=240, ge=0)
+    # One Ingest call must finish within ingest_timeout_s on a small machine: at the slowest
+    # ingestion measured (14 chunks/s on 2 cores), 1,000,000 characters are about 1,450 chunks
+    # and 100 s. Larger corpora go in several calls (the CLI batches them).
     max_documents_per_ingest: int = Field(default=256, ge=1)
-    max_document_chars: int = Field(default=2_000_000, ge=1)
+    max_document_chars: int = Field(default=1_000_000, ge=1)
+    max_ingest_chars: int = Field(default=1_000_000, ge=1)
     # Chunk size in model tokens, leaving room for the model's special tokens.
     chunk_tokens: int = Field(default=200, ge=16)
     chunk_overlap_tokens: int = Field(default=40, ge=0)
@@ -69,6 +74,14 @@ class QuerySettings(ServiceSettings):
     # Chunks per Upsert call during ingestion.
     store_batch_chunks: int = Field(default=500, ge=1)
     ingest_timeout_s: float = Field(default=300.0, gt=0)
+
+    def string_limits(self) -> StringLimits:
+        return StringLimits(
+            {
+                "ragplane.v1.QueryRequest.query": self.max_query_chars,
+                "ragplane.v1.Document.text": self.max_document_chars,
+            }
+        )
 
     @model_validator(mode="after")
     def _overlap_smaller_than_chunk(self) -> QuerySettings:

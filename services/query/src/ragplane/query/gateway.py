@@ -83,7 +83,7 @@ def build_guard(settings: GuardSettings, embed: Embed) -> QueryGuard:
 
 
 def cached_reply(
-    admission: Admission, snippet_chars: int, total_ms: float
+    admission: Admission, snippet_chars: int, total_ms: float, budget_s: float
 ) -> query_pb2.QueryResponse:
     """The response for an answer served from a cache: no LLM call, no cost."""
     cached = admission.cached
@@ -106,4 +106,5 @@ def cached_reply(
         request_id=current_request_id.get(),
         degradations=admission.degradations,
         cache=admission.cache_info,
+        budget_ms=budget_s * 1000,
     )

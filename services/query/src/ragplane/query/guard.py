@@ -18,7 +18,7 @@ from ragplane.query import metrics
 from ragplane.query.budget import Budget
 from ragplane.query.caching.answers import CachedAnswer, exact_key, normalise, options_fingerprint
 from ragplane.query.caching.exact import ExactCache
-from ragplane.query.caching.generations import IndexGenerations
+from ragplane.query.caching.index_versions import IndexVersions
 from ragplane.query.caching.semantic import SemanticCache, SemanticCacheError
 from ragplane.query.config import GuardSettings, ResolvedPolicy
 from ragplane.query.limits import RateLimiter
@@ -49,9 +49,10 @@ class Admission:
     degradations: list[common_pb2.Degradation] = field(default_factory=list)
     tier_reason: str = ""
     # Where a generated answer goes after a miss; unset when the caches were not consulted.
-    exact_key: str = ""
     fingerprint: str = ""
-    generation: int | None = None
+    # The tenant's index version when the caches were consulted (None: it had none yet).
+    caches_consulted: bool = False
+    index_version: int | None = None
     vector: list[float] | None = None
     # How long embedding the question took (reported as the pipeline's embedding stage).
     embedding_ms: float = 0.0
@@ -80,7 +81,7 @@ class QueryGuard:
         self._semantic = semantic
         self._embed = embed
         self._shared = shared
-        self._generations = IndexGenerations(shared) if shared else None
+        self._index_versions = IndexVersions(shared) if shared else None
         self._exact = ExactCache(shared, settings.answer_cache_ttl_s) if shared else None
         self._limiter = RateLimiter(shared) if shared else None
         self._ledger = SpendLedger(shared) if shared else None
@@ -126,7 +127,7 @@ class QueryGuard:
             )
 
     async def _look_up(self, admission: Admission, policy: ResolvedPolicy, budget: Budget) -> None:
-        if not self._settings.answer_cache_enabled or self._generations is None:
+        if not self._settings.answer_cache_enabled or self._index_versions is None:
             return
         question = admission.question
         semantic_on = policy.semantic_cache_enabled and self._semantic is not None
@@ -135,60 +136,72 @@ class QueryGuard:
             self._count("semantic", "bypass")
             return
         try:
-            admission.generation = await self._generations.current(question.tenant)
+            admission.index_version = await self._index_versions.current(question.tenant)
             admission.fingerprint = options_fingerprint(
                 question, self._settings.answer_cache_version
             )
-            await self._look_up_exact(admission)
+            admission.caches_consulted = True
+            if admission.index_version is not None:
+                await self._look_up_exact(admission, admission.index_version)
         except RedisDown as error:
             self._count("exact", "error")
             self._count("semantic", "error" if semantic_on else "bypass")
-            admission.generation = None
+            admission.caches_consulted = False
             admission.degradations.append(
                 _cache_degradation(f"answer caches off: {error}; the answer is not cached")
             )
             return
+        if admission.index_version is None:
+            # No version yet: nothing was ever cached for this tenant.
+            self._count("exact", "miss")
         if admission.cached is not None:
             return
         if semantic_on:
-            await self._look_up_semantic(admission, policy, budget)
+            await self._look_up_semantic(admission, policy, budget, admission.index_version)
         else:
             self._count("semantic", "bypass")
 
-    async def _look_up_exact(self, admission: Admission) -> None:
+    async def _look_up_exact(self, admission: Admission, index_version: int) -> None:
         assert self._exact is not None
-        assert admission.generation is not None
-        question = admission.question
-        admission.exact_key = exact_key(
-            question.tenant, normalise(question.text), admission.fingerprint, admission.generation
-        )
-        cached = await self._exact.get(admission.exact_key)
+        cached = await self._exact.get(self._exact_key(admission, index_version))
         if cached is None:
             self._count("exact", "miss")
             return
         self._count("exact", "hit")
         self._serve(admission, cached, query_pb2.CACHE_LAYER_EXACT, 1.0)
 
-    async def _look_up_semantic(
-        self, admission: Admission, policy: ResolvedPolicy, budget: Budget
-    ) -> None:
-        assert self._semantic is not None
-        assert admission.generation is not None
+    @staticmethod
+    def _exact_key(admission: Admission, index_version: int) -> str:
         question = admission.question
-        if not self._semantic.serves(question.tenant):
-            self._count("semantic", "bypass")
-            return
+        return exact_key(
+            question.tenant, normalise(question.text), admission.fingerprint, index_version
+        )
+
+    async def _look_up_semantic(
+        self,
+        admission: Admission,
+        policy: ResolvedPolicy,
+        budget: Budget,
+        index_version: int | None,
+    ) -> None:
+        """Embed the question (the pipeline reuses the vector, and a fresh answer is stored
+        under it) and look for a similar past question of the same index version."""
+        assert self._semantic is not None
+        question = admission.question
         try:
             started = time.perf_counter()
             [vector] = await self._embed([question.text], budget.remaining("the semantic cache"))
             admission.vector = vector
             admission.embedding_ms = (time.perf_counter() - started) * 1000
+            if index_version is None:
+                self._count("semantic", "miss")
+                return
             hit = await self._semantic.lookup(
                 question.tenant,
                 question.text,
                 vector,
                 admission.fingerprint,
-                admission.generation,
+                index_version,
                 policy.semantic_threshold,
             )
         except ServiceError as error:
@@ -258,7 +271,7 @@ class QueryGuard:
                 await self._ledger.add(tenant, result.cost_usd)
             except RedisDown:
                 log.warning("spend not booked: Redis is down", tenant=tenant)
-        if admission.generation is None or result.degradations or not result.provider:
+        if not admission.caches_consulted or result.degradations or not result.provider:
             return  # caches not consulted, or an answer not worth keeping (degraded, no LLM)
         answer = CachedAnswer.of(
             admission.question.text,
@@ -272,17 +285,20 @@ class QueryGuard:
 
     async def _store(self, admission: Admission, answer: CachedAnswer) -> None:
         assert self._exact is not None
-        assert admission.generation is not None
+        assert self._index_versions is not None
         tenant = admission.question.tenant
         try:
-            await self._exact.put(admission.exact_key, answer)
+            index_version = await self._index_versions.for_storing(tenant, admission.index_version)
+            if index_version is None:
+                return  # the documents changed while answering: the answer may be stale
+            await self._exact.put(self._exact_key(admission, index_version), answer)
         except RedisDown:
             return
         if admission.vector is None or self._semantic is None:
             return
         try:
             await self._semantic.store(
-                tenant, admission.vector, admission.fingerprint, admission.generation, answer
+                tenant, admission.vector, admission.fingerprint, index_version, answer
             )
         except SemanticCacheError as error:
             log.warning("semantic cache store failed", error=str(error))
@@ -291,13 +307,13 @@ class QueryGuard:
 
     async def documents_changed(self, tenant: str) -> None:
         """Invalidate the tenant's cached answers (after Ingest or DeleteDocuments)."""
-        if self._generations is None:
+        if self._index_versions is None:
             return
-        generation = await self._generations.bump(tenant)
-        if generation is None or self._semantic is None or not self._semantic.serves(tenant):
+        index_version = await self._index_versions.bump(tenant)
+        if index_version is None or self._semantic is None:
             return
         try:
-            await self._semantic.forget_before(tenant, generation)
+            await self._semantic.forget_before(tenant, index_version)
         except SemanticCacheError as error:
             log.warning("old semantic cache entries not removed", error=str(error))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -12,6 +13,7 @@ from ragplane.query.budget import Budget
 from ragplane.query.chunking import Chunker
 from ragplane.query.config import QuerySettings
 from ragplane.runtime.errors import InvalidArgument, ServiceError
+from ragplane.runtime.fields import check_tenant
 
 log = structlog.get_logger(__name__)
 
@@ -42,15 +44,24 @@ class Ingestor:
         self._settings = settings
 
     def validate(self, tenant: str, documents: Sequence[SourceDocument]) -> None:
-        """Reject malformed requests whole, so that nothing of them is half-acknowledged."""
-        if not tenant:
-            raise InvalidArgument.of("tenant", "is required")
+        """Refuse a malformed request whole, before any work: nothing of it is half-done.
+
+        What is wrong with one document's text fails that document alone (``_chunk``).
+        """
+        check_tenant(tenant)
         if not documents:
             raise InvalidArgument.of("documents", "at least one document is required")
         limit = self._settings.max_documents_per_ingest
         if len(documents) > limit:
             raise InvalidArgument.of(
                 "documents", f"{len(documents)} documents; the limit is {limit}"
+            )
+        total_chars = sum(len(document.text) for document in documents)
+        if total_chars > self._settings.max_ingest_chars:
+            raise InvalidArgument.of(
+                "documents",
+                f"{total_chars:,} characters of text in one call; the limit is "
+                f"{self._settings.max_ingest_chars:,}: send the documents in several calls",
             )
         seen: set[str] = set()
         for index, document in enumerate(documents):
@@ -61,29 +72,32 @@ class Ingestor:
                     f"documents[{index}].document_id", f"{document.document_id!r} appears twice"
                 )
             seen.add(document.document_id)
-            if not document.text.strip():
-                raise InvalidArgument.of(f"documents[{index}].text", "is empty")
-            max_chars = self._settings.max_document_chars
-            if len(document.text) > max_chars:
-                raise InvalidArgument.of(
-                    f"documents[{index}].text",
-                    f"has {len(document.text)} characters; the limit is {max_chars}",
-                )
 
     def _chunk(self, document: SourceDocument) -> DocumentOutcome:
+        """The document's chunks; a document with no indexable text fails alone, and its
+        chunks from an earlier ingest stay as they were."""
         chunks = [
             ChunkToStore(
                 document.document_id, piece.index, piece.text, document.title, document.metadata
             )
             for piece in self._chunker.split(document.text)
         ]
+        if not any(char.isalnum() for chunk in chunks for char in chunk.text):
+            return DocumentOutcome(
+                document.document_id,
+                error="the text has no indexable content (no letter or digit); "
+                "the document was left as it was",
+            )
         return DocumentOutcome(document.document_id, chunks)
 
     async def ingest(
         self, tenant: str, documents: Sequence[SourceDocument], budget: Budget
     ) -> list[DocumentOutcome]:
         self.validate(tenant, documents)
-        outcomes = [self._chunk(document) for document in documents]
+        # Before any embedding: an inactive tenant refuses the whole call at once.
+        await self._backends.ensure_active_tenant(tenant, budget.remaining("the tenant check"))
+        # Tokenizing a megabyte takes a while: off the event loop, so other calls go on.
+        outcomes = await asyncio.to_thread(lambda: [self._chunk(d) for d in documents])
         await self._embed(outcomes, budget)
         await self._store(tenant, outcomes, budget)
         return outcomes

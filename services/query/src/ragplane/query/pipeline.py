@@ -22,6 +22,15 @@ from ragplane.runtime.errors import (
     Unavailable,
 )
 from ragplane.runtime.extractive import extractive_answer
+from ragplane.runtime.fields import (
+    check_alpha,
+    check_min_score,
+    check_rerank_candidates,
+    check_temperature,
+    check_tenant,
+    check_top_k,
+    require_words,
+)
 from ragplane.v1 import common_pb2
 
 NO_PASSAGES_ANSWER = "No passage in this tenant's documents matches the question."
@@ -157,8 +166,7 @@ class QueryPipeline:
     def validate(self, question: Question) -> Question:
         """Check the request and fill in defaults; raises INVALID_ARGUMENT naming the field."""
         settings = self._settings
-        if not question.tenant:
-            raise InvalidArgument.of("tenant", "is required")
+        check_tenant(question.tenant)
         if not question.text.strip():
             raise InvalidArgument.of("query", "is required and must not be blank")
         if len(question.text) > settings.max_query_chars:
@@ -166,14 +174,12 @@ class QueryPipeline:
                 "query",
                 f"has {len(question.text)} characters; the limit is {settings.max_query_chars}",
             )
-        if not 0 <= question.top_k <= settings.max_top_k:
-            raise InvalidArgument.of(
-                "top_k",
-                f"must be between 1 and {settings.max_top_k} (0 for the default), "
-                f"got {question.top_k}",
-            )
-        if question.alpha is not None and not 0.0 <= question.alpha <= 1.0:
-            raise InvalidArgument.of("alpha", f"must be between 0 and 1, got {question.alpha}")
+        require_words(question.text, "query")
+        check_top_k(question.top_k, settings.max_top_k, zero_means_default=True)
+        check_alpha(question.alpha)
+        check_temperature(question.temperature)
+        check_min_score(question.min_score)
+        check_rerank_candidates(question.rerank_candidates)
         limit = settings.max_output_tokens_limit
         if not 0 <= question.max_output_tokens <= limit:
             raise InvalidArgument.of(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import grpc
 import structlog
@@ -26,11 +27,16 @@ from ragplane.query.pipeline import (
 )
 from ragplane.runtime.audit import audit_note
 from ragplane.runtime.context import RpcContext, current_request_id
-from ragplane.runtime.errors import InvalidArgument
+from ragplane.runtime.edge import StringLimits
+from ragplane.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
+from ragplane.runtime.fields import check_tenant
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.v1 import common_pb2, query_pb2, query_pb2_grpc
 
 log = structlog.get_logger(__name__)
+
+# Errors that refuse a request before it touches any document: no cached answer is stale.
+_NOTHING_CHANGED = (InvalidArgument, NotFound, FailedPrecondition)
 
 
 def _question(request: query_pb2.QueryRequest) -> Question:
@@ -83,7 +89,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         admission = await self._admit(request, budget)
         if admission.cached is not None:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            return cached_reply(admission, self._settings.snippet_chars, elapsed_ms)
+            return cached_reply(admission, self._settings.snippet_chars, elapsed_ms, budget.total_s)
         # The semantic cache lookup embedded the question already: no second embedding.
         result = await self._pipeline.get().answer(
             admission.question, budget, _known_embedding(admission)
@@ -99,7 +105,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         admission = await self._admit(request, budget)
         if admission.cached is not None:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            reply = cached_reply(admission, self._settings.snippet_chars, elapsed_ms)
+            reply = cached_reply(
+                admission, self._settings.snippet_chars, elapsed_ms, budget.total_s
+            )
             sources = query_pb2.QuerySources(citations=reply.citations)
             yield query_pb2.QueryStreamResponse(sources=sources)
             yield query_pb2.QueryStreamResponse(answer_delta=reply.answer)
@@ -187,13 +195,10 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             SourceDocument(d.document_id, d.text, d.title, dict(d.metadata))
             for d in request.documents
         ]
-        try:
+        async with self._changing_documents(request.tenant):
             outcomes = await self._ingestor.get().ingest(
                 request.tenant, documents, _budget(context, self._settings.ingest_timeout_s)
             )
-        finally:
-            # Also after a failure part-way: some documents may have changed already.
-            await self._guard.get().documents_changed(request.tenant)
         audit_note(documents=len(documents), indexed=sum(o.indexed for o in outcomes))
         return query_pb2.IngestResponse(
             results=[
@@ -209,21 +214,34 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             ]
         )
 
+    @asynccontextmanager
+    async def _changing_documents(self, tenant: str) -> AsyncIterator[None]:
+        """Invalidate the tenant's cached answers after a change, also one that failed part-way
+        (some documents may have changed already); not after a request refused up front."""
+        try:
+            yield
+        except _NOTHING_CHANGED:
+            raise
+        except BaseException:
+            await self._guard.get().documents_changed(tenant)
+            raise
+        await self._guard.get().documents_changed(tenant)
+
     async def DeleteDocuments(
         self, request: query_pb2.DeleteDocumentsRequest, context: RpcContext
     ) -> query_pb2.DeleteDocumentsResponse:
-        if not request.tenant:
-            raise InvalidArgument.of("tenant", "is required")
+        check_tenant(request.tenant)
         if not request.document_ids:
             raise InvalidArgument.of("document_ids", "at least one document id is required")
-        try:
+        for index, document_id in enumerate(request.document_ids):
+            if not document_id.strip():
+                raise InvalidArgument.of(f"document_ids[{index}]", "is empty")
+        async with self._changing_documents(request.tenant):
             deleted = await self._backends.get().delete(
                 request.tenant,
                 list(request.document_ids),
                 _budget(context, self._settings.ingest_timeout_s).remaining("delete"),
             )
-        finally:
-            await self._guard.get().documents_changed(request.tenant)
         audit_note(documents=len(request.document_ids), deleted_chunks=deleted)
         return query_pb2.DeleteDocumentsResponse(deleted_chunks=deleted)
 
@@ -239,6 +257,10 @@ class QueryApplication:
         self._guard: WarmedUp[QueryGuard] = WarmedUp("the caches and limits")
         self._ready_backends: WarmedUp[Backends] = WarmedUp("the downstream clients")
         self._backends: Backends | None = None
+
+    @property
+    def string_limits(self) -> StringLimits:
+        return self._settings.string_limits()
 
     def register(self, server: grpc.aio.Server) -> None:
         query_pb2_grpc.add_QueryServiceServicer_to_server(

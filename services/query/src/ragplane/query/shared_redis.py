@@ -13,10 +13,9 @@ from typing import TypeVar
 import pybreaker
 import redis.asyncio as redis
 import structlog
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from ragplane.query import metrics
+from ragplane.runtime.redis_client import connect_redis
 
 log = structlog.get_logger(__name__)
 
@@ -40,16 +39,7 @@ class SharedRedis:
     def connect(
         cls, url: str, timeout_s: float, fail_max: int, retry_after_s: float
     ) -> SharedRedis:
-        client = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            # One immediate retry replaces a connection that a Redis restart broke; the default
-            # (three retries with exponential backoff) would hold a query for seconds while
-            # Redis is down, where the breaker should answer at once.
-            retry=Retry(NoBackoff(), 1),
-        )
-        return cls(client, fail_max, retry_after_s)
+        return cls(connect_redis(url, timeout_s), fail_max, retry_after_s)
 
     async def run(self, operation: Callable[[redis.Redis], Awaitable[_T]]) -> _T:
         """Run one Redis operation; RedisDown when Redis fails or is being left alone."""

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.settings import ServiceSettings
 
 MetadataType = Literal["text", "number"]
@@ -35,6 +36,18 @@ class RetrievalSettings(ServiceSettings):
     default_fusion: Literal["relative_score", "ranked"] = "relative_score"
     max_top_k: int = Field(default=100, ge=1, le=10_000)
     max_chunks_per_upsert: int = Field(default=1_000, ge=1)
+    # Dimensions of the embedding model's vectors (all-MiniLM-L6-v2: 384): every vector
+    # written or searched with must have exactly this many.
+    vector_dimensions: int = Field(default=384, ge=1)
+    # Longest search text and chunk text, in characters: the query service's question limit,
+    # and the embedding service's text limit (a longer chunk could not have been embedded).
+    max_query_chars: int = Field(default=2_000, ge=1)
+    max_chunk_chars: int = Field(default=8_000, ge=1)
+    # Redis shared with the query service: deleting or deactivating a tenant bumps the tenant's
+    # index version there, which invalidates its cached answers. Empty: no answer caches to
+    # invalidate (the query service runs without Redis too).
+    redis_url: str = ""
+    redis_timeout_s: float = Field(default=1.0, gt=0)
     # Tries of a Weaviate write that failed for a transient reason, and the first backoff.
     write_attempts: int = Field(default=5, ge=1, le=20)
     write_backoff_s: float = Field(default=0.25, gt=0, le=10)
@@ -61,3 +74,11 @@ class RetrievalSettings(ServiceSettings):
             if not key.replace("_", "").isalnum():
                 raise ValueError(f"filterable_metadata key {key!r}: letters, digits, '_' only")
         return self
+
+    def string_limits(self) -> StringLimits:
+        return StringLimits(
+            {
+                "ragplane.v1.SearchRequest.query_text": self.max_query_chars,
+                "ragplane.v1.Chunk.text": self.max_chunk_chars,
+            }
+        )

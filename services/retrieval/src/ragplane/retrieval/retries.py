@@ -17,6 +17,21 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
+def weaviate_unavailable(what: str, error: WeaviateBaseError) -> Unavailable:
+    """UNAVAILABLE in ragplane's words; Weaviate's own error text goes to the log only."""
+    log.warning("Weaviate call failed", what=what, error=str(error))
+    return Unavailable(f"Weaviate could not {what} ({_kind_of(error)}); try again later")
+
+
+def _kind_of(error: WeaviateBaseError) -> str:
+    text = str(error).lower()
+    if "connect" in text or "unavailable" in text:
+        return "it is unreachable"
+    if "timeout" in text or "timed out" in text or "deadline" in text:
+        return "it timed out"
+    return "it reported an error"
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """``attempts`` tries in all, waiting ``first_backoff_s`` after the first failure, doubling."""
@@ -49,8 +64,8 @@ async def retry_transient(
             wait_s = policy.backoff_s(failures)
             out_of_time = deadline is not None and time.monotonic() + wait_s >= deadline
             if failures >= policy.attempts or out_of_time:
-                raise Unavailable(
-                    f"Weaviate could not {what} after {failures} attempt(s): {error}"
-                ) from error
-            log.warning("transient Weaviate error; retrying", what=what, retry_in_s=wait_s)
+                raise weaviate_unavailable(f"{what} after {failures} attempt(s)", error) from error
+            log.warning(
+                "transient Weaviate error; retrying", what=what, retry_in_s=wait_s, error=str(error)
+            )
             await asyncio.sleep(wait_s)

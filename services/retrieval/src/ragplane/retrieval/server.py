@@ -9,6 +9,7 @@ import grpc
 import structlog
 import weaviate
 
+from ragplane.retrieval.answer_caches import AnswerCaches
 from ragplane.retrieval.config import RetrievalSettings
 from ragplane.retrieval.filters import FieldFilter
 from ragplane.retrieval.reranker import Reranker, load_scorer
@@ -22,7 +23,9 @@ from ragplane.retrieval.validation import (
     check_upsert,
 )
 from ragplane.runtime.context import RpcContext
+from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.readiness import WarmedUp
+from ragplane.runtime.redis_client import connect_redis
 from ragplane.v1 import common_pb2, retrieval_pb2, retrieval_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -138,10 +141,12 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self,
         store: WarmedUp[ChunkStore],
         searcher: WarmedUp[Searcher],
+        answer_caches: WarmedUp[AnswerCaches],
         settings: RetrievalSettings,
     ) -> None:
         self._store = store
         self._searcher = searcher
+        self._answer_caches = answer_caches
         self._settings = settings
 
     async def Upsert(
@@ -149,7 +154,14 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     ) -> retrieval_pb2.UpsertResponse:
         chunks = [_stored_chunk(item) for item in request.chunks]
         counts = dict(request.document_chunk_counts)
-        check_upsert(request.tenant, chunks, counts, self._settings.max_chunks_per_upsert)
+        settings = self._settings
+        check_upsert(
+            request.tenant,
+            chunks,
+            counts,
+            settings.max_chunks_per_upsert,
+            settings.vector_dimensions,
+        )
         outcome = await self._store.get().upsert(
             request.tenant, chunks, counts, deadline=_deadline(context)
         )
@@ -166,11 +178,20 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self, request: retrieval_pb2.SearchRequest, context: RpcContext
     ) -> retrieval_pb2.SearchResponse:
         options = search_options(request)
-        check_search(request.tenant, request.query_text, options, self._settings.max_top_k)
+        query_vector = list(request.query_vector)
+        settings = self._settings
+        check_search(
+            request.tenant,
+            request.query_text,
+            query_vector,
+            options,
+            settings.max_top_k,
+            settings.vector_dimensions,
+        )
         outcome = await self._searcher.get().search(
             request.tenant,
             request.query_text,
-            list(request.query_vector),
+            query_vector,
             options,
             context.time_remaining(),
         )
@@ -200,19 +221,27 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def DeactivateTenant(
         self, request: retrieval_pb2.DeactivateTenantRequest, context: RpcContext
     ) -> retrieval_pb2.DeactivateTenantResponse:
-        info = await self._store.get().set_tenant_active(request.tenant, active=False)
+        store = self._store.get()
+        await store.require_tenant(request.tenant)
+        await self._answer_caches.get().invalidate(request.tenant, "deactivated")
+        info = await store.set_tenant_active(request.tenant, active=False)
         return retrieval_pb2.DeactivateTenantResponse(tenant=_tenant_message(info))
 
     async def ActivateTenant(
         self, request: retrieval_pb2.ActivateTenantRequest, context: RpcContext
     ) -> retrieval_pb2.ActivateTenantResponse:
-        info = await self._store.get().set_tenant_active(request.tenant, active=True)
+        store = self._store.get()
+        await store.require_tenant(request.tenant)
+        info = await store.set_tenant_active(request.tenant, active=True)
         return retrieval_pb2.ActivateTenantResponse(tenant=_tenant_message(info))
 
     async def DeleteTenant(
         self, request: retrieval_pb2.DeleteTenantRequest, context: RpcContext
     ) -> retrieval_pb2.DeleteTenantResponse:
-        await self._store.get().delete_tenant(request.tenant)
+        store = self._store.get()
+        await store.require_tenant(request.tenant)
+        await self._answer_caches.get().invalidate(request.tenant, "deleted")
+        await store.delete_tenant(request.tenant)
         return retrieval_pb2.DeleteTenantResponse()
 
     async def CountChunks(
@@ -232,11 +261,18 @@ class RetrievalApplication:
         self._settings = settings
         self._store: WarmedUp[ChunkStore] = WarmedUp("the connection to Weaviate")
         self._searcher: WarmedUp[Searcher] = WarmedUp("the search pipeline")
+        self._answer_caches: WarmedUp[AnswerCaches] = WarmedUp("the answer cache invalidation")
         self._client: weaviate.WeaviateAsyncClient | None = None
         self._reranker: Reranker | None = None
 
+    @property
+    def string_limits(self) -> StringLimits:
+        return self._settings.string_limits()
+
     def register(self, server: grpc.aio.Server) -> None:
-        servicer = RetrievalServicer(self._store, self._searcher, self._settings)
+        servicer = RetrievalServicer(
+            self._store, self._searcher, self._answer_caches, self._settings
+        )
         retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
 
     async def warm_up(self) -> None:
@@ -256,6 +292,12 @@ class RetrievalApplication:
         await store.ensure_collection()
         self._store.set(store)
         self._searcher.set(Searcher(store, reranker, self._search_defaults()))
+        redis_client = (
+            connect_redis(settings.redis_url, settings.redis_timeout_s)
+            if settings.redis_url
+            else None
+        )
+        self._answer_caches.set(AnswerCaches(redis_client))
         log.info("connected to Weaviate", collection=settings.collection)
 
     def _load_reranker(self) -> Reranker:
@@ -294,6 +336,9 @@ class RetrievalApplication:
                 delay = min(delay * 2, 5.0)
 
     async def close(self) -> None:
+        answer_caches = self._answer_caches.peek()
+        if answer_caches is not None:
+            await answer_caches.close()
         if self._reranker is not None:
             self._reranker.close()
         if self._client is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -31,13 +30,13 @@ from ragplane.retrieval.filters import (
     metadata_property,
     parse_number,
 )
-from ragplane.retrieval.retries import RetryPolicy, retry_transient
-from ragplane.runtime.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from ragplane.retrieval.retries import RetryPolicy, retry_transient, weaviate_unavailable
+from ragplane.runtime.errors import FailedPrecondition, NotFound
+from ragplane.runtime.fields import check_tenant
 
 # Chunk ids are unique per tenant; the Weaviate object id is derived from them, so that
 # storing a chunk again replaces it instead of adding a copy.
 _CHUNK_NAMESPACE = uuid.UUID("5b0f6b0e-8f7c-4a43-9d0f-0d5c2a1f7a11")
-_TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SEARCHED_PROPERTIES = ["text", "title"]
 
 
@@ -56,15 +55,6 @@ def _metadata_property(key: str, field_type: FieldType) -> Property:
     if field_type == "number":
         return Property(name=metadata_property(key), data_type=DataType.NUMBER)
     return _keyword_property(metadata_property(key))
-
-
-def validate_tenant(tenant: str) -> None:
-    if not tenant:
-        raise InvalidArgument.of("tenant", "is required")
-    if not _TENANT_NAME.match(tenant):
-        raise InvalidArgument.of(
-            "tenant", "must be 1-64 letters, digits, '-' or '_', starting with a letter or digit"
-        )
 
 
 class Fusion(enum.Enum):
@@ -148,7 +138,7 @@ async def _weaviate_call(what: str) -> AsyncIterator[None]:
     try:
         yield
     except WeaviateBaseError as error:
-        raise Unavailable(f"Weaviate could not {what}: {error}") from error
+        raise weaviate_unavailable(what, error) from error
 
 
 class ChunkStore:
@@ -237,7 +227,7 @@ class ChunkStore:
     # -- tenants ------------------------------------------------------------------------------
 
     async def _tenant_state(self, tenant: str, retried: bool = True) -> TenantState | None:
-        validate_tenant(tenant)
+        check_tenant(tenant)
         what = f"look up tenant {tenant!r}"
         if retried:
             found = await retry_transient(
@@ -247,6 +237,11 @@ class ChunkStore:
             async with _weaviate_call(what):
                 found = await self._collection.tenants.get_by_name(tenant)
         return None if found is None else _STATES[found.activity_status]
+
+    async def require_tenant(self, tenant: str) -> None:
+        """NOT_FOUND for a tenant that does not exist."""
+        if await self._tenant_state(tenant) is None:
+            raise NotFound(f"tenant {tenant!r} does not exist")
 
     async def require_active_tenant(self, tenant: str, retried: bool = True) -> None:
         """NOT_FOUND for an unknown tenant, FAILED_PRECONDITION for one that is not active."""
@@ -269,9 +264,7 @@ class ChunkStore:
             await self._collection.tenants.create(Tenant(name=tenant))
         except WeaviateBaseError as error:
             if await self._tenant_state(tenant) is None:
-                raise Unavailable(
-                    f"Weaviate could not create tenant {tenant!r}: {error}"
-                ) from error
+                raise weaviate_unavailable(f"create tenant {tenant!r}", error) from error
 
     async def list_tenants(self) -> list[TenantInfo]:
         async with _weaviate_call("list tenants"):
@@ -279,8 +272,7 @@ class ChunkStore:
         return [TenantInfo(name, _STATES[t.activity_status]) for name, t in sorted(tenants.items())]
 
     async def set_tenant_active(self, tenant: str, active: bool) -> TenantInfo:
-        if await self._tenant_state(tenant) is None:
-            raise NotFound(f"tenant {tenant!r} does not exist")
+        """Change an existing tenant's status (require_tenant first)."""
         status = TenantActivityStatus.ACTIVE if active else TenantActivityStatus.INACTIVE
         async with _weaviate_call(f"change the status of tenant {tenant!r}"):
             await self._collection.tenants.update(Tenant(name=tenant, activity_status=status))
@@ -288,8 +280,7 @@ class ChunkStore:
         return TenantInfo(tenant, state or TenantState.CHANGING)
 
     async def delete_tenant(self, tenant: str) -> None:
-        if await self._tenant_state(tenant) is None:
-            raise NotFound(f"tenant {tenant!r} does not exist")
+        """Delete an existing tenant and its chunks (require_tenant first)."""
         async with _weaviate_call(f"delete tenant {tenant!r}"):
             await self._collection.tenants.remove([tenant])
 
@@ -379,6 +370,10 @@ class ChunkStore:
         a crash in the middle of a batch an object can be on disk without its inverted-index
         entries, so retrying the identical write would leave it unfindable by filters forever
         (the durability test caught this). Deleting first makes every write index from scratch.
+
+        The delete's tombstones are also why Weaviate before v1.39.7 lost acknowledged chunks
+        after a SIGKILL: it replayed its write-ahead logs in random order, and a log holding the
+        tombstones could end up newer than the one holding the inserts (scripts/versions.env).
         """
         ids = [str(item.uuid) for item in batch]
         await collection.data.delete_many(where=Filter.by_id().contains_any(ids))

@@ -2,37 +2,49 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 from ragplane.retrieval.search import SearchOptions
-from ragplane.retrieval.store import StoredChunk, validate_tenant
+from ragplane.retrieval.store import StoredChunk
 from ragplane.runtime.errors import InvalidArgument
+from ragplane.runtime.fields import (
+    check_alpha,
+    check_min_score,
+    check_rerank_candidates,
+    check_tenant,
+    check_top_k,
+    check_vector,
+)
 
 
-def check_search(tenant: str, query_text: str, options: SearchOptions, max_top_k: int) -> None:
-    validate_tenant(tenant)
+def check_search(
+    tenant: str,
+    query_text: str,
+    query_vector: Sequence[float],
+    options: SearchOptions,
+    max_top_k: int,
+    dimensions: int,
+) -> None:
+    check_tenant(tenant)
     if not query_text.strip():
         raise InvalidArgument.of("query_text", "is required and must not be blank")
-    alpha = options.alpha
-    if alpha is not None and not 0.0 <= alpha <= 1.0:
-        raise InvalidArgument.of("alpha", f"must be between 0 and 1, got {alpha}")
-    if not 1 <= options.top_k <= max_top_k:
-        raise InvalidArgument.of("top_k", f"must be between 1 and {max_top_k}, got {options.top_k}")
-    if options.rerank_candidates < 0:
-        raise InvalidArgument.of(
-            "rerank_candidates",
-            f"must be 0 (service default) or more, got {options.rerank_candidates}",
-        )
-    min_score = options.min_score
-    if min_score is not None and not (math.isfinite(min_score) and min_score >= 0):
-        raise InvalidArgument.of("min_score", f"must be a finite number >= 0, got {min_score}")
+    if query_vector:
+        # Empty means BM25 only; anything else must be a vector of the model's kind.
+        check_vector(query_vector, dimensions, "query_vector")
+    check_alpha(options.alpha)
+    check_top_k(options.top_k, max_top_k, zero_means_default=False)
+    check_rerank_candidates(options.rerank_candidates)
+    check_min_score(options.min_score)
 
 
 def check_upsert(
-    tenant: str, chunks: Sequence[StoredChunk], chunk_counts: Mapping[str, int], max_chunks: int
+    tenant: str,
+    chunks: Sequence[StoredChunk],
+    chunk_counts: Mapping[str, int],
+    max_chunks: int,
+    dimensions: int,
 ) -> None:
-    validate_tenant(tenant)
+    check_tenant(tenant)
     for document_id, count in chunk_counts.items():
         if not document_id or count < 0:
             raise InvalidArgument.of(
@@ -42,7 +54,6 @@ def check_upsert(
         raise InvalidArgument.of("chunks", "at least one chunk is required")
     if len(chunks) > max_chunks:
         raise InvalidArgument.of("chunks", f"{len(chunks)} chunks; the limit is {max_chunks}")
-    dimensions = len(chunks[0].vector)
     seen: set[str] = set()
     for index, chunk in enumerate(chunks):
         where = f"chunks[{index}]"
@@ -55,17 +66,11 @@ def check_upsert(
             raise InvalidArgument.of(f"{where}.chunk.document_id", "is required")
         if chunk.chunk_index < 0:
             raise InvalidArgument.of(f"{where}.chunk.chunk_index", "must not be negative")
-        if not chunk.vector:
-            raise InvalidArgument.of(f"{where}.vector", "is required")
-        if len(chunk.vector) != dimensions:
-            raise InvalidArgument.of(
-                f"{where}.vector",
-                f"has {len(chunk.vector)} dimensions; chunks[0] has {dimensions}",
-            )
+        check_vector(chunk.vector, dimensions, f"{where}.vector")
 
 
 def check_delete(tenant: str, document_ids: Sequence[str]) -> None:
-    validate_tenant(tenant)
+    check_tenant(tenant)
     if not document_ids:
         raise InvalidArgument.of("document_ids", "at least one document id is required")
     check_documents("document_ids", document_ids)

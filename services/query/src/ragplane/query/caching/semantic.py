@@ -8,7 +8,6 @@ index generation and within the TTL, and the gate agrees that it asks the same t
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,12 +25,18 @@ from ragplane.query.caching.gate import QuestionGate
 
 log = structlog.get_logger(__name__)
 
-# Weaviate's rule for tenant names; other names never reach the retrieval service either.
-_WEAVIATE_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-
 
 class SemanticCacheError(Exception):
-    """Weaviate failed during a semantic cache lookup or store."""
+    """Weaviate failed during a semantic cache lookup or store.
+
+    The message is ragplane's own words (callers see it in a degradation); Weaviate's raw
+    error text goes to the log only.
+    """
+
+    @classmethod
+    def of(cls, what: str, error: WeaviateBaseError) -> SemanticCacheError:
+        log.warning("semantic cache: Weaviate failed", what=what, error=str(error))
+        return cls(f"Weaviate could not {what} ({type(error).__name__})")
 
 
 @dataclass(frozen=True)
@@ -79,10 +84,6 @@ class SemanticCache:
                 timeout=Timeout(init=timeout_s, query=timeout_s, insert=timeout_s)
             ),
         )
-
-    @staticmethod
-    def serves(tenant: str) -> bool:
-        return bool(_WEAVIATE_TENANT.match(tenant))
 
     async def _prepare(self) -> None:
         """Connect and create the collection on first use (Weaviate may start after us)."""
@@ -147,7 +148,7 @@ class SemanticCache:
                 return_metadata=MetadataQuery(distance=True),
             )
         except WeaviateBaseError as error:
-            raise SemanticCacheError(f"Weaviate: {error}") from error
+            raise SemanticCacheError.of("look up cached answers", error) from error
         for candidate in result.objects:
             similarity = 1.0 - float(candidate.metadata.distance or 0.0)
             cached_query = str(candidate.properties["query"])
@@ -179,7 +180,7 @@ class SemanticCache:
                 properties=properties, vector=list(vector)
             )
         except WeaviateBaseError as error:
-            raise SemanticCacheError(f"Weaviate: {error}") from error
+            raise SemanticCacheError.of("store the answer", error) from error
         self._known_tenants.add(tenant)
 
     async def forget_before(self, tenant: str, generation: int) -> None:
@@ -192,7 +193,7 @@ class SemanticCache:
                 where=Filter.by_property("generation").less_than(generation)
             )
         except WeaviateBaseError as error:
-            raise SemanticCacheError(f"Weaviate: {error}") from error
+            raise SemanticCacheError.of("remove outdated answers", error) from error
 
     async def close(self) -> None:
         await self._client.close()
