@@ -91,7 +91,12 @@ class Ledger:
             code, details = failure(error)
             self.refused[document_id] = f"{code.name}: {details}"
             return False
-        assert not reply.errors, reply.errors
+        if reply.errors:
+            # Partly stored: the chunks it counts are acknowledged, the rest must be sent again.
+            previous = self.acknowledged.get(document_id, 0)
+            self.acknowledged[document_id] = max(previous, reply.upserted)
+            self.refused[document_id] = f"{len(reply.errors)} chunk errors: {reply.errors[0]}"
+            return False
         self.acknowledged[document_id] = reply.upserted
         self.refused.pop(document_id, None)
         return True

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from typing import Any
 
 import grpc
 import pytest
@@ -67,27 +68,28 @@ def _fresh(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def _query(tenant: str, question: str = QUESTION, **fields: object) -> query_pb2.QueryRequest:
+def _query(tenant: str, question: str = QUESTION, **fields: Any) -> query_pb2.QueryRequest:
     request = query_pb2.QueryRequest(tenant=tenant, query=question, max_output_tokens=8)
-    for name, value in fields.items():
-        setattr(request, name, value)
+    request.MergeFrom(query_pb2.QueryRequest(**fields))
     return request
 
 
-def _generate(**fields: object) -> generation_pb2.GenerateRequest:
-    request = valid_requests(A, A_DOCUMENT)["Generate"]
-    assert isinstance(request, generation_pb2.GenerateRequest)
-    for name, value in fields.items():
-        setattr(request, name, value)
+def _generate(**fields: Any) -> generation_pb2.GenerateRequest:
+    request = generation_pb2.GenerateRequest()
+    request.CopyFrom(valid_requests(A, A_DOCUMENT)["Generate"])
+    for name in fields:
+        request.ClearField(name)
+    request.MergeFrom(generation_pb2.GenerateRequest(**fields))
     return request
 
 
-def _search(tenant: str, **fields: object) -> retrieval_pb2.SearchRequest:
+def _search(tenant: str, **fields: Any) -> retrieval_pb2.SearchRequest:
     request = retrieval_pb2.SearchRequest(
         tenant=tenant, query_text=QUESTION, query_vector=unit_vector(), top_k=3
     )
-    for name, value in fields.items():
-        setattr(request, name, value)
+    for name in fields:
+        request.ClearField(name)
+    request.MergeFrom(retrieval_pb2.SearchRequest(**fields))
     return request
 
 
