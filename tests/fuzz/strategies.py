@@ -136,6 +136,7 @@ def _repeated_small(one: Any, size: int) -> list[Any]:
 
 
 def enums(field: FieldDescriptor) -> st.SearchStrategy[int]:
+    assert field.enum_type is not None
     known = [value.number for value in field.enum_type.values]
     return st.sampled_from([*known, -1, 99, 2**31 - 1])
 
@@ -152,7 +153,7 @@ def request_strategy(valid: Message, overrides: Overrides) -> st.SearchStrategy[
 
 
 def _message(
-    descriptor: Descriptor, base: Message | None, overrides: Overrides
+    descriptor: Any, base: Message | None, overrides: Overrides
 ) -> st.SearchStrategy[Message]:
     choices = {
         member.name: st.one_of(st.just(KEEP), _field(member, base, overrides))
@@ -175,7 +176,7 @@ def _builder(descriptor: Descriptor, base: Message | None) -> Callable[[dict[str
 
 
 def _repeated(member: FieldDescriptor) -> bool:
-    return bool(member.label == FieldDescriptor.LABEL_REPEATED)
+    return bool(member.is_repeated)
 
 
 def _field(

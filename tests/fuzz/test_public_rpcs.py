@@ -12,7 +12,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from hypothesis import given
 from hypothesis import strategies as st
@@ -109,7 +108,7 @@ def _messages(reply: Any) -> list[str]:
         return []
     found = []
     for member, value in reply.ListFields():
-        items = value if member.label == FieldDescriptor.LABEL_REPEATED else [value]
+        items = value if member.is_repeated else [value]
         for item in items:
             if isinstance(item, Message):
                 found += _messages(item)
@@ -125,7 +124,7 @@ def _document_ids(reply: Message) -> set[str]:
         if member.name == "per_document":
             found |= {document_id for document_id, count in value.items() if count > 0}
             continue
-        items = value if member.label == FieldDescriptor.LABEL_REPEATED else [value]
+        items = value if member.is_repeated else [value]
         for item in items:
             if isinstance(item, Message):
                 found |= _document_ids(item)

@@ -12,7 +12,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
@@ -114,7 +114,7 @@ def invoke(
     name: str,
     request: Message | bytes,
     timeout_s: float,
-    metadata: Sequence[tuple[str, str]] | None = None,
+    metadata: tuple[tuple[str, str | bytes], ...] | None = None,
 ) -> Outcome:
     """Call any public RPC generically; ``request`` may be a message or hand-made bytes."""
     rpc = method(service, name)
@@ -125,11 +125,16 @@ def invoke(
         stream = channel.unary_stream(
             path, request_serializer=serialize, response_deserializer=reply_class.FromString
         )
-        return outcome(lambda: stream(request, timeout=timeout_s, metadata=metadata))
+        return outcome(
+            lambda: stream(request, timeout=timeout_s, metadata=metadata)  # type: ignore[arg-type]
+        )
     unary = channel.unary_unary(
         path, request_serializer=serialize, response_deserializer=reply_class.FromString
     )
-    return outcome(lambda: unary(request, timeout=timeout_s, metadata=metadata))
+    # A request of bytes is sent as it is (no serializer): the stubs' types do not know that.
+    return outcome(
+        lambda: unary(request, timeout=timeout_s, metadata=metadata)  # type: ignore[arg-type]
+    )
 
 
 def _serialize(message: Message) -> bytes:
@@ -191,13 +196,13 @@ class StringField:
         return copy
 
 
-def string_fields(descriptor: Descriptor) -> list[StringField]:
+def string_fields(descriptor: Any) -> list[StringField]:
     """Every string field of a message, nested messages, repeated fields and maps included."""
     return [StringField(steps) for steps in _string_paths(descriptor, depth=0)]
 
 
 def _repeated(field: FieldDescriptor) -> bool:
-    return bool(field.label == FieldDescriptor.LABEL_REPEATED)
+    return bool(field.is_repeated)
 
 
 def _string_paths(descriptor: Descriptor, depth: int) -> Iterator[tuple[tuple[str, Step], ...]]:
@@ -235,7 +240,9 @@ def _set(message: Message, steps: tuple[tuple[str, Step], ...], value: str) -> N
     elif step is Step.REPEATED_MESSAGE:
         _set(held[0] if held else held.add(), rest, value)
     elif step is Step.MAP_KEY:
-        value_field = message.DESCRIPTOR.fields_by_name[name].message_type.fields_by_name["value"]
+        entry = message.DESCRIPTOR.fields_by_name[name].message_type
+        assert entry is not None
+        value_field = entry.fields_by_name["value"]
         held[value] = "v" if value_field.type == FieldDescriptor.TYPE_STRING else 1
     else:
         held["key"] = value

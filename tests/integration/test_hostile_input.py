@@ -76,9 +76,9 @@ def _query(tenant: str, question: str = QUESTION, **fields: Any) -> query_pb2.Qu
 
 def _generate(**fields: Any) -> generation_pb2.GenerateRequest:
     request = generation_pb2.GenerateRequest()
-    request.CopyFrom(valid_requests(A, A_DOCUMENT)["Generate"])
+    request.ParseFromString(valid_requests(A, A_DOCUMENT)["Generate"].SerializeToString())
     for name in fields:
-        request.ClearField(name)
+        request.ClearField(name)  # type: ignore[arg-type]
     request.MergeFrom(generation_pb2.GenerateRequest(**fields))
     return request
 
@@ -88,7 +88,7 @@ def _search(tenant: str, **fields: Any) -> retrieval_pb2.SearchRequest:
         tenant=tenant, query_text=QUESTION, query_vector=unit_vector(), top_k=3
     )
     for name in fields:
-        request.ClearField(name)
+        request.ClearField(name)  # type: ignore[arg-type]
     request.MergeFrom(retrieval_pb2.SearchRequest(**fields))
     return request
 
@@ -408,7 +408,7 @@ def test_an_unknown_enum_value_is_invalid_argument(
     tenant_a: str,
     rpc: str,
     field: str,
-    value: int,
+    value: Any,
 ) -> None:
     calls = {
         "Query": lambda: query.Query(_query(tenant_a, **{field: value}), timeout=60),

@@ -156,8 +156,8 @@ def test_acknowledged_chunks_survive_sigkills_before_during_and_after_upserts(
                 )
             else:
                 request = documents.new()
-                acknowledged = any(ledger.upsert(request) for _ in range(AFTER_TRIES))
-                assert acknowledged, ledger.refused
+                stored = any(ledger.upsert(request) for _ in range(AFTER_TRIES))
+                assert stored, ledger.refused
                 weaviate.kill()
                 weaviate.restart()
             kills[phase] += 1
