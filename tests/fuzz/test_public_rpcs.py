@@ -36,10 +36,20 @@ from tests.integration.hostile import (
 )
 
 # Text that only a dependency or a crash writes: Weaviate's errors, Python tracebacks,
-# protobuf's DecodeError, llama-cpp-python's context overflow, httpx's and grpc's internals.
+# protobuf's DecodeError, llama-cpp-python's context overflow (both wordings) and the OpenAI
+# client's error text, httpx's and grpc's internals.
 # Matched case-insensitively, and only when the request itself does not contain it (a message
 # may quote the caller's input).
-FORBIDDEN = ("weaviate", "traceback", "decodeerror", "requested tokens", "httpx", "grpc._")
+FORBIDDEN = (
+    "weaviate",
+    "traceback",
+    "decodeerror",
+    "requested tokens",
+    "maximum context length",
+    "error code:",
+    "httpx",
+    "grpc._",
+)
 # Generous: a valid query or generation on this machine takes a few seconds.
 TIMEOUT_S = 120.0
 # Calls that change or remove data run on a scratch tenant, never on A or B.

@@ -48,8 +48,16 @@ from tests.integration.hostile import (
 
 A = "hostile-a"
 A_DOCUMENT = "aurora-pumps.md"
-# What the LLM server (llama-cpp-python) says when a prompt overflows its context window.
-RAW_CONTEXT_ERRORS = ("Requested tokens", "exceed context window")
+# What the LLM server (llama-cpp-python, both wordings of its versions) and the OpenAI client
+# say when a prompt overflows the context window.
+RAW_CONTEXT_ERRORS = (
+    "Requested tokens",
+    "exceed context window",
+    "maximum context length",
+    "you requested",
+    "reduce the length",
+    "Error code:",
+)
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 
