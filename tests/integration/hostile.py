@@ -447,7 +447,7 @@ class HealthPoller:
     def assert_always_serving(self) -> None:
         for name in self.ports:
             counts = self.seen[name]
-            assert counts["SERVING"] > 0, f"{name}: health never checked ({dict(counts)})"
+            assert counts["SERVING"] > 0, f"{name} never SERVING while watched: {dict(counts)}"
             assert set(counts) == {"SERVING"}, f"{name} was not always SERVING: {dict(counts)}"
 
 
