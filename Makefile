@@ -87,3 +87,10 @@ reranker: install ## fine-tune the cross-encoder reranker on the demo corpus (ca
 
 eval-retrieval: reranker ## retrieval quality (nDCG/Recall/MRR@10) and p50 latency per search mode
 	@$(PYTHON) -m bench.retrieval
+
+.PHONY: fuzz chaos
+fuzz: install ## the fuzz suite with many cases per RPC (make test runs a few); prints the statuses seen
+	@RAGPLANE_FUZZ_EXAMPLES=300 $(PYTHON) -m pytest tests/fuzz
+
+chaos: install ## the durability test with 24 Weaviate kill cycles under a CPU burner (make test runs 6)
+	@RAGPLANE_DURABILITY_CYCLES=24 $(PYTHON) -m pytest tests/integration/test_retrieval_durability.py

@@ -1,17 +1,21 @@
-"""Ingestion loses nothing it acknowledged when Weaviate is SIGKILLed and restarted.
+"""No acknowledged chunk is lost, and none is stored twice, when Weaviate is SIGKILLed.
 
 A Weaviate of its own (same helper as the session stack, its own ports and data folder) and a
-retrieval service pointed at it: killing it cannot disturb the other tests.
+retrieval service pointed at it, on a machine loaded by a CPU burner the test starts. Each kill
+cycle SIGKILLs Weaviate at one point of an Upsert and starts it again:
+- before: Weaviate is down when the Upsert arrives (the service retries until it is back);
+- during: the Upsert is being handled (the service's in-flight gauge says so, and the call has
+  not returned) when Weaviate dies; every other such cycle replaces an acknowledged document;
+- after: right after the acknowledgement.
+After each restart the acknowledged chunks are counted at once, as a reader would see them.
+RAGPLANE_DURABILITY_CYCLES sets the number of cycles (`make chaos` runs at least 20).
 """
 
 from __future__ import annotations
 
 import random
-import signal
-import threading
-import time
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import grpc
 import pytest
@@ -19,24 +23,26 @@ import pytest
 from ragplane.cli.stack import Ports, Stack
 from ragplane.v1 import retrieval_pb2, retrieval_pb2_grpc
 from tests.conftest import REPO
-from tests.integration.services import service_process
+from tests.integration.durability import (
+    DedicatedWeaviate,
+    InFlightUpsert,
+    Ledger,
+    cpu_burner,
+    cycles,
+    document,
+    upserts_in_flight,
+    wait_until_handled,
+)
+from tests.integration.services import RunningService, service_process
 
-TENANT = "durable"
-CHUNKS_PER_DOCUMENT = 20
-DIMENSIONS = 16
-
-
-@dataclass
-class DedicatedWeaviate:
-    stack: Stack
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no flush; whatever Weaviate had not persisted is gone."""
-        self.stack.stop("weaviate", sig=signal.SIGKILL, timeout_s=0)
-
-    def restart(self) -> None:
-        """Start again on the same data folder and ports."""
-        self.stack.up(["weaviate"], timeout_s=180, report=lambda line: None)
+# Chunks per document: enough that Weaviate takes a while to store them, so a kill can land
+# inside an Upsert.
+CHUNKS = 200
+PHASES = ("before", "during", "after")
+# Tries at catching an Upsert in flight before the cycle gives up.
+DURING_TRIES = 5
+# Tries at an Upsert to acknowledge before an "after" kill (Weaviate was just restarted).
+AFTER_TRIES = 3
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +58,7 @@ def weaviate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DedicatedWeav
 @pytest.fixture(scope="module")
 def retrieval(
     weaviate: DedicatedWeaviate, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[retrieval_pb2_grpc.RetrievalServiceStub]:
+) -> Iterator[tuple[RunningService, Ledger]]:
     env = {
         "RETRIEVAL_WEAVIATE_HTTP_PORT": str(weaviate.stack.ports.weaviate_http),
         "RETRIEVAL_WEAVIATE_GRPC_PORT": str(weaviate.stack.ports.weaviate_grpc),
@@ -64,89 +70,117 @@ def retrieval(
         service_process("retrieval", env, logs) as service,
         grpc.insecure_channel(service.target) as channel,
     ):
-        yield retrieval_pb2_grpc.RetrievalServiceStub(channel)
+        yield service, Ledger(retrieval_pb2_grpc.RetrievalServiceStub(channel))
 
 
-def _document(document_id: str, rng: random.Random) -> list[retrieval_pb2.ChunkWithVector]:
-    return [
-        retrieval_pb2.ChunkWithVector(
-            chunk=retrieval_pb2.Chunk(
-                chunk_id=f"{document_id}#{index}",
-                document_id=document_id,
-                chunk_index=index,
-                text=f"chunk {index} of {document_id}",
-            ),
-            vector=[rng.random() for _ in range(DIMENSIONS)],
-        )
-        for index in range(CHUNKS_PER_DOCUMENT)
-    ]
+class Documents:
+    """New documents, and new versions of acknowledged ones (same chunk ids, new text)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self.versions: dict[str, int] = {}
+
+    def new(self) -> retrieval_pb2.UpsertRequest:
+        document_id = f"doc-{len(self.versions)}.md"
+        self.versions[document_id] = 0
+        return document(document_id, CHUNKS, 0)
+
+    def replacement(self) -> retrieval_pb2.UpsertRequest:
+        acknowledged = sorted(self._ledger.acknowledged)
+        if not acknowledged:
+            return self.new()
+        document_id = acknowledged[-1]
+        self.versions[document_id] += 1
+        return document(document_id, CHUNKS, self.versions[document_id])
+
+    def again(self, document_id: str) -> retrieval_pb2.UpsertRequest:
+        return document(document_id, CHUNKS, self.versions[document_id])
 
 
-@dataclass
-class Ingest:
-    """Documents upserted one per call; ``acknowledged`` holds the chunks reported stored."""
-
-    retrieval: retrieval_pb2_grpc.RetrievalServiceStub
-    acknowledged: dict[str, int] = field(default_factory=dict)
-    refused: list[str] = field(default_factory=list)
-
-    def document(self, document_id: str, rng: random.Random) -> None:
-        chunks = _document(document_id, rng)
-        request = retrieval_pb2.UpsertRequest(
-            tenant=TENANT, chunks=chunks, document_chunk_counts={document_id: len(chunks)}
-        )
-        try:
-            reply = self.retrieval.Upsert(request, timeout=90)
-        except grpc.RpcError as error:
-            # Not acknowledged: the caller knows to send it again.
-            self.refused.append(f"{document_id}: {error.code().name}")
-            return
-        self.acknowledged[document_id] = reply.upserted
-
-
-def _stored(retrieval: retrieval_pb2_grpc.RetrievalServiceStub, ids: list[str]) -> dict[str, int]:
-    request = retrieval_pb2.CountChunksRequest(tenant=TENANT, document_ids=ids)
-    return dict(retrieval.CountChunks(request, timeout=60).per_document)
-
-
-def test_acknowledged_chunks_survive_sigkill_after_and_during_ingest(
-    weaviate: DedicatedWeaviate, retrieval: retrieval_pb2_grpc.RetrievalServiceStub
+def _kill_before(
+    weaviate: DedicatedWeaviate,
+    service: RunningService,
+    ledger: Ledger,
+    request: retrieval_pb2.UpsertRequest,
 ) -> None:
-    rng = random.Random(4)
-    ingest = Ingest(retrieval)
-
-    # 1. Kill right after the last acknowledgement.
-    for n in range(5):
-        ingest.document(f"before-{n}.md", rng)
-    assert ingest.acknowledged == {f"before-{n}.md": CHUNKS_PER_DOCUMENT for n in range(5)}
     weaviate.kill()
+    call = InFlightUpsert(ledger, request)
+    wait_until_handled(service.metrics_port, call)
     weaviate.restart()
-    assert _stored(retrieval, list(ingest.acknowledged)) == ingest.acknowledged
+    call.join()
 
-    # 2. Kill while documents keep arriving; restart a moment later.
-    def killer() -> None:
-        time.sleep(1.0)
+
+def _kill_during(
+    weaviate: DedicatedWeaviate,
+    service: RunningService,
+    ledger: Ledger,
+    documents: Documents,
+    replace: bool,
+    rng: random.Random,
+) -> bool:
+    """Kill Weaviate while an Upsert is handled; False when every try finished first."""
+    for _ in range(DURING_TRIES):
+        call = InFlightUpsert(ledger, documents.replacement() if replace else documents.new())
+        wait_until_handled(service.metrics_port, call)
+        # A randomised moment inside the write (not a wait for anything).
+        pause = rng.uniform(0, 0.1)
+        call.done.wait(pause)
+        handled = upserts_in_flight(service.metrics_port) >= 1
         weaviate.kill()
-        time.sleep(1.0)
+        # The call had not returned when Weaviate died: the write was in flight.
+        in_flight = handled and not call.done.is_set()
         weaviate.restart()
+        call.join()
+        if in_flight:
+            return True
+    return False
 
-    chaos = threading.Thread(target=killer)
-    chaos.start()
-    deadline = time.monotonic() + 120
-    n = 0
-    while chaos.is_alive() or n < 15:
-        ingest.document(f"during-{n}.md", rng)
-        n += 1
-        assert time.monotonic() < deadline, "ingest did not finish"
-    chaos.join()
 
-    during = [d for d in ingest.acknowledged if d.startswith("during-")]
-    assert during, f"nothing acknowledged during the kill; refused: {ingest.refused}"
-    assert _stored(retrieval, list(ingest.acknowledged)) == ingest.acknowledged
-    # Every acknowledgement counted all of its chunks (partial ones would be listed as errors).
-    assert set(ingest.acknowledged.values()) == {CHUNKS_PER_DOCUMENT}
-    # Re-sending what was refused stores it once: deterministic ids, no duplicates.
-    for refused in ingest.refused:
-        ingest.document(refused.split(":")[0], rng)
-    everything = [f"before-{k}.md" for k in range(5)] + [f"during-{k}.md" for k in range(n)]
-    assert _stored(retrieval, everything) == dict.fromkeys(everything, CHUNKS_PER_DOCUMENT)
+def test_acknowledged_chunks_survive_sigkills_before_during_and_after_upserts(
+    weaviate: DedicatedWeaviate,
+    retrieval: tuple[RunningService, Ledger],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    service, ledger = retrieval
+    documents = Documents(ledger)
+    rng = random.Random(18)
+    kills: Counter[str] = Counter()
+    lost_after_restart = 0
+    with cpu_burner(cores=2):
+        for cycle in range(cycles()):
+            phase = PHASES[cycle % len(PHASES)]
+            if phase == "before":
+                _kill_before(weaviate, service, ledger, documents.new())
+            elif phase == "during":
+                replace = cycle % 2 == 1
+                assert _kill_during(weaviate, service, ledger, documents, replace, rng), (
+                    f"cycle {cycle}: no Upsert was in flight at the kill in {DURING_TRIES} tries"
+                )
+            else:
+                request = documents.new()
+                stored = any(ledger.upsert(request) for _ in range(AFTER_TRIES))
+                assert stored, ledger.refused
+                weaviate.kill()
+                weaviate.restart()
+            kills[phase] += 1
+            # Right after the restart, as a reader would: everything acknowledged is there.
+            lost_after_restart = max(lost_after_restart, ledger.audit().lost)
+        # Before anything is sent again: what was acknowledged is all there.
+        lost_before_resend = ledger.audit().lost
+
+    # Send again what was refused (the caller's duty); stored once, whatever happened before.
+    for document_id in sorted(ledger.refused):
+        assert ledger.upsert(documents.again(document_id)), ledger.refused[document_id]
+    audit = ledger.audit()
+    acknowledged = sum(ledger.acknowledged.values())
+    with capsys.disabled():
+        print(
+            f"\ndurability: {sum(kills.values())} kill cycles {dict(kills)} under a CPU burner; "
+            f"{acknowledged} chunks acknowledged in {len(ledger.acknowledged)} documents; "
+            f"lost {lost_before_resend} (at most {lost_after_restart} right after a restart; "
+            f"after re-sending refused ones: {audit.lost}); "
+            f"duplicates {audit.duplicated}"
+        )
+    assert kills["during"] >= 1, "no kill landed during an Upsert"
+    lost = (lost_after_restart, lost_before_resend, audit.lost)
+    assert (*lost, audit.duplicated) == (0, 0, 0, 0), audit.wrong
