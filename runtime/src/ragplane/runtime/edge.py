@@ -68,7 +68,7 @@ def check_message(message: Message, limits: StringLimits, path: str = "") -> Non
         where = f"{path}{descriptor.name}"
         if _is_map(descriptor):
             _check_map(descriptor, value, limits, where)
-        elif descriptor.label == FieldDescriptor.LABEL_REPEATED:
+        elif descriptor.is_repeated:
             for index, item in enumerate(value):
                 _check_value(descriptor, item, limits, f"{where}[{index}]")
         else:
@@ -81,8 +81,10 @@ def _is_map(descriptor: FieldDescriptor) -> bool:
 
 
 def _check_map(descriptor: FieldDescriptor, value: Any, limits: StringLimits, where: str) -> None:
-    key_field = descriptor.message_type.fields_by_name["key"]
-    value_field = descriptor.message_type.fields_by_name["value"]
+    entry = descriptor.message_type
+    assert entry is not None  # a map field's entry type
+    key_field = entry.fields_by_name["key"]
+    value_field = entry.fields_by_name["value"]
     for key, item in value.items():
         # The key itself may be the oversized part: never echo it.
         _check_value(key_field, key, limits, f"{where} (a key)")
@@ -106,6 +108,7 @@ def _check_value(descriptor: FieldDescriptor, value: Any, limits: StringLimits, 
             )
     elif kind == FieldDescriptor.TYPE_ENUM:
         enum_type = descriptor.enum_type
+        assert enum_type is not None  # an enum field's type
         if value not in enum_type.values_by_number:
             known = ", ".join(v.name for v in enum_type.values)
             raise InvalidArgument.of(where, f"{value} is not a {enum_type.name} ({known})")
