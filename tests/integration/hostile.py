@@ -28,6 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from ragplane.cli.stack import Stack
+from ragplane.runtime.index_versions import index_version_key
 from ragplane.v1 import common_pb2, embedding_pb2, generation_pb2, query_pb2, retrieval_pb2
 
 # The public RPCs that take caller input, by service (Info, ListTenants and Providers take none).
@@ -378,7 +379,8 @@ def query_redis(stack: Stack) -> redis.Redis:
 
 
 def generation_key(tenant: str) -> str:
-    return f"ragplane:generation:{tenant}"
+    """The tenant's index version key: only tenants that exist may get one."""
+    return index_version_key(tenant)
 
 
 def wait_for_log_line(log: Path, needle: str, timeout_s: float) -> str:

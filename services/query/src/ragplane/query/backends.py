@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from ragplane.runtime.channels import open_channel
+from ragplane.runtime.context import REQUEST_ID_HEADER, current_request_id
 from ragplane.runtime.errors import FailedPrecondition, from_downstream
 from ragplane.runtime.tls import TlsSettings
 from ragplane.v1 import (
@@ -182,7 +183,10 @@ class Backends:
         request = generation_pb2.GenerateStreamRequest(
             request=_generate_request(tenant, question, hits, max_output_tokens, temperature, tier)
         )
-        call = self._generation.GenerateStream(request, timeout=timeout_s)
+        # Said explicitly: on stream calls the request id the channel's interceptor adds does
+        # not arrive (OpenTelemetry's stream interceptor drops it), unlike on unary calls.
+        metadata = ((REQUEST_ID_HEADER, current_request_id.get()),)
+        call = self._generation.GenerateStream(request, timeout=timeout_s, metadata=metadata)
         try:
             async for message in call:
                 if message.HasField("done"):
