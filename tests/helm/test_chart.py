@@ -325,11 +325,13 @@ def test_only_the_services_that_need_them_reach_weaviate_redis_and_the_llms(
 ) -> None:
     weaviate_grpc, redis, https = 50051, 6379, 443
     # query: the semantic answer cache (Weaviate) and the exact cache, limits and budgets (Redis);
-    # embedding: its cache; generation: breaker state shared by its replicas.
+    # embedding: its cache; generation: breaker state shared by its replicas; retrieval: a
+    # deleted or deactivated tenant's cached answers are invalidated there.
     assert [s for s in SERVICES if _reaches(rendered, s, weaviate_grpc)] == ["query", "retrieval"]
     assert [s for s in SERVICES if _reaches(rendered, s, redis)] == [
         "query",
         "embedding",
+        "retrieval",
         "generation",
     ]
     assert [s for s in SERVICES if _reaches(rendered, s, https)] == ["generation"]

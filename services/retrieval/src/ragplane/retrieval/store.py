@@ -371,7 +371,7 @@ class ChunkStore:
         entries, so retrying the identical write would leave it unfindable by filters forever
         (the durability test caught this). Deleting first makes every write index from scratch.
 
-        The delete's tombstones are also why Weaviate before v1.39.7 lost acknowledged chunks
+        The delete's tombstones are also why Weaviate before v1.38.5 lost acknowledged chunks
         after a SIGKILL: it replayed its write-ahead logs in random order, and a log holding the
         tombstones could end up newer than the one holding the inserts (scripts/versions.env).
         """
