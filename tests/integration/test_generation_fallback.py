@@ -296,7 +296,10 @@ def test_passages_over_the_context_window_are_dropped_lowest_ranked_first(
     with service_process("generation", env, tmp_path) as service:
         response = ask(service, passages=passages)
     assert response.provider == "primary"
-    assert not response.degradations
+    # Answered by the model, and said that not every passage made it into the prompt.
+    [trimmed] = response.degradations
+    assert trimmed.cause == common_pb2.DEGRADATION_CAUSE_CONTEXT_LIMIT
+    assert "left out" in trimmed.reason
     assert 0 < response.passages_dropped < 6
     kept = {f"doc{n}.md#0" for n in range(1, 7 - response.passages_dropped)}
     assert {c.chunk_id for c in response.citations} <= kept

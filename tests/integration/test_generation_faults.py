@@ -130,7 +130,8 @@ def test_context_overflow_is_trimmed_and_retried_once(
     assert proxy.completions - before == 2
     assert response.provider == "primary"
     assert response.passages_dropped == 2  # half of the four, the lowest ranked
-    assert not response.degradations
+    [trimmed] = response.degradations
+    assert trimmed.cause == common_pb2.DEGRADATION_CAUSE_CONTEXT_LIMIT
     assert {c.chunk_id for c in response.citations} <= {"doc1.md#0", "doc2.md#0"}
 
 
