@@ -69,10 +69,10 @@ def test_bad_input_is_invalid_argument_naming_the_field(
         "empty",
     )
     expect_status(
-        lambda: embedding.Embed(embedding_pb2.EmbedRequest(texts=["a" * 20_001]), timeout=10),
+        lambda: embedding.Embed(embedding_pb2.EmbedRequest(texts=["a" * 8_001]), timeout=10),
         grpc.StatusCode.INVALID_ARGUMENT,
         "texts[0]",
-        "20000",
+        "the limit is 8,000",
     )
 
 

@@ -120,10 +120,6 @@ def test_ingest_reports_each_document_in_request_order(
             "documents[1].document_id",
         ),
         (
-            {"tenant": "t", "documents": [query_pb2.Document(document_id="a", text=" \n ")]},
-            "documents[0].text",
-        ),
-        (
             {"tenant": "t", "documents": [query_pb2.Document(document_id="a", text="x" * 100_001)]},
             "documents[0].text",
         ),

@@ -131,7 +131,13 @@ def test_unknown_tenant_is_not_found(retrieval: retrieval_pb2_grpc.RetrievalServ
         ({"tenant": TENANT, "query_text": "x", "top_k": 0}, "top_k"),
         ({"tenant": TENANT, "query_text": "x", "top_k": 101}, "top_k"),
         (
-            {"tenant": TENANT, "query_text": "x", "top_k": 1, "alpha": 1.5, "query_vector": [0.1]},
+            {
+                "tenant": TENANT,
+                "query_text": "x",
+                "top_k": 1,
+                "alpha": 1.5,
+                "query_vector": [0.1] * 384,
+            },
             "alpha",
         ),
     ],

@@ -11,7 +11,7 @@ import pytest
 from ragplane.v1 import common_pb2, retrieval_pb2, retrieval_pb2_grpc
 from tests.integration.errors import expect_status
 
-DIMENSIONS = 8
+DIMENSIONS = 384  # the embedding model's; retrieval refuses any other size
 
 
 def _chunk(document_id: str, index: int, text: str, section: str) -> retrieval_pb2.ChunkWithVector:

@@ -59,7 +59,7 @@ def check_min_score(min_score: float | None) -> None:
 def check_rerank_candidates(rerank_candidates: int) -> None:
     if rerank_candidates < 0:
         raise InvalidArgument.of(
-            "rerank_candidates", f"must be 0 (the default) or more, got {rerank_candidates}"
+            "rerank_candidates", f"must be 0 (service default) or more, got {rerank_candidates}"
         )
 
 

@@ -10,8 +10,9 @@ import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import weaviate
 from weaviate.classes.aggregate import GroupByAggregate
 from weaviate.classes.config import Configure, DataType, Property, Reconfigure, Tokenization
@@ -20,7 +21,6 @@ from weaviate.classes.init import AdditionalConfig, Timeout
 from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 from weaviate.classes.tenants import Tenant, TenantActivityStatus
 from weaviate.collections import CollectionAsync
-from weaviate.collections.classes.batch import BatchObjectReturn
 from weaviate.exceptions import WeaviateBaseError
 
 from ragplane.retrieval.filters import (
@@ -346,13 +346,13 @@ class ChunkStore:
         for attempt in range(1, self._retry.attempts + 1):
             ids = list(pending)
             batch = [pending[chunk_id] for chunk_id in ids]
-            result = await retry_transient(
+            failures = await retry_transient(
                 lambda batch=batch: self._replace(collection, batch),  # type: ignore[misc]
                 self._retry,
                 f"store chunks for tenant {tenant!r}",
                 deadline,
             )
-            errors = {ids[index]: error.message for index, error in result.errors.items()}
+            errors = {ids[index]: message for index, message in failures.items()}
             pending = {chunk_id: pending[chunk_id] for chunk_id in errors}
             wait_s = self._retry.backoff_s(attempt)
             if not pending or _past(deadline, wait_s) or attempt == self._retry.attempts:
@@ -363,21 +363,29 @@ class ChunkStore:
     @staticmethod
     async def _replace(
         collection: CollectionAsync[Any, Any], batch: Sequence[DataObject[Any, Any]]
-    ) -> BatchObjectReturn:
-        """Delete the objects, then insert them: never rely on Weaviate's "unchanged" shortcut.
+    ) -> dict[int, str]:
+        """Store each object twice: first with its vector nudged by one float32 step, then as is.
 
-        Weaviate skips re-indexing an object stored again unchanged (weaviate issue 3949). After
-        a crash in the middle of a batch an object can be on disk without its inverted-index
-        entries, so retrying the identical write would leave it unfindable by filters forever
-        (the durability test caught this). Deleting first makes every write index from scratch.
+        Weaviate re-indexes an object's properties from scratch only when its vector changes;
+        an object stored again with the same vector keeps its old inverted-index entries
+        (weaviate issues 3948, 3949). A SIGKILL in the middle of a batch can leave an object
+        on disk without some of those entries, and a plain retry would then leave it unfindable
+        by filters and keyword search for good. The nudged write guarantees that the final
+        write changes the vector, so every write ends in a full re-index.
 
-        The delete's tombstones are also why Weaviate before v1.38.5 lost acknowledged chunks
-        after a SIGKILL: it replayed its write-ahead logs in random order, and a log holding the
-        tombstones could end up newer than the one holding the inserts (scripts/versions.env).
+        Nothing is deleted first: each chunk id holds its old or its new version at every
+        moment, so a write that fails (and is reported as failed) never takes away chunks that
+        were acknowledged before. The nudge is one unit in the last place of one component,
+        and it is visible only between the two writes.
         """
-        ids = [str(item.uuid) for item in batch]
-        await collection.data.delete_many(where=Filter.by_id().contains_any(ids))
-        return await collection.data.insert_many(list(batch))
+        nudged = await collection.data.insert_many([with_nudged_vector(item) for item in batch])
+        failures = {index: error.message for index, error in nudged.errors.items()}
+        written = [index for index in range(len(batch)) if index not in failures]
+        if written:
+            final = await collection.data.insert_many([batch[index] for index in written])
+            for position, error in final.errors.items():
+                failures[written[position]] = error.message
+        return failures
 
     async def _trim_documents(
         self, tenant: str, chunk_counts: Mapping[str, int], deadline: float | None
@@ -475,6 +483,13 @@ def _require_active(tenant: str, state: TenantState) -> None:
         raise FailedPrecondition(
             f"tenant {tenant!r} is {state.value}; activate it (ActivateTenant) before using it"
         )
+
+
+def with_nudged_vector(item: DataObject[Any, Any]) -> DataObject[Any, Any]:
+    """The object with its first vector component one float32 step larger."""
+    vector = list(cast(Sequence[float], item.vector))
+    vector[0] = float(np.nextafter(np.float32(vector[0]), np.float32(np.inf)))
+    return DataObject(properties=item.properties, uuid=item.uuid, vector=vector)
 
 
 def _past(deadline: float | None, wait_s: float) -> bool:
