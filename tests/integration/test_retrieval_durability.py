@@ -136,12 +136,6 @@ def _kill_during(
     return False
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open (issue 12, item 18): a SIGKILLed Weaviate still loses a few acknowledged "
-    "chunks in about 1 of 20 kill cycles, with Weaviate v1.38.12 (WAL replay order fixed) and "
-    "with or without delete-before-insert; `make chaos` runs 24 cycles and prints the count",
-)
 def test_acknowledged_chunks_survive_sigkills_before_during_and_after_upserts(
     weaviate: DedicatedWeaviate,
     retrieval: tuple[RunningService, Ledger],
