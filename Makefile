@@ -14,13 +14,16 @@ QUESTION ?= How do I create a virtual environment with the venv module?
 DEMO_MARKER := .run/demo-corpus.ingested
 PY_SOURCES := protos/python/src runtime/src cli/src services/*/src tests bench
 
-.PHONY: help install protos run ask stop status test test-unit helm-lint lint format clean
+.PHONY: help install install-test protos run ask stop status test test-unit helm-lint lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-install: ## install everything (idempotent; cached builds)
+install: ## install what running needs: Weaviate, Redis, .venv with the models (idempotent; cached)
 	@scripts/install.sh
+
+install-test: install ## and the tools only the tests use: grpcurl, grpc_health_probe, toxiproxy, helm, promtool
+	@scripts/install-test.sh
 
 protos: install ## regenerate the Python stubs from protos/
 	@scripts/gen-protos.sh
@@ -54,10 +57,10 @@ format: install ## apply ruff's formatting and fixes
 	@.venv/bin/ruff format $(PY_SOURCES)
 	@.venv/bin/ruff check --fix $(PY_SOURCES)
 
-test: install lint helm-lint ## lint, the Helm chart, then unit and integration tests against real components
+test: install-test lint helm-lint ## lint, the Helm chart, then unit and integration tests against real components
 	@$(PYTHON) -m pytest --ignore=tests/helm
 
-helm-lint: install ## the Helm chart: helm lint --strict, Kubernetes 1.27/1.37 schemas, policy, promtool on the alerts
+helm-lint: install-test ## the Helm chart: helm lint --strict, Kubernetes 1.27/1.37 schemas, policy, promtool on the alerts
 	@$(PYTHON) -m pytest tests/helm
 
 test-unit: install ## only the tests that need no running component

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install everything ragplane needs on this machine. Safe to rerun: every step is skipped when
+# Install what running ragplane needs on this machine (Weaviate, Redis, the Python environment
+# with the models); the tools only the tests use are installed by scripts/install-test.sh. Safe to rerun: every step is skipped when
 # its result is already there, and slow results (Go builds, compiled wheels) are cached under
 # $RAGPLANE_CACHE (default ~/.cache/ragplane) and uv's cache, outside the checkout.
 set -euo pipefail
@@ -20,6 +21,7 @@ install_system_packages() {
     step "installing Debian packages: ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    step_done
   fi
   command -v go >/dev/null || { echo "error: the Go toolchain (go) is required to build Weaviate and the gRPC tools" >&2; exit 1; }
 }
@@ -31,6 +33,7 @@ install_uv() {
     step "installing uv $UV_VERSION"
     python3 -m venv "$CACHE/uv-$UV_VERSION"
     "$CACHE/uv-$UV_VERSION/bin/pip" install -q "uv==$UV_VERSION"
+    step_done
   fi
 }
 
@@ -52,13 +55,10 @@ install_python() {
     -e protos/python -e runtime -e cli \
     -e services/embedding -e services/retrieval -e services/generation -e services/query
   echo "$stamp" > .venv/.ragplane-stamp
+  step_done
 }
 
 install_system_packages
 go_tool "$WEAVIATE_MODULE" "$WEAVIATE_VERSION" weaviate-server
-go_tool "$GRPCURL_MODULE" "$GRPCURL_VERSION" grpcurl
-go_tool "$GRPC_HEALTH_PROBE_MODULE" "$GRPC_HEALTH_PROBE_VERSION" grpc_health_probe
-go_tool "$TOXIPROXY_MODULE" "$TOXIPROXY_VERSION" toxiproxy-server
-go_tool "$HELM_MODULE" "$HELM_VERSION" helm
-go_tool "$PROMTOOL_MODULE" "$PROMTOOL_VERSION" promtool
 install_python
+install_report
