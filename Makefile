@@ -33,7 +33,8 @@ run: install ## start the stack, ingest the demo corpus once, answer QUESTION
 	@if [ -f $(DEMO_MARKER) ]; then \
 	  echo "demo corpus already ingested (delete $(DEMO_MARKER) to ingest again)"; \
 	else \
-	  corpus=$$(scripts/fetch-corpus.sh) && $(RAGPLANE) ingest "$$corpus" --tenant $(TENANT) && touch $(DEMO_MARKER); \
+	  corpus=$$(scripts/fetch-corpus.sh) && $(RAGPLANE) ingest "$$corpus" --tenant $(TENANT) \
+	    --journal .run/demo-corpus.journal && touch $(DEMO_MARKER); \
 	fi
 	@echo; echo "Q: $(QUESTION)"; echo
 	@$(RAGPLANE) ask --tenant $(TENANT) "$(QUESTION)"

@@ -31,11 +31,24 @@ def title_of(text: str, fallback: str) -> str:
     return fallback
 
 
+def _relative(path: Path, root: Path) -> Path:
+    return path.relative_to(root) if path != root else Path(path.name)
+
+
+def document_id_for(path: Path, root: Path) -> str:
+    """The path relative to root."""
+    return _relative(path, root).as_posix()
+
+
+def read_text(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
 def document_for(path: Path, root: Path) -> query_pb2.Document:
     """Document id = the path relative to root; metadata "section" = its first folder."""
-    relative = path.relative_to(root) if path != root else Path(path.name)
-    document_id = relative.as_posix()
-    text = path.read_text(encoding="utf-8", errors="replace")
+    relative = _relative(path, root)
+    document_id = document_id_for(path, root)
+    text = read_text(path)
     section = relative.parts[0] if len(relative.parts) > 1 else "top"
     return query_pb2.Document(
         document_id=document_id,

@@ -12,7 +12,8 @@ import grpc
 from google.protobuf.json_format import MessageToJson
 from tqdm import tqdm
 
-from ragplane.cli.documents import batches, find_files
+from ragplane.cli.documents import batches, document_id_for, find_files, read_text
+from ragplane.cli.journal import IngestJournal, text_digest
 from ragplane.cli.stack import Ports, Stack
 from ragplane.v1 import common_pb2, query_pb2, query_pb2_grpc
 
@@ -73,20 +74,57 @@ def ask(args: argparse.Namespace) -> int:
 
 
 class _IngestProgress:
-    """Counts what the service reported, and shows it on a progress bar."""
+    """Counts what the service reported, shows it on a progress bar, and journals each document
+    the service acknowledged."""
 
-    def __init__(self, total: int, tenant: str) -> None:
+    def __init__(
+        self, total: int, tenant: str, journal: IngestJournal | None, digests: dict[str, str]
+    ) -> None:
         self.bar = tqdm(total=total, unit="doc", desc=f"ingesting into {tenant}")
         self.failures: list[query_pb2.DocumentResult] = []
+        self.indexed = 0
         self.chunks = 0
+        self._journal = journal
+        self._digests = digests
 
     def record(self, response: query_pb2.IngestResponse) -> None:
         for result in response.results:
             self.chunks += result.chunks
             if result.status != query_pb2.DOCUMENT_STATUS_INDEXED:
                 self.failures.append(result)
+                continue
+            self.indexed += 1
+            if self._journal is not None:
+                digest = self._digests[result.document_id]
+                self._journal.record(result.document_id, digest, result.chunks)
         self.bar.update(len(response.results))
         self.bar.set_postfix(chunks=self.chunks, failed=len(self.failures))
+
+
+def _pending(
+    files: list[Path], base: Path, journal: IngestJournal | None
+) -> tuple[list[Path], dict[str, str]]:
+    """The files still to send, and the digest of each one's text by document id."""
+    pending: list[Path] = []
+    digests: dict[str, str] = {}
+    blank = done = 0
+    for path in files:
+        text = read_text(path)
+        # A blank file would fail alone at the service; leave it out up front.
+        if not text.strip():
+            blank += 1
+            continue
+        document_id, digest = document_id_for(path, base), text_digest(text)
+        if journal is not None and journal.holds(document_id, digest):
+            done += 1
+            continue
+        pending.append(path)
+        digests[document_id] = digest
+    if blank:
+        print(f"skipping {blank} empty file(s)", file=sys.stderr)
+    if done:
+        print(f"resuming: {done} of {len(files) - blank} documents were ingested before")
+    return pending, digests
 
 
 def ingest(args: argparse.Namespace) -> int:
@@ -94,13 +132,34 @@ def ingest(args: argparse.Namespace) -> int:
     if not root.exists():
         print(f"error: {root} does not exist", file=sys.stderr)
         return 2
-    found = find_files(root)
-    # The service rejects a request holding a blank document; leave such files out up front.
-    files = [path for path in found if path.read_text(errors="replace").strip()]
-    if len(files) < len(found):
-        print(f"skipping {len(found) - len(files)} empty file(s)", file=sys.stderr)
     base = root if root.is_dir() else root.parent
-    progress = _IngestProgress(len(files), args.tenant)
+    journal = IngestJournal(Path(args.journal), args.tenant) if args.journal else None
+    files, digests = _pending(find_files(root), base, journal)
+    progress = _IngestProgress(len(files), args.tenant, journal, digests)
+    try:
+        _send(args, files, base, progress)
+    except grpc.RpcError as error:
+        return _fail(error)
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted after {progress.indexed} documents; "
+            + ("run the same command again to resume" if journal else "nothing is journaled"),
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        progress.bar.close()
+        if journal is not None:
+            journal.close()
+    print(f"indexed {progress.indexed} of {len(files)} documents ({progress.chunks} chunks)")
+    for failure in progress.failures:
+        print(f"  failed: {failure.document_id}: {failure.error}", file=sys.stderr)
+    return 1 if progress.failures else 0
+
+
+def _send(
+    args: argparse.Namespace, files: list[Path], base: Path, progress: _IngestProgress
+) -> None:
     options = [("grpc.max_send_message_length", 64 * 1024 * 1024)]
     # Two calls in flight: the service chunks and stores one while it embeds the other.
     with (
@@ -119,15 +178,12 @@ def ingest(args: argparse.Namespace) -> int:
                 in_flight.add(pool.submit(stub.Ingest, request, timeout=args.timeout))
             for call in in_flight:
                 progress.record(call.result())
-        except grpc.RpcError as error:
-            progress.bar.close()
-            return _fail(error)
-    progress.bar.close()
-    indexed = len(files) - len(progress.failures)
-    print(f"indexed {indexed} of {len(files)} documents ({progress.chunks} chunks)")
-    for failure in progress.failures:
-        print(f"  failed: {failure.document_id}: {failure.error}", file=sys.stderr)
-    return 1 if progress.failures else 0
+        except KeyboardInterrupt:
+            # Stop at once: closing the channel cancels the calls in flight; they are not
+            # journaled, so they are sent again next time.
+            pool.shutdown(wait=False, cancel_futures=True)
+            channel.close()
+            raise
 
 
 def _stack(args: argparse.Namespace) -> Stack:
@@ -186,6 +242,11 @@ def parser() -> argparse.ArgumentParser:
     ingest_cmd.add_argument("--concurrency", type=int, default=2, help="Ingest calls in flight")
     ingest_cmd.add_argument(
         "--timeout", type=float, default=600.0, help="deadline per batch, seconds"
+    )
+    ingest_cmd.add_argument(
+        "--journal",
+        help="file recording each acknowledged document; an interrupted run given the same "
+        "file resumes where it stopped",
     )
     ingest_cmd.set_defaults(handler=ingest)
 
