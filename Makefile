@@ -75,6 +75,10 @@ bench-embedding: install ## embedding: served vs in-process limit, unbatched, In
 	@scripts/install-bench.sh
 	@$(PYTHON) -m bench.embedding
 
+.PHONY: bench-ingest
+bench-ingest: install ## ingestion: chunks/s served through Ingest vs the in-process embedding limit
+	@$(PYTHON) -m bench.ingest
+
 .PHONY: load
 load: install ## ghz load profiles (bench/load/profiles) against the local stack, summarised
 	@scripts/install-load.sh
