@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -35,6 +35,18 @@ class DocumentOutcome:
     @property
     def indexed(self) -> bool:
         return not self.error
+
+
+def _finished_documents(
+    pending: Sequence[tuple[DocumentOutcome, ChunkToStore]], start: int, end: int
+) -> list[DocumentOutcome]:
+    """The documents whose last chunk lies in pending[start:end], in order."""
+    finished: list[DocumentOutcome] = []
+    for index in range(start, min(end, len(pending))):
+        outcome = pending[index][0]
+        if index + 1 == len(pending) or pending[index + 1][0] is not outcome:
+            finished.append(outcome)
+    return finished
 
 
 class Ingestor:
@@ -98,17 +110,65 @@ class Ingestor:
         await self._backends.ensure_active_tenant(tenant, budget.remaining("the tenant check"))
         # Tokenizing a megabyte takes a while: off the event loop, so other calls go on.
         outcomes = await asyncio.to_thread(lambda: [self._chunk(d) for d in documents])
-        await self._embed(outcomes, budget)
-        await self._store(tenant, outcomes, budget)
+        await self._embed_and_store(tenant, outcomes, budget)
         return outcomes
 
-    async def _embed(self, outcomes: Sequence[DocumentOutcome], budget: Budget) -> None:
+    async def _embed_and_store(
+        self, tenant: str, outcomes: Sequence[DocumentOutcome], budget: Budget
+    ) -> None:
+        """Embeds batch after batch while the documents already embedded are being stored.
+
+        Storing waits on Weaviate's indexing, embedding on the model: overlapped, neither waits
+        for the other. Only documents whose every chunk has its vector are stored, in document
+        order and one upsert at a time, as when all embedding came first; a document whose
+        embedding fails is never stored.
+        """
+        embedded: list[DocumentOutcome] = []
+        storing: asyncio.Task[None] | None = None
+
+        async def flush(ready: list[DocumentOutcome]) -> None:
+            nonlocal storing
+            if storing is not None:
+                await storing
+            storing = asyncio.create_task(self._store(tenant, ready, budget))
+
+        remaining = [o for o in outcomes if o.indexed]
+        try:
+            async for done in self._embed(remaining, budget):
+                embedded.extend(o for o in done if o.indexed)
+                queued = sum(len(o.chunks) for o in embedded)
+                if queued >= self._settings.store_batch_chunks:
+                    ready, embedded = embedded, []
+                    await flush(ready)
+            if embedded:
+                await flush(embedded)
+            if storing is not None:
+                await storing
+        finally:
+            # A cancelled or failed call leaves no upsert running behind it.
+            if storing is not None and not storing.done():
+                storing.cancel()
+        ready = [o for o in outcomes if o.indexed]
+        log.info(
+            "ingested",
+            tenant=tenant,
+            documents=len(outcomes),
+            indexed=len(ready),
+            chunks=sum(len(o.chunks) for o in ready),
+        )
+
+    async def _embed(
+        self, outcomes: Sequence[DocumentOutcome], budget: Budget
+    ) -> AsyncIterator[list[DocumentOutcome]]:
+        """Embeds in batches; after each, yields the documents whose last chunk it held."""
         pending = [(o, c) for o in outcomes if o.indexed for c in o.chunks]
         size = self._settings.embed_batch_size
         for start in range(0, len(pending), size):
             batch = pending[start : start + size]
+            finished = _finished_documents(pending, start, start + size)
             batch = [(o, c) for o, c in batch if o.indexed]
             if not batch:
+                yield finished
                 continue
             try:
                 vectors = await self._backends.embed(
@@ -117,9 +177,11 @@ class Ingestor:
             except ServiceError as error:
                 for outcome, _ in batch:
                     outcome.error = f"embedding failed: {error.message}"
+                yield finished
                 continue
             for (_, chunk), vector in zip(batch, vectors, strict=True):
                 chunk.vector = vector
+            yield finished
 
     def _store_batches(
         self, outcomes: Sequence[DocumentOutcome]
@@ -154,10 +216,3 @@ class Ingestor:
             owner = {chunk.chunk_id: chunk.document_id for chunk in chunks}
             for chunk_id, message in stored.failed_chunks.items():
                 by_document[owner[chunk_id]].error = f"chunk {chunk_id} not stored: {message}"
-        log.info(
-            "ingested",
-            tenant=tenant,
-            documents=len(outcomes),
-            indexed=sum(o.indexed for o in outcomes),
-            chunks=sum(len(o.chunks) for o in ready),
-        )
