@@ -9,7 +9,6 @@ the embedding, retrieval and query services; no LLM or generation service.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Iterator
@@ -49,20 +48,9 @@ class Served:
         return self.chunks / self.seconds
 
 
-def _ports() -> Ports:
-    """The first run's ports, kept: Weaviate's stored cluster state names them."""
-    saved = RUN_DIR / "ports.json"
-    if saved.exists():
-        return Ports(**json.loads(saved.read_text()))
-    ports = Ports.free()
-    RUN_DIR.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(ports.__dict__))
-    return ports
-
-
 @contextmanager
 def own_stack() -> Iterator[Stack]:
-    stack = Stack(RUN_DIR, _ports(), REPO / ".bin", sys.executable)
+    stack = Stack(RUN_DIR, Ports.kept_in(RUN_DIR), REPO / ".bin", sys.executable)
     try:
         stack.up(COMPONENTS, timeout_s=600, report=lambda line: print(line, file=sys.stderr))
         yield stack

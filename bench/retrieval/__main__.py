@@ -148,17 +148,6 @@ def subset(corpus: Path, labelled: list[str]) -> list[Path]:
     return sorted(p for p in chosen if p.read_text(errors="replace").strip())
 
 
-def _own_ports(run_dir: Path) -> Ports:
-    """The ports of the first run, kept: Weaviate's stored cluster state names them."""
-    saved = run_dir / "ports.json"
-    if saved.exists():
-        return Ports(**json.loads(saved.read_text()))
-    ports = Ports.free()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    saved.write_text(json.dumps(ports.__dict__))
-    return ports
-
-
 def ingest_missing(
     query: query_pb2_grpc.QueryServiceStub,
     retrieval: retrieval_pb2_grpc.RetrievalServiceStub,
@@ -189,7 +178,7 @@ def ingest_missing(
 def own_stack(
     args: argparse.Namespace, reranker: Path, corpus: Path, labelled: list[str]
 ) -> Iterator[Target]:
-    ports = _own_ports(args.run_dir)
+    ports = Ports.kept_in(args.run_dir)
     stack = Stack(args.run_dir, ports, REPO / ".bin", sys.executable, _reranker_env(reranker))
     names = ["redis", "weaviate", "embedding", "retrieval", "query"]
     stack.up(names, timeout_s=600, report=lambda line: print(line, file=sys.stderr))

@@ -70,6 +70,18 @@ class Ports:
         """Ports nothing listens on now, for a stack beside another one (tests)."""
         return cls(*free_ports(len(fields(cls))))
 
+    @classmethod
+    def kept_in(cls, run_dir: Path) -> Ports:
+        """Free ports on a stack's first run, the same ones after: Weaviate's stored cluster
+        state names them."""
+        saved = run_dir / "ports.json"
+        if saved.exists():
+            return cls(**json.loads(saved.read_text()))
+        ports = cls.free()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps(ports.__dict__))
+        return ports
+
 
 def free_ports(count: int) -> list[int]:
     """Distinct loopback ports that nothing listens on right now."""
