@@ -157,7 +157,7 @@ def test_an_installed_service_starts_serves_health_and_metrics_and_stops_cleanly
         f"{prefix_var}_HOST": "127.0.0.1",
         f"{prefix_var}_PORT": str(port),
         f"{prefix_var}_METRICS_PORT": str(metrics_port),
-        "EMBEDDING_CACHE_ENABLED": "false",
+        "EMBEDDING_REDIS_URL": "",
         "EMBEDDING_ONNX_CACHE_DIR": str(tmp_path / "onnx"),
     }
     log = tmp_path / f"{service}.log"

@@ -23,7 +23,7 @@ from ragplane.runtime.errors import retry_after_s
 from ragplane.v1 import embedding_pb2, embedding_pb2_grpc
 from tests.integration.services import RunningService, metric, service_process
 
-NO_CACHE = {"EMBEDDING_CACHE_ENABLED": "false"}
+NO_CACHE = {"EMBEDDING_REDIS_URL": ""}
 INVOCATIONS = "ragplane_embedding_batch_size_count"
 EMBEDDED = "ragplane_embedding_texts_embedded_total"
 

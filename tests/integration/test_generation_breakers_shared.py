@@ -90,7 +90,7 @@ def shared_env(stack: Stack, redis_url: str) -> dict[str, str]:
         breaker_fail_max="2",
         breaker_reset_timeout_s="120",
         redis_url=redis_url,
-        breaker_redis_retry_s="0.5",
+        redis_retry_after_s="0.5",
     )
 
 
@@ -151,9 +151,9 @@ def test_redis_down_keeps_answering_with_local_breakers_and_shares_again_on_its_
         )
         assert ask(service).attempts[0].outcome == SKIPPED
 
-        # A Redis back after breaker_redis_retry_s (empty: it kept nothing) is used again.
+        # A Redis back after redis_retry_after_s (empty: it kept nothing) is used again.
         redis_server.start()
-        time.sleep(1.0)  # twice breaker_redis_retry_s
+        time.sleep(1.0)  # twice redis_retry_after_s
         response = ask(service)
         assert (response.provider, response.attempts[0].outcome) == ("secondary", FAILED)
         status = providers(service)["primary"]

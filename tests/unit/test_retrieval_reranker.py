@@ -9,6 +9,7 @@ import pytest
 
 from ragplane.retrieval.reranker import CrossEncoderScorer, Reranker, load_scorer
 from ragplane.retrieval.store import ScoredChunk, StoredChunk
+from ragplane.runtime.resilience import Deadline
 from tests.reranker import trained_test_reranker
 
 QUERY = "How do I create a virtual environment?"
@@ -43,7 +44,7 @@ def _reranker(scorer: CrossEncoderScorer | None, budget_s: float = 60.0) -> Rera
 async def test_rerank_orders_candidates_by_cross_encoder_score_and_reports_its_time(
     scorer: CrossEncoderScorer,
 ) -> None:
-    outcome = await _reranker(scorer).rerank(QUERY, _candidates(), time_remaining_s=None)
+    outcome = await _reranker(scorer).rerank(QUERY, _candidates(), Deadline(None))
     expected = scorer.score(QUERY, PASSAGES)
     assert outcome.reranked
     assert outcome.skipped == ""
@@ -56,7 +57,7 @@ async def test_rerank_orders_candidates_by_cross_encoder_score_and_reports_its_t
 
 
 async def test_exhausted_budget_keeps_hybrid_order_and_says_why(scorer: CrossEncoderScorer) -> None:
-    outcome = await _reranker(scorer, budget_s=0.001).rerank(QUERY, _candidates(), None)
+    outcome = await _reranker(scorer, budget_s=0.001).rerank(QUERY, _candidates(), Deadline(None))
     assert not outcome.reranked
     assert "budget of 1 ms ran out" in outcome.skipped
     assert outcome.hits == _candidates()
@@ -64,7 +65,7 @@ async def test_exhausted_budget_keeps_hybrid_order_and_says_why(scorer: CrossEnc
 
 async def test_caller_deadline_too_close_skips_rerank(scorer: CrossEncoderScorer) -> None:
     # 30 ms left, 50 ms kept back for the reply: no time to rerank at all.
-    outcome = await _reranker(scorer).rerank(QUERY, _candidates(), time_remaining_s=0.03)
+    outcome = await _reranker(scorer).rerank(QUERY, _candidates(), Deadline(0.03))
     assert not outcome.reranked
     assert outcome.skipped.startswith("no time left to rerank")
     assert outcome.hits == _candidates()
@@ -72,9 +73,9 @@ async def test_caller_deadline_too_close_skips_rerank(scorer: CrossEncoderScorer
 
 def test_the_budget_is_the_smaller_of_configured_and_deadline_less_reserve() -> None:
     reranker = _reranker(None, budget_s=2.0)
-    assert reranker.budget_s(None) == 2.0
-    assert reranker.budget_s(10.0) == 2.0
-    assert reranker.budget_s(1.0) == pytest.approx(0.95)
+    assert reranker.budget_s(Deadline(None)) == 2.0
+    assert reranker.budget_s(Deadline(10.0, clock=lambda: 0.0)) == 2.0
+    assert reranker.budget_s(Deadline(1.0, clock=lambda: 0.0)) == pytest.approx(0.95)
 
 
 async def test_a_model_that_fails_to_load_leaves_search_in_hybrid_order(tmp_path: Path) -> None:
@@ -82,7 +83,9 @@ async def test_a_model_that_fails_to_load_leaves_search_in_hybrid_order(tmp_path
     scorer, reason = load_scorer(tmp_path, max_length=128)
     assert scorer is None
     assert reason.startswith(f"reranker failed to load from {tmp_path}")
-    outcome = await Reranker(scorer, reason, 2, 60.0, 0.05).rerank(QUERY, _candidates(), None)
+    outcome = await Reranker(scorer, reason, 2, 60.0, 0.05).rerank(
+        QUERY, _candidates(), Deadline(None)
+    )
     assert (outcome.reranked, outcome.skipped, outcome.hits) == (False, reason, _candidates())
 
 
@@ -95,7 +98,7 @@ class FailingScorerDouble:
 
 async def test_a_model_failing_while_scoring_keeps_hybrid_order() -> None:
     reranker = Reranker(FailingScorerDouble(), "", 2, 60.0, 0.05)
-    outcome = await reranker.rerank(QUERY, _candidates(), None)
+    outcome = await reranker.rerank(QUERY, _candidates(), Deadline(None))
     assert not outcome.reranked
     assert (
         outcome.skipped == "reranker failed: RuntimeError: CUDA error: device-side assert triggered"

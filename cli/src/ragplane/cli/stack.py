@@ -319,7 +319,8 @@ class Stack:
     def start(self, component: Component) -> None:
         for folder in ("pids", "logs"):
             (self.run_dir / folder).mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **OFFLINE_ENV, **self._extra_env, **component.env}
+        # The caller's extra settings win: a test may turn off what the stack turns on.
+        env = {**os.environ, **OFFLINE_ENV, **component.env, **self._extra_env}
         with self.log_file(component.name).open("ab") as log:
             process = subprocess.Popen(
                 component.argv,

@@ -10,7 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from ragplane.runtime.bundled import bundled_model_dir
 from ragplane.runtime.edge import StringLimits
-from ragplane.runtime.settings import ServiceSettings
+from ragplane.runtime.settings import RedisSettings, ServiceSettings
 
 
 def bundled_model_path() -> Path:
@@ -18,7 +18,7 @@ def bundled_model_path() -> Path:
     return bundled_model_dir()
 
 
-class EmbeddingSettings(ServiceSettings):
+class EmbeddingSettings(ServiceSettings, RedisSettings):
     model_config = SettingsConfigDict(env_prefix="EMBEDDING_")
 
     port: int = Field(default=50052, ge=1, le=65535)
@@ -53,12 +53,10 @@ class EmbeddingSettings(ServiceSettings):
     max_texts_per_request: int = Field(default=256, ge=1)
     max_chars_per_text: int = Field(default=8_000, ge=1)
 
-    # Embedding cache in Redis, keyed by model name and text hash.
-    cache_enabled: bool = True
+    # Embedding cache in Redis, keyed by model name and text hash; an empty
+    # EMBEDDING_REDIS_URL turns it off.
     redis_url: str = "redis://127.0.0.1:6379/0"
     cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
-    # Seconds a Redis call may take before the cache is skipped for that call.
-    redis_timeout_s: float = Field(default=0.25, gt=0)
 
     def string_limits(self) -> StringLimits:
         return StringLimits({"ragplane.v1.EmbedRequest.texts": self.max_chars_per_text})

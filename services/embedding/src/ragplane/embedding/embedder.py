@@ -15,6 +15,7 @@ from ragplane.embedding.batcher import DynamicBatcher
 from ragplane.embedding.cache import EmbeddingCache
 from ragplane.embedding.model import EmbeddingModel
 from ragplane.runtime.errors import InvalidArgument
+from ragplane.runtime.resilience import Deadline
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,9 @@ class Embedder:
                 )
 
     async def embed(
-        self, texts: Sequence[str], allow_truncation: bool, deadline: float | None = None
+        self, texts: Sequence[str], allow_truncation: bool, deadline: Deadline
     ) -> EmbedResult:
-        """Vectors for the texts, in order; ``deadline`` is a time.perf_counter() value."""
+        """Vectors for the texts, in order, unless ``deadline`` passes while they wait."""
         self._validate(texts)
         started = time.perf_counter()
         token_counts = await self._count_tokens(texts)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import grpc
 import structlog
@@ -16,6 +15,8 @@ from ragplane.embedding.model import EmbeddingModel, pick_backend, pick_device
 from ragplane.runtime.context import RpcContext
 from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.readiness import WarmedUp
+from ragplane.runtime.redis_client import SharedRedis
+from ragplane.runtime.resilience import Deadline
 from ragplane.v1 import embedding_pb2, embedding_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -30,8 +31,7 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
         self, request: embedding_pb2.EmbedRequest, context: RpcContext
     ) -> embedding_pb2.EmbedResponse:
         embedder = self._embedder.get()
-        remaining = context.time_remaining()
-        deadline = None if remaining is None else time.perf_counter() + remaining
+        deadline = Deadline(context.time_remaining())
         allow_truncation = request.truncation != embedding_pb2.TRUNCATION_POLICY_REJECT
         result = await embedder.embed(list(request.texts), allow_truncation, deadline)
         return embedding_pb2.EmbedResponse(
@@ -115,13 +115,9 @@ class EmbeddingApplication:
             ),
         )
         self._batcher.start()
-        if settings.cache_enabled:
-            self._cache = EmbeddingCache.connect(
-                settings.redis_url,
-                settings.model_name,
-                settings.cache_ttl_s,
-                settings.redis_timeout_s,
-            )
+        if settings.redis_enabled:
+            redis = SharedRedis.connect("embedding-cache-redis", settings)
+            self._cache = EmbeddingCache(redis, settings.model_name, settings.cache_ttl_s)
         limits = EmbedLimits(settings.max_texts_per_request, settings.max_chars_per_text)
         self._embedder.set(Embedder(model, self._batcher, self._cache, limits))
         log.info(
@@ -130,7 +126,7 @@ class EmbeddingApplication:
             max_tokens=model.max_tokens,
             backend=backend,
             device=model.device,
-            cache=settings.cache_enabled,
+            cache=settings.redis_enabled,
         )
 
     async def close(self) -> None:

@@ -13,6 +13,7 @@ from typing import Protocol
 import structlog
 
 from ragplane.retrieval.store import ScoredChunk
+from ragplane.runtime.resilience import Deadline
 
 log = structlog.get_logger(__name__)
 
@@ -81,13 +82,15 @@ class Reranker:
     def available(self) -> bool:
         return self._scorer is not None
 
-    def budget_s(self, time_remaining_s: float | None) -> float:
-        if time_remaining_s is None:
+    def budget_s(self, deadline: Deadline) -> float:
+        """The time this rerank may take: the configured limit, within the caller's deadline."""
+        seconds_left = deadline.seconds_left()
+        if seconds_left is None:
             return self._budget_s
-        return min(self._budget_s, time_remaining_s - self._reserve_s)
+        return min(self._budget_s, seconds_left - self._reserve_s)
 
     async def rerank(
-        self, query: str, candidates: Sequence[ScoredChunk], time_remaining_s: float | None
+        self, query: str, candidates: Sequence[ScoredChunk], deadline: Deadline
     ) -> RerankOutcome:
         started = time.monotonic()
         hybrid = list(candidates)
@@ -99,13 +102,13 @@ class Reranker:
 
         if self._scorer is None:
             return keep_hybrid(self._unavailable_reason)
-        budget_s = self.budget_s(time_remaining_s)
+        budget_s = self.budget_s(deadline)
         if budget_s <= 0:
             return keep_hybrid(f"no time left to rerank (budget {budget_s * 1000:.0f} ms)")
         if not hybrid:
             return RerankOutcome(hybrid, True, "", 0.0)
         try:
-            scores = await self._score_within(self._scorer, query, hybrid, started + budget_s)
+            scores = await self._score_within(self._scorer, query, hybrid, Deadline(budget_s))
         except Exception as error:  # noqa: BLE001 - any model failure degrades, never fails
             return keep_hybrid(f"reranker failed: {type(error).__name__}: {error}")
         if scores is None:
@@ -118,20 +121,20 @@ class Reranker:
         return RerankOutcome(ranked, True, "", (time.monotonic() - started) * 1000)
 
     async def _score_within(
-        self, scorer: PairScorer, query: str, hits: list[ScoredChunk], deadline: float
+        self, scorer: PairScorer, query: str, hits: list[ScoredChunk], limit: Deadline
     ) -> list[float] | None:
-        """Scores of every hit, or None when the next batch would not finish by ``deadline``."""
+        """Scores of every hit, or None when the next batch would not finish within ``limit``."""
         loop = asyncio.get_running_loop()
         scores: list[float] = []
         last_batch_s = 0.0
         for start in range(0, len(hits), self._batch_size):
-            if time.monotonic() + last_batch_s > deadline:
+            if not limit.allows(last_batch_s):
                 return None
             texts = [hit.chunk.text for hit in hits[start : start + self._batch_size]]
             batch_started = time.monotonic()
             scores += await loop.run_in_executor(self._executor, scorer.score, query, texts)
             last_batch_s = time.monotonic() - batch_started
-        return scores if time.monotonic() <= deadline else None
+        return scores if limit.allows(0.0) else None
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
