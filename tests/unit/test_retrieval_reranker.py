@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ragplane.retrieval.reranker import CrossEncoderScorer, Reranker, load_scorer
+from ragplane.retrieval.reranker import CrossEncoderScorer, Reranker, RerankLimits, load_scorer
 from ragplane.retrieval.store import ScoredChunk, StoredChunk
 from ragplane.runtime.resilience import Deadline
 from tests.reranker import trained_test_reranker
@@ -36,9 +36,7 @@ def scorer() -> CrossEncoderScorer:
 
 
 def _reranker(scorer: CrossEncoderScorer | None, budget_s: float = 60.0) -> Reranker:
-    return Reranker(
-        scorer, "not configured", batch_size=2, budget_s=budget_s, deadline_reserve_s=0.05
-    )
+    return Reranker(scorer, "not configured", RerankLimits(2, budget_s, 0.05))
 
 
 async def test_rerank_orders_candidates_by_cross_encoder_score_and_reports_its_time(
@@ -83,7 +81,7 @@ async def test_a_model_that_fails_to_load_leaves_search_in_hybrid_order(tmp_path
     scorer, reason = load_scorer(tmp_path, max_length=128)
     assert scorer is None
     assert reason.startswith(f"reranker failed to load from {tmp_path}")
-    outcome = await Reranker(scorer, reason, 2, 60.0, 0.05).rerank(
+    outcome = await Reranker(scorer, reason, RerankLimits(2, 60.0, 0.05)).rerank(
         QUERY, _candidates(), Deadline(None)
     )
     assert (outcome.reranked, outcome.skipped, outcome.hits) == (False, reason, _candidates())
@@ -97,7 +95,7 @@ class FailingScorerDouble:
 
 
 async def test_a_model_failing_while_scoring_keeps_hybrid_order() -> None:
-    reranker = Reranker(FailingScorerDouble(), "", 2, 60.0, 0.05)
+    reranker = Reranker(FailingScorerDouble(), "", RerankLimits(2, 60.0, 0.05))
     outcome = await reranker.rerank(QUERY, _candidates(), Deadline(None))
     assert not outcome.reranked
     assert (

@@ -8,6 +8,7 @@ from typing import Literal, TypeVar
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.tls import TlsSettings
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -37,6 +38,10 @@ class ServiceSettings(BaseSettings):
     log_level: LogLevel = "INFO"
     # Shared by every service: RAGPLANE_TLS_* (see ragplane.runtime.tls).
     tls: TlsSettings = Field(default_factory=TlsSettings)
+
+    def string_limits(self) -> StringLimits:
+        """How long each string field of a request may be (checked before anything else)."""
+        return StringLimits()
 
 
 class RedisSettings(BaseSettings):

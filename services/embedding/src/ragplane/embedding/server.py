@@ -13,7 +13,6 @@ from ragplane.embedding.config import EmbeddingSettings
 from ragplane.embedding.embedder import Embedder, EmbedLimits
 from ragplane.embedding.model import EmbeddingModel, pick_backend, pick_device
 from ragplane.runtime.context import RpcContext
-from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.runtime.redis_client import SharedRedis
 from ragplane.runtime.resilience import Deadline
@@ -78,10 +77,6 @@ class EmbeddingApplication:
         self._embedder: WarmedUp[Embedder] = WarmedUp("the embedding model")
         self._batcher: DynamicBatcher | None = None
         self._cache: EmbeddingCache | None = None
-
-    @property
-    def string_limits(self) -> StringLimits:
-        return self._settings.string_limits()
 
     def register(self, server: grpc.aio.Server) -> None:
         servicer = EmbeddingServicer(self._embedder, self._settings)

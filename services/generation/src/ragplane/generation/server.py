@@ -11,7 +11,6 @@ from ragplane.generation.config import GenerationSettings, Tier
 from ragplane.generation.generator import Answer, AnswerRequest, Attempt, Generator, ProviderStatus
 from ragplane.generation.prompt import ContextPassage
 from ragplane.runtime.context import RpcContext
-from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.runtime.resilience import CLOSED, HALF_OPEN, OPEN
 from ragplane.v1 import common_pb2, generation_pb2, generation_pb2_grpc
@@ -153,10 +152,6 @@ class GenerationApplication:
     def __init__(self, settings: GenerationSettings) -> None:
         self._settings = settings
         self._generator: WarmedUp[Generator] = WarmedUp("the LLM client")
-
-    @property
-    def string_limits(self) -> StringLimits:
-        return self._settings.string_limits()
 
     def register(self, server: grpc.aio.Server) -> None:
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(

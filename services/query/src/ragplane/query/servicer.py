@@ -31,6 +31,7 @@ _NOTHING_CHANGED = (InvalidArgument, NotFound, FailedPrecondition)
 class QueryParts:
     """What the servicer serves with, assembled once at start-up (wiring.py)."""
 
+    settings: QuerySettings
     backends: Backends
     guard: QueryGuard
     pipeline: QueryPipeline
@@ -42,9 +43,8 @@ class QueryParts:
 
 
 class QueryServicer(query_pb2_grpc.QueryServiceServicer):
-    def __init__(self, parts: WarmedUp[QueryParts], settings: QuerySettings) -> None:
+    def __init__(self, parts: WarmedUp[QueryParts]) -> None:
         self._parts = parts
-        self._settings = settings
 
     async def Query(
         self, request: query_pb2.QueryRequest, context: RpcContext
@@ -84,8 +84,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     ) -> tuple[QueryParts, Deadline, Admission]:
         """The request validated, then through the guard (limits, caches, spend)."""
         parts = self._parts.get()
-        question = question_from(request, self._settings)
-        deadline = self._deadline(context, self._settings.default_timeout_s)
+        question = question_from(request, parts.settings)
+        deadline = self._deadline(context, parts.settings.default_timeout_s)
         return parts, deadline, await parts.guard.admit(question, deadline)
 
     @staticmethod
@@ -99,7 +99,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         return cached_answer(admission.cached, deadline.total_s or 0.0, elapsed_ms(started))
 
     def _sources(self, passages: Sequence[Passage]) -> query_pb2.QueryStreamResponse:
-        found = citations(passages, self._settings.snippet_chars)
+        found = citations(passages, self._parts.get().settings.snippet_chars)
         return query_pb2.QueryStreamResponse(sources=query_pb2.QuerySources(citations=found))
 
     def _response(
@@ -113,15 +113,15 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             admission.cache,
             [*admission.degradations, *answer.degradations],
             sum(ms for _, ms in answer.timings) if total_ms is None else total_ms,
-            self._settings.snippet_chars,
+            self._parts.get().settings.snippet_chars,
         )
 
     async def Ingest(
         self, request: query_pb2.IngestRequest, context: RpcContext
     ) -> query_pb2.IngestResponse:
         parts = self._parts.get()
-        documents = documents_from(request, self._settings)
-        deadline = self._deadline(context, self._settings.ingest_timeout_s)
+        documents = documents_from(request, parts.settings)
+        deadline = self._deadline(context, parts.settings.ingest_timeout_s)
         async with self._changing_documents(request.tenant):
             outcomes = await parts.ingestor.ingest(request.tenant, documents, deadline)
         audit_note(documents=len(documents), indexed=sum(o.indexed for o in outcomes))
@@ -144,7 +144,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     ) -> query_pb2.DeleteDocumentsResponse:
         parts = self._parts.get()
         document_ids = document_ids_from(request)
-        deadline = self._deadline(context, self._settings.ingest_timeout_s)
+        deadline = self._deadline(context, parts.settings.ingest_timeout_s)
         async with self._changing_documents(request.tenant):
             deleted = await parts.backends.delete(
                 request.tenant, document_ids, deadline.require("delete")

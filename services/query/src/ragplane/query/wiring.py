@@ -21,7 +21,6 @@ from ragplane.query.ingestion import Ingestor
 from ragplane.query.metrics import REDIS_AVAILABLE
 from ragplane.query.pipeline import QueryPipeline
 from ragplane.query.servicer import QueryParts, QueryServicer
-from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.runtime.redis_client import SharedRedis
 from ragplane.runtime.weaviate_client import weaviate_client
@@ -60,6 +59,7 @@ def build_parts(settings: QuerySettings, guard_settings: GuardSettings) -> Query
         settings.resolved_tokenizer_path(), settings.chunk_tokens, settings.chunk_overlap_tokens
     )
     return QueryParts(
+        settings=settings,
         backends=backends,
         guard=build_guard(guard_settings, dependencies),
         pipeline=QueryPipeline(dependencies, settings),
@@ -77,12 +77,8 @@ class QueryApplication:
         self._guard_settings = guard_settings
         self._parts: WarmedUp[QueryParts] = WarmedUp("the query service")
 
-    @property
-    def string_limits(self) -> StringLimits:
-        return self._settings.string_limits()
-
     def register(self, server: grpc.aio.Server) -> None:
-        servicer = QueryServicer(self._parts, self._settings)
+        servicer = QueryServicer(self._parts)
         query_pb2_grpc.add_QueryServiceServicer_to_server(servicer, server)
 
     async def warm_up(self) -> None:

@@ -52,6 +52,15 @@ class RerankOutcome:
     elapsed_ms: float
 
 
+@dataclass(frozen=True)
+class RerankLimits:
+    """Texts scored per batch, the time one rerank may take, and what it leaves the caller."""
+
+    batch_size: int
+    time_limit_s: float
+    deadline_reserve_s: float
+
+
 class Reranker:
     """Scores candidates in batches on one worker thread, stopping when the budget runs out.
 
@@ -62,18 +71,11 @@ class Reranker:
     """
 
     def __init__(
-        self,
-        scorer: PairScorer | None,
-        unavailable_reason: str,
-        batch_size: int,
-        budget_s: float,
-        deadline_reserve_s: float,
+        self, scorer: PairScorer | None, unavailable_reason: str, limits: RerankLimits
     ) -> None:
         self._scorer = scorer
         self._unavailable_reason = unavailable_reason
-        self._batch_size = batch_size
-        self._budget_s = budget_s
-        self._reserve_s = deadline_reserve_s
+        self._limits = limits
         # One thread: the model saturates the CPU; concurrent requests wait their turn (and
         # that wait counts against their budget).
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank")
@@ -86,8 +88,8 @@ class Reranker:
         """The time this rerank may take: the configured limit, within the caller's deadline."""
         seconds_left = deadline.seconds_left()
         if seconds_left is None:
-            return self._budget_s
-        return min(self._budget_s, seconds_left - self._reserve_s)
+            return self._limits.time_limit_s
+        return min(self._limits.time_limit_s, seconds_left - self._limits.deadline_reserve_s)
 
     async def rerank(
         self, query: str, candidates: Sequence[ScoredChunk], deadline: Deadline
@@ -127,10 +129,10 @@ class Reranker:
         loop = asyncio.get_running_loop()
         scores: list[float] = []
         last_batch_s = 0.0
-        for start in range(0, len(hits), self._batch_size):
+        for start in range(0, len(hits), self._limits.batch_size):
             if not limit.allows(last_batch_s):
                 return None
-            texts = [hit.chunk.text for hit in hits[start : start + self._batch_size]]
+            texts = [hit.chunk.text for hit in hits[start : start + self._limits.batch_size]]
             batch_started = time.monotonic()
             scores += await loop.run_in_executor(self._executor, scorer.score, query, texts)
             last_batch_s = time.monotonic() - batch_started

@@ -13,7 +13,7 @@ import weaviate
 from ragplane.retrieval.answer_caches import AnswerCaches
 from ragplane.retrieval.config import RetrievalSettings
 from ragplane.retrieval.filters import FieldFilter
-from ragplane.retrieval.reranker import Reranker, load_scorer
+from ragplane.retrieval.reranker import Reranker, RerankLimits, load_scorer
 from ragplane.retrieval.retries import RetryPolicy
 from ragplane.retrieval.search import SearchDefaults, Searcher, SearchOptions, SearchOutcome
 from ragplane.retrieval.store import ChunkStore, Fusion, StoredChunk, TenantInfo, TenantState
@@ -24,7 +24,6 @@ from ragplane.retrieval.validation import (
     check_upsert,
 )
 from ragplane.runtime.context import RpcContext
-from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.runtime.redis_client import SharedRedis
 from ragplane.runtime.resilience import Backoff, Deadline
@@ -142,22 +141,22 @@ def _deadline(context: RpcContext) -> Deadline:
 class RetrievalParts:
     """What the servicer serves with, assembled once at start-up."""
 
+    settings: RetrievalSettings
     store: ChunkStore
     searcher: Searcher
     answer_caches: AnswerCaches
 
 
 class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
-    def __init__(self, parts: WarmedUp[RetrievalParts], settings: RetrievalSettings) -> None:
+    def __init__(self, parts: WarmedUp[RetrievalParts]) -> None:
         self._parts = parts
-        self._settings = settings
 
     async def Upsert(
         self, request: retrieval_pb2.UpsertRequest, context: RpcContext
     ) -> retrieval_pb2.UpsertResponse:
         chunks = [_stored_chunk(item) for item in request.chunks]
         counts = dict(request.document_chunk_counts)
-        settings = self._settings
+        settings = self._parts.get().settings
         check_upsert(
             request.tenant,
             chunks,
@@ -182,7 +181,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     ) -> retrieval_pb2.SearchResponse:
         options = search_options(request)
         query_vector = list(request.query_vector)
-        settings = self._settings
+        settings = self._parts.get().settings
         check_search(
             request.tenant,
             request.query_text,
@@ -272,12 +271,8 @@ class RetrievalApplication:
         self._client: weaviate.WeaviateAsyncClient | None = None
         self._reranker: Reranker | None = None
 
-    @property
-    def string_limits(self) -> StringLimits:
-        return self._settings.string_limits()
-
     def register(self, server: grpc.aio.Server) -> None:
-        servicer = RetrievalServicer(self._parts, self._settings)
+        servicer = RetrievalServicer(self._parts)
         retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
 
     async def warm_up(self) -> None:
@@ -292,19 +287,18 @@ class RetrievalApplication:
         await store.ensure_collection()
         redis = SharedRedis.connect("retrieval-redis", settings) if settings.redis_enabled else None
         searcher = Searcher(store, reranker, self._search_defaults())
-        self._parts.set(RetrievalParts(store, searcher, AnswerCaches(redis)))
+        self._parts.set(RetrievalParts(settings, store, searcher, AnswerCaches(redis)))
         log.info("connected to Weaviate", collection=settings.collection)
 
     def _load_reranker(self) -> Reranker:
         settings = self._settings
         scorer, unavailable = load_scorer(settings.reranker_path, settings.rerank_max_length)
-        return Reranker(
-            scorer,
-            unavailable,
+        limits = RerankLimits(
             settings.rerank_batch_size,
             settings.rerank_budget_ms / 1000,
             settings.rerank_deadline_reserve_ms / 1000,
         )
+        return Reranker(scorer, unavailable, limits)
 
     def _search_defaults(self) -> SearchDefaults:
         settings = self._settings
