@@ -293,6 +293,10 @@ class RetrievalApplication:
     def _load_reranker(self) -> Reranker:
         settings = self._settings
         scorer, unavailable = load_scorer(settings.reranker_path, settings.rerank_max_length)
+        if scorer is not None:
+            # The first pass allocates and compiles: paid here, not by the first search's
+            # rerank time limit.
+            scorer.score("warm-up", ["warm-up"] * settings.rerank_batch_size)
         limits = RerankLimits(
             settings.rerank_batch_size,
             settings.rerank_budget_ms / 1000,
