@@ -1,4 +1,4 @@
-"""The reranker on a real (small, locally trained) cross-encoder: order, budget, failures."""
+"""The reranker on a real (small, locally trained) cross-encoder: order, time limit, failures."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ def scorer() -> CrossEncoderScorer:
     return CrossEncoderScorer(trained_test_reranker(), max_length=128)
 
 
-def _reranker(scorer: CrossEncoderScorer | None, budget_s: float = 60.0) -> Reranker:
-    return Reranker(scorer, "not configured", RerankLimits(2, budget_s, 0.05))
+def _reranker(scorer: CrossEncoderScorer | None, time_limit_s: float = 60.0) -> Reranker:
+    return Reranker(scorer, "not configured", RerankLimits(2, time_limit_s, 0.05))
 
 
 async def test_rerank_orders_candidates_by_cross_encoder_score_and_reports_its_time(
@@ -54,10 +54,14 @@ async def test_rerank_orders_candidates_by_cross_encoder_score_and_reports_its_t
     )
 
 
-async def test_exhausted_budget_keeps_hybrid_order_and_says_why(scorer: CrossEncoderScorer) -> None:
-    outcome = await _reranker(scorer, budget_s=0.001).rerank(QUERY, _candidates(), Deadline(None))
+async def test_exhausted_time_limit_keeps_hybrid_order_and_says_why(
+    scorer: CrossEncoderScorer,
+) -> None:
+    outcome = await _reranker(scorer, time_limit_s=0.001).rerank(
+        QUERY, _candidates(), Deadline(None)
+    )
     assert not outcome.reranked
-    assert "budget of 1 ms ran out" in outcome.skipped
+    assert "time limit of 1 ms ran out" in outcome.skipped
     assert outcome.hits == _candidates()
 
 
@@ -69,11 +73,11 @@ async def test_caller_deadline_too_close_skips_rerank(scorer: CrossEncoderScorer
     assert outcome.hits == _candidates()
 
 
-def test_the_budget_is_the_smaller_of_configured_and_deadline_less_reserve() -> None:
-    reranker = _reranker(None, budget_s=2.0)
-    assert reranker.budget_s(Deadline(None)) == 2.0
-    assert reranker.budget_s(Deadline(10.0, clock=lambda: 0.0)) == 2.0
-    assert reranker.budget_s(Deadline(1.0, clock=lambda: 0.0)) == pytest.approx(0.95)
+def test_the_time_limit_is_the_smaller_of_configured_and_deadline_less_reserve() -> None:
+    reranker = _reranker(None, time_limit_s=2.0)
+    assert reranker.time_limit_s(Deadline(None)) == 2.0
+    assert reranker.time_limit_s(Deadline(10.0, clock=lambda: 0.0)) == 2.0
+    assert reranker.time_limit_s(Deadline(1.0, clock=lambda: 0.0)) == pytest.approx(0.95)
 
 
 async def test_a_model_that_fails_to_load_leaves_search_in_hybrid_order(tmp_path: Path) -> None:

@@ -34,9 +34,9 @@ class QuerySettings(ServiceSettings, BreakerSettings):
     embedding_target: str = "127.0.0.1:50052"
     retrieval_target: str = "127.0.0.1:50053"
     generation_target: str = "127.0.0.1:50054"
-    # Budget for a query when the caller sets no deadline.
+    # The deadline of a query whose caller sets none.
     default_timeout_s: float = Field(default=60.0, gt=0)
-    # Stage budgets. Each stage gets at most its cap, and never the time the stages after it
+    # Stage caps. Each stage gets at most its cap, and never the time the stages after it
     # are promised: embedding keeps search + generation + respond free, search keeps generation
     # + respond, generation keeps respond.
     embed_timeout_s: float = Field(default=1.0, gt=0)

@@ -1,4 +1,4 @@
-"""Cross-encoder reranking of hybrid candidates, within a time budget, degrading to hybrid order."""
+"""Cross-encoder reranking of hybrid candidates, within a time limit, degrading to hybrid order."""
 
 from __future__ import annotations
 
@@ -62,9 +62,9 @@ class RerankLimits:
 
 
 class Reranker:
-    """Scores candidates in batches on one worker thread, stopping when the budget runs out.
+    """Scores candidates in batches on one worker thread, stopping when its time limit runs out.
 
-    The budget is the smaller of the configured one and the caller's remaining deadline less a
+    The time limit is the smaller of the configured one and the caller's remaining deadline less a
     reserve for answering. Between batches it checks whether another batch (timed by the last
     one) still fits; when not, or when the model fails, the candidates keep the hybrid order,
     since a half-reranked list would mix two incomparable scores.
@@ -77,14 +77,14 @@ class Reranker:
         self._unavailable_reason = unavailable_reason
         self._limits = limits
         # One thread: the model saturates the CPU; concurrent requests wait their turn (and
-        # that wait counts against their budget).
+        # that wait counts against their time limit).
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank")
 
     @property
     def available(self) -> bool:
         return self._scorer is not None
 
-    def budget_s(self, deadline: Deadline) -> float:
+    def time_limit_s(self, deadline: Deadline) -> float:
         """The time this rerank may take: the configured limit, within the caller's deadline."""
         seconds_left = deadline.seconds_left()
         if seconds_left is None:
@@ -104,17 +104,17 @@ class Reranker:
 
         if self._scorer is None:
             return keep_hybrid(self._unavailable_reason)
-        budget_s = self.budget_s(deadline)
-        if budget_s <= 0:
-            return keep_hybrid(f"no time left to rerank (budget {budget_s * 1000:.0f} ms)")
+        limit_s = self.time_limit_s(deadline)
+        if limit_s <= 0:
+            return keep_hybrid(f"no time left to rerank (time limit {limit_s * 1000:.0f} ms)")
         if not hybrid:
             return RerankOutcome(hybrid, True, "", 0.0)
         try:
-            scores = await self._score_within(self._scorer, query, hybrid, Deadline(budget_s))
+            scores = await self._score_within(self._scorer, query, hybrid, Deadline(limit_s))
         except Exception as error:  # noqa: BLE001 - any model failure degrades, never fails
             return keep_hybrid(f"reranker failed: {type(error).__name__}: {error}")
         if scores is None:
-            return keep_hybrid(f"rerank budget of {budget_s * 1000:.0f} ms ran out")
+            return keep_hybrid(f"rerank time limit of {limit_s * 1000:.0f} ms ran out")
         ranked = sorted(
             (replace(hit, score=score) for hit, score in zip(hybrid, scores, strict=True)),
             key=lambda hit: hit.score,
