@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ragplane.cli.stack import Stack
 from ragplane.v1 import retrieval_pb2, retrieval_pb2_grpc
-from tests.integration.durability import wait_until
+from tests.integration.polling import wait_until
 
 TENANT = "resume"
 DOCUMENTS = 40
@@ -52,7 +52,7 @@ def test_an_interrupted_ingestion_resumes_with_nothing_lost_or_stored_twice(
     document_ids = _corpus(corpus)
 
     first = subprocess.Popen(_ingest(stack, corpus, journal), text=True, stderr=subprocess.PIPE)
-    wait_until(lambda: len(_journaled(journal)) >= 4, 300, "4 documents to be acknowledged")
+    wait_until(lambda: len(_journaled(journal)) >= 4, 300, "4 documents to be acknowledged", 0.005)
     first.send_signal(signal.SIGINT)
     _, first_errors = first.communicate(timeout=60)
     before = _journaled(journal)
