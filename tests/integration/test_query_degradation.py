@@ -71,7 +71,7 @@ def small_embedding(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runnin
     """An embedding service whose queue holds one call, and whose model takes one text at a
     time: a single call of many texts keeps it full for seconds."""
     env = {
-        "EMBEDDING_CACHE_ENABLED": "false",
+        "EMBEDDING_REDIS_URL": "",
         "EMBEDDING_MAX_QUEUED_REQUESTS": "1",
         "EMBEDDING_MAX_BATCH_SIZE": "1",
     }
@@ -326,8 +326,13 @@ def test_a_rerank_that_runs_is_reported_as_a_stage_of_its_own(
     )
     with (
         service_process("retrieval", retrieval_env, tmp_path) as retrieval,
+        # The search's cap leaves the reranker its own limit on a busy machine.
         query_service(
-            stack, tmp_path, retrieval_target=retrieval.target, generation_min_s="600"
+            stack,
+            tmp_path,
+            retrieval_target=retrieval.target,
+            generation_min_s="600",
+            search_timeout_s="60",
         ) as service,
     ):
         request = query_pb2.QueryRequest(
