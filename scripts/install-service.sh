@@ -25,5 +25,5 @@ export UV_PYTHON_DOWNLOADS=never
 "$uv" venv --quiet --python "${PYTHON:-python3.11}" "$prefix"
 "$uv" pip sync --quiet --compile-bytecode --python "$prefix/bin/python" "$lock"
 # The service must import with exactly what was installed (no package from elsewhere).
-"$prefix/bin/python" -I -c "import ragplane.$service.server"
+"$prefix/bin/python" -I -c "import ragplane.$service.__main__"
 echo "installed ragplane-$service ($lock) into $prefix"

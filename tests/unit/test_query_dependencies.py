@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import pytest
 
@@ -50,7 +50,7 @@ def test_caller_mistakes_and_short_deadlines_do_not_count_against_a_dependency()
 def test_a_stream_that_fails_counts_like_a_call() -> None:
     dependency = Dependency("unit-test-c", _breakers(1))
 
-    async def broken_stream(timeout_s: float) -> AsyncIterator[str]:
+    async def broken_stream(timeout_s: float) -> AsyncGenerator[str, None]:
         yield "first"
         raise Unavailable("cut")
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -96,12 +97,19 @@ class AsyncBreaker:
         except pybreaker.CircuitBreakerError as error:
             raise self._circuit_open() from error
 
-    async def stream(self, make_stream: Callable[[], AsyncIterator[T]]) -> AsyncIterator[T]:
-        """The items of ``make_stream()`` through the breaker: a stream that fails counts."""
+    async def stream(
+        self, make_stream: Callable[[], AsyncGenerator[T, None]]
+    ) -> AsyncGenerator[T, None]:
+        """The items of ``make_stream()`` through the breaker: a stream that fails counts.
+
+        Closing this stream closes the inner one at once (a cancelled call must stop the work
+        behind it now, not when the garbage collector gets to it).
+        """
         try:
             with self.breaker.calling():
-                async for item in make_stream():
-                    yield item
+                async with aclosing(make_stream()) as items:
+                    async for item in items:
+                        yield item
         except pybreaker.CircuitBreakerError as error:
             raise self._circuit_open() from error
 

@@ -6,7 +6,7 @@ between the domain and the protobuf contracts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -115,7 +115,7 @@ class Backends:
 
     async def generate_stream(
         self, question: Question, passages: Sequence[Passage], timeout_s: float
-    ) -> AsyncIterator[str | GeneratedAnswer]:
+    ) -> AsyncGenerator[str | GeneratedAnswer, None]:
         """Text deltas as the generation service sends them, then the whole answer."""
         request = generation_pb2.GenerateStreamRequest(
             request=_generate_request(question, passages)

@@ -8,8 +8,8 @@ deadline the caller chose says nothing about its health.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from contextlib import aclosing, contextmanager
 from typing import TypeVar
 
 from prometheus_client import Gauge
@@ -70,17 +70,22 @@ class Dependency:
         return await self._breaker.call(timed)
 
     async def stream(
-        self, make_stream: Callable[[float], AsyncIterator[T]], timeout_s: float, cap_s: float
-    ) -> AsyncIterator[T]:
+        self,
+        make_stream: Callable[[float], AsyncGenerator[T, None]],
+        timeout_s: float,
+        cap_s: float,
+    ) -> AsyncGenerator[T, None]:
         """``make_stream(timeout_s)`` through the breaker: a stream that fails counts."""
 
-        async def timed() -> AsyncIterator[T]:
+        async def timed() -> AsyncGenerator[T, None]:
             with _blaming_slowness(timeout_s, cap_s):
-                async for item in make_stream(timeout_s):
-                    yield item
+                async with aclosing(make_stream(timeout_s)) as items:
+                    async for item in items:
+                        yield item
 
-        async for item in self._breaker.stream(timed):
-            yield item
+        async with aclosing(self._breaker.stream(timed)) as items:
+            async for item in items:
+                yield item
 
 
 class Dependencies:

@@ -8,7 +8,8 @@ short). The question arrives validated (requests.py); caches and limits are the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 
 from ragplane.query.config import QuerySettings
 from ragplane.query.dependencies import Dependencies, DependencyTimedOut
@@ -67,7 +68,7 @@ class QueryPipeline:
 
     async def stream(
         self, question: Question, deadline: Deadline, known: QuestionEmbedding | None = None
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Sources, then the answer text as it is generated, then the whole answer."""
         answer = Answer(deadline_s=deadline.total_s or 0.0)
         passages = await self._retrieve(question, deadline, answer, known)
@@ -76,9 +77,11 @@ class QueryPipeline:
             answer.text = NO_PASSAGES_ANSWER
             yield answer.text
         else:
+            deltas = self._generate_stream(question, passages, deadline, answer)
             with answer.timings.measure(Stage.GENERATION):
-                async for delta in self._generate_stream(question, passages, deadline, answer):
-                    yield delta
+                async with aclosing(deltas):
+                    async for delta in deltas:
+                        yield delta
         yield answer
 
     # Retrieval: the question's embedding, then a hybrid search; BM25 only without one.
@@ -214,24 +217,26 @@ class QueryPipeline:
 
     async def _generate_stream(
         self, question: Question, passages: list[Passage], deadline: Deadline, answer: Answer
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         timeout_s = self._time_for_generation(deadline, passages, answer)
         if timeout_s is None:
             yield answer.text
             return
         dependency = self._dependencies.generation
         sent: list[str] = []
+        events = dependency.stream(
+            lambda t: self._backends.generate_stream(question, passages, t),
+            timeout_s,
+            self._settings.generation_timeout_s,
+        )
         try:
-            async for event in dependency.stream(
-                lambda t: self._backends.generate_stream(question, passages, t),
-                timeout_s,
-                self._settings.generation_timeout_s,
-            ):
-                if isinstance(event, str):
-                    sent.append(event)
-                    yield event
-                else:
-                    answer.take_generated(event, passages)
+            async with aclosing(events):
+                async for event in events:
+                    if isinstance(event, str):
+                        sent.append(event)
+                        yield event
+                    else:
+                        answer.take_generated(event, passages)
         except _DEPENDENCY_FAILURES as error:
             if not sent:
                 self._extract(passages, answer, _cause_of(error), error.message)

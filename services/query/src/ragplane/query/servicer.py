@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 
 from ragplane.query.backends import Backends
@@ -69,15 +69,18 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             yield query_pb2.QueryStreamResponse(done=self._response(admission, answer))
             return
         events = parts.pipeline.stream(admission.question, deadline, admission.embedding)
-        async for event in events:
-            if isinstance(event, Sources):
-                yield self._sources(event.passages)
-            elif isinstance(event, Answer):
-                await parts.guard.settle(admission, event)
-                done = self._response(admission, event, elapsed_ms(started))
-                yield query_pb2.QueryStreamResponse(done=done)
-            else:
-                yield query_pb2.QueryStreamResponse(answer_delta=event)
+        # aclosing: a caller that cancels closes the whole chain down to the generation call
+        # at once, not when the garbage collector gets to it.
+        async with aclosing(events):
+            async for event in events:
+                if isinstance(event, Sources):
+                    yield self._sources(event.passages)
+                elif isinstance(event, Answer):
+                    await parts.guard.settle(admission, event)
+                    done = self._response(admission, event, elapsed_ms(started))
+                    yield query_pb2.QueryStreamResponse(done=done)
+                else:
+                    yield query_pb2.QueryStreamResponse(answer_delta=event)
 
     async def _admit(
         self, request: query_pb2.QueryRequest, context: RpcContext
