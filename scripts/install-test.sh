@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what the tests need beyond scripts/install.sh: the gRPC tools (grpcurl,
 # grpc_health_probe), toxiproxy for network faults, helm and promtool for the chart, each built
-# once with go install, cached under $RAGPLANE_CACHE/bin and linked into .bin/. Safe to rerun.
+# once with go install, cached under $RAGPLANE_CACHE/bin and linked into .bin/; kube-apiserver
+# and etcd for the chart's test on a real API server (scripts/install-kube.sh); podman, runc
+# and mmdebstrap from Debian to build and run the images (tests/images). Safe to rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/versions.env
@@ -14,4 +16,6 @@ go_tool "$GRPC_HEALTH_PROBE_MODULE" "$GRPC_HEALTH_PROBE_VERSION" grpc_health_pro
 go_tool "$TOXIPROXY_MODULE" "$TOXIPROXY_VERSION" toxiproxy-server
 go_tool "$HELM_MODULE" "$HELM_VERSION" helm
 go_tool "$PROMTOOL_MODULE" "$PROMTOOL_VERSION" promtool
+debian_packages podman=podman runc=runc mmdebstrap=mmdebstrap
 install_report
+scripts/install-kube.sh
