@@ -1,5 +1,5 @@
 """A real Kubernetes API server for the chart's tests: etcd and kube-apiserver (built by
-scripts/install-kube.sh) on loopback ports, a static token in group system:masters, RBAC on and
+scripts/install-test.sh) on loopback ports, a static token in group system:masters, RBAC on and
 the default admission plugins (PodSecurity among them). No kubelet or controllers run: objects
 are stored and admitted, pods never start."""
 

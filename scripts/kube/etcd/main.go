@@ -1,6 +1,6 @@
 // etcd from go.etcd.io/etcd/server/v3, built through this wrapper module because etcd's own
 // go.mod replaces its sibling modules with local paths, which `go install module@version`
-// refuses. scripts/install-kube.sh writes the go.mod.
+// refuses. scripts/install-test.sh writes the go.mod.
 package main
 
 import (

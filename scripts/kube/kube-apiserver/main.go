@@ -1,6 +1,6 @@
 // kube-apiserver from k8s.io/kubernetes, built through this wrapper module because the
 // kubernetes module's own go.mod replaces its staging modules with local paths, which
-// `go install module@version` refuses. scripts/install-kube.sh writes the go.mod.
+// `go install module@version` refuses. scripts/install-test.sh writes the go.mod.
 package main
 
 import (
