@@ -26,7 +26,8 @@ build() {
   local name=$1 image=$2 service=$3 prefix=$4 metrics_port=$5 target=$6 lock=${7:-$3}
   step "building $image"
   podman build --layers --network host --file services/Dockerfile --target "$target" \
-    --build-arg BASE_IMAGE="$(base_image)" --build-arg SERVICE="$service" \
+    --build-arg BASE_IMAGE="$(base_image)" --build-arg UV_VERSION="$UV_VERSION" \
+    --build-arg SERVICE="$service" \
     --build-arg SETTINGS_PREFIX="$prefix" --build-arg METRICS_PORT="$metrics_port" \
     --build-arg LOCK="$lock" "${lent[@]}" --tag "$image" . >"$CACHE/build-$name.log" 2>&1 ||
     { tail -n 40 "$CACHE/build-$name.log" >&2; return 1; }
