@@ -1,7 +1,6 @@
 """The service images under podman, run as the Helm chart runs them: a read-only root filesystem,
 user 10001, tmpfs only where the chart mounts an emptyDir, on the host's network beside a local
-stack. scripts/build-images.sh builds them (`make images`); podman's layer cache makes a build
-with nothing changed take seconds."""
+stack. `make images` (scripts/build-images.sh) builds them; `make test` runs it first."""
 
 from __future__ import annotations
 
@@ -48,11 +47,13 @@ def podman(*args: str, timeout_s: float = 120) -> str:
     return done.stdout
 
 
-def build_images() -> None:
-    done = subprocess.run(
-        [str(REPO / "scripts" / "build-images.sh")], capture_output=True, text=True, timeout=3600
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+def missing_images() -> list[str]:
+    """The images `make images` builds (before the tests, in `make test`) that podman lacks."""
+    return [
+        image(service)
+        for service in SERVICES
+        if subprocess.run(["podman", "image", "exists", image(service)], env=PODMAN_ENV).returncode
+    ]
 
 
 def image_size(service: str) -> int:

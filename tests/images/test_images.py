@@ -22,21 +22,17 @@ from tests.conftest import DATA, REPO
 from tests.images.containers import (
     SERVICES,
     Container,
-    build_images,
     health,
     image,
     image_size,
+    missing_images,
     missing_tool,
     podman,
 )
 from tests.images.texts import hundred_texts
 from tests.stack_fixtures import TEST_ENV
 
-pytestmark = [
-    pytest.mark.skipif(missing_tool() is not None, reason=str(missing_tool())),
-    # A cold build (make images does it before the tests) takes about 15 minutes here.
-    pytest.mark.timeout(2400),
-]
+pytestmark = pytest.mark.skipif(missing_tool() is not None, reason=str(missing_tool()))
 
 SERVICE_PORTS = [f"{name}{kind}" for name in SERVICES for kind in ("", "_metrics")]
 START_TIMEOUT_S = 300
@@ -45,7 +41,8 @@ GIB = 1024**3
 
 @pytest.fixture(scope="module")
 def built() -> None:
-    build_images()
+    missing = missing_images()
+    assert not missing, f"{missing}: run `make images` (make test builds them first)"
 
 
 @pytest.fixture(scope="module")
