@@ -14,7 +14,7 @@ QUESTION ?= How do I create a virtual environment with the venv module?
 DEMO_MARKER := .run/demo-corpus.ingested
 PY_SOURCES := protos/python/src runtime/src cli/src services/*/src tests bench
 
-.PHONY: help install install-test protos run ask stop status test test-unit helm-lint lint format clean
+.PHONY: help install install-test protos run ask stop status test test-unit helm-lint lint format clean images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -58,11 +58,14 @@ format: install ## apply ruff's formatting and fixes
 	@.venv/bin/ruff format $(PY_SOURCES)
 	@.venv/bin/ruff check --fix $(PY_SOURCES)
 
-test: install-test lint helm-lint ## lint, the Helm chart, then unit and integration tests against real components
+test: install-test lint helm-lint images ## lint, the Helm chart, the images, then unit and integration tests against real components
 	@$(PYTHON) -m pytest --ignore=tests/helm
 
 helm-lint: install-test ## the Helm chart: helm lint --strict, Kubernetes 1.27/1.37 schemas, policy, promtool on the alerts
 	@$(PYTHON) -m pytest tests/helm
+
+images: install-test ## build the four service images with podman (layers cached; the CUDA one: scripts/build-images.sh embedding-cuda)
+	@scripts/build-images.sh
 
 test-unit: install ## only the tests that need no running component
 	@$(PYTHON) -m pytest tests/unit

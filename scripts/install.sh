@@ -12,17 +12,7 @@ mkdir -p "$CACHE/bin" .bin
 source scripts/lib.sh
 
 install_system_packages() {
-  local missing=()
-  command -v redis-server >/dev/null || missing+=(redis-server)
-  command -v cmake >/dev/null || missing+=(cmake)
-  command -v g++ >/dev/null || missing+=(g++)
-  command -v dpkg-deb >/dev/null || missing+=(dpkg)
-  if ((${#missing[@]})); then
-    step "installing Debian packages: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    step_done
-  fi
+  debian_packages redis-server=redis-server cmake=cmake g++=g++ dpkg-deb=dpkg
   command -v go >/dev/null || { echo "error: the Go toolchain (go) is required to build Weaviate and the gRPC tools" >&2; exit 1; }
 }
 

@@ -16,26 +16,60 @@ install_report() {
   printf '%s\n' "${STEPS_TAKEN[@]}"
 }
 
-# go_tool MODULE VERSION NAME: build MODULE@VERSION once (cached as $CACHE/bin/NAME@VERSION)
-# and link it as .bin/NAME. go install names the binary after the module path, less any
-# major-version suffix; it is the only file in a fresh GOBIN, so it is taken whatever its name.
-go_tool() {
-  local module=$1 version=$2 name=$3
+# debian_packages COMMAND=PACKAGE...: apt-get install the PACKAGE of each COMMAND not on PATH.
+debian_packages() {
+  local missing=() pair
+  for pair in "$@"; do
+    command -v "${pair%%=*}" >/dev/null || missing+=("${pair#*=}")
+  done
+  if ((${#missing[@]})); then
+    step "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    step_done
+  fi
+}
+
+# cached_tool NAME VERSION BUILD...: run `BUILD... OUT` once to make $CACHE/bin/NAME@VERSION (OUT is
+# where BUILD writes the binary), then link it as .bin/NAME.
+cached_tool() {
+  local name=$1 version=$2
+  shift 2
   local cached="$CACHE/bin/$name@$version"
   # Checkouts installing at the same time wait for one build instead of each compiling it.
   exec {lock}>"$cached.lock"
   flock "$lock"
   if [ ! -x "$cached" ]; then
-    step "building $name $version with go install (once; cached in $cached)"
-    local gobin
-    gobin=$(mktemp -d)
-    GOBIN="$gobin" GOFLAGS=-buildvcs=false go install "$module@$version"
-    mv "$gobin"/* "$cached"
-    rm -rf "$gobin"
+    step "building $name $version (once; cached in $cached)"
+    "$@" "$cached.partial"
+    mv "$cached.partial" "$cached"
     step_done
   fi
   flock -u "$lock"
   exec {lock}>&-
   mkdir -p .bin
   ln -sfn "$cached" ".bin/$name"
+}
+
+# go_install MODULE@VERSION OUT: go install names the binary after the module path, less any
+# major-version suffix; it is the only file in a fresh GOBIN, so it is taken whatever its name.
+go_install() {
+  local gobin
+  gobin=$(mktemp -d)
+  GOBIN="$gobin" GOFLAGS=-buildvcs=false go install "$1"
+  mv "$gobin"/* "$2"
+  rm -rf "$gobin"
+}
+
+# go_tool MODULE VERSION NAME: build MODULE@VERSION with go install once; see cached_tool.
+go_tool() {
+  cached_tool "$3" "$2" go_install "$1@$2"
+}
+
+# podman with the project's settings, and the name of the base image the Dockerfiles build FROM
+# (its tag changes with its package list, so a changed list makes a new base).
+export CONTAINERS_CONF="$PWD/scripts/containers.conf"
+base_image() {
+  printf 'localhost/ragplane/base:%s-%s\n' "$BASE_SUITE" \
+    "$(printf '%s' "$BASE_PACKAGES" | sha256sum | cut -c1-12)"
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ragplane.runtime.bundled import bundled_model_dir
@@ -30,7 +30,9 @@ class EmbeddingSettings(ServiceSettings, RedisSettings):
     # torch, or ONNX Runtime on CPU (exported once from the model and cached; onnx-int8 is its
     # dynamically quantised variant, with slightly different vectors). auto: ONNX on CPU, where
     # it is faster for small batches and as fast for large ones; torch fp16 on CUDA.
-    backend: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
+    # onnxruntime: ONNX Runtime and tokenizers alone, without torch (the CPU image), on a model
+    # already exported to ONNX in model_path (python -m ragplane.embedding.export_onnx).
+    backend: Literal["auto", "torch", "onnx", "onnx-int8", "onnxruntime"] = "auto"
     # Where the ONNX export of the model is kept between starts.
     onnx_cache_dir: Path = Path.home() / ".cache" / "ragplane" / "onnx"
     # Intra-op threads on CPU; 0 means one per core.
@@ -57,6 +59,15 @@ class EmbeddingSettings(ServiceSettings, RedisSettings):
     # EMBEDDING_REDIS_URL turns it off.
     redis_url: str = "redis://127.0.0.1:6379/0"
     cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
+
+    @model_validator(mode="after")
+    def _onnxruntime_needs_an_export_on_cpu(self) -> EmbeddingSettings:
+        if self.backend == "onnxruntime" and (self.model_path is None or self.device == "cuda"):
+            raise ValueError(
+                "EMBEDDING_BACKEND=onnxruntime runs on CPU a model exported to ONNX: set"
+                " EMBEDDING_MODEL_PATH to the export and EMBEDDING_DEVICE to cpu or auto"
+            )
+        return self
 
     def string_limits(self) -> StringLimits:
         return StringLimits({"ragplane.v1.EmbedRequest.texts": self.max_chars_per_text})

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ragplane.embedding.backends import EncodingModel
 from ragplane.embedding.batcher import DynamicBatcher
 from ragplane.embedding.cache import EmbeddingCache
-from ragplane.embedding.model import EmbeddingModel
 from ragplane.runtime.errors import InvalidArgument
 from ragplane.runtime.resilience import Deadline
 
@@ -44,7 +44,7 @@ class EmbedResult:
 class Embedder:
     def __init__(
         self,
-        model: EmbeddingModel,
+        model: EncodingModel,
         batcher: DynamicBatcher,
         cache: EmbeddingCache | None,
         limits: EmbedLimits,

@@ -7,11 +7,11 @@ import asyncio
 import grpc
 import structlog
 
+from ragplane.embedding.backends import load_model
 from ragplane.embedding.batcher import BatchLimits, DynamicBatcher
 from ragplane.embedding.cache import EmbeddingCache
 from ragplane.embedding.config import EmbeddingSettings
 from ragplane.embedding.embedder import Embedder, EmbedLimits
-from ragplane.embedding.model import EmbeddingModel, pick_backend, pick_device
 from ragplane.runtime.context import RpcContext
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.runtime.redis_client import SharedRedis
@@ -84,19 +84,8 @@ class EmbeddingApplication:
 
     async def warm_up(self) -> None:
         settings = self._settings
-        path = settings.resolved_model_path()
-        device = pick_device(settings.device)
-        backend = pick_backend(settings.backend, device)
-        log.info("loading model", path=str(path), device=device, backend=backend)
-        model = await asyncio.to_thread(
-            EmbeddingModel,
-            path,
-            device,
-            backend,
-            settings.cpu_threads,
-            settings.onnx_cache_dir,
-            settings.model_name,
-        )
+        log.info("loading model", path=str(settings.resolved_model_path()))
+        model = await asyncio.to_thread(load_model, settings)
         # The first forward pass allocates and compiles; pay for it before reporting SERVING.
         await asyncio.to_thread(model.encode, ["warm-up"])
         self._batcher = DynamicBatcher(
@@ -119,7 +108,7 @@ class EmbeddingApplication:
             "model ready",
             dimensions=model.dimensions,
             max_tokens=model.max_tokens,
-            backend=backend,
+            backend=model.backend,
             device=model.device,
             cache=settings.redis_enabled,
         )
