@@ -11,7 +11,6 @@ PYTHON := .venv/bin/python
 RAGPLANE := .venv/bin/ragplane
 TENANT ?= demo
 QUESTION ?= How do I create a virtual environment with the venv module?
-DEMO_MARKER := .run/demo-corpus.ingested
 PY_SOURCES := protos/python/src runtime/src cli/src services/*/src tests bench
 
 .PHONY: help install install-test protos run ask stop status test test-unit helm-lint lint format clean images
@@ -28,16 +27,9 @@ install-test: install ## and the tools only the tests use: grpcurl, grpc_health_
 protos: install ## regenerate the Python stubs from protos/
 	@scripts/gen-protos.sh
 
-run: install ## start the stack, ingest the demo corpus once, answer QUESTION
+run: install ## start the stack and answer QUESTION (the first run ingests the demo corpus: first pages, then the rest in the background)
 	@$(RAGPLANE) stack up
-	@if [ -f $(DEMO_MARKER) ]; then \
-	  echo "demo corpus already ingested (delete $(DEMO_MARKER) to ingest again)"; \
-	else \
-	  corpus=$$(scripts/fetch-corpus.sh) && $(RAGPLANE) ingest "$$corpus" --tenant $(TENANT) \
-	    --journal .run/demo-corpus.journal && touch $(DEMO_MARKER); \
-	fi
-	@echo; echo "Q: $(QUESTION)"; echo
-	@$(RAGPLANE) ask --tenant $(TENANT) "$(QUESTION)"
+	@scripts/demo.sh "$(TENANT)" "$(QUESTION)"
 	@echo; echo "The stack stays up: '.venv/bin/ragplane ask \"...\"' asks more, 'make stop' stops it."
 
 ask: ## ask QUESTION of the running stack
