@@ -40,6 +40,9 @@ def test_sources_come_first_then_answer_deltas_then_the_final_message(
     assert done.request_id
 
 
+AUDITED_CANCEL = '"outcome": "CANCELLED"'
+
+
 def test_a_cancelled_stream_stops_the_generation_call(
     stack: Stack, docs_tenant: str, tmp_path: Path
 ) -> None:
@@ -74,6 +77,12 @@ def test_a_cancelled_stream_stops_the_generation_call(
             lambda: log_lines_with(llm_log, LLM_STOPPED) > before[1],
             30,
             f"{LLM_STOPPED!r} in {llm_log}",
+        )
+        # The query service's audit trail records the call as the caller's cancel.
+        wait_until(
+            lambda: log_lines_with(service.process.log, AUDITED_CANCEL) == 1,
+            30,
+            f"{AUDITED_CANCEL!r} in {service.process.log}",
         )
     assert (cancelled_streams(), log_lines_with(llm_log, LLM_STOPPED)) == (
         before[0] + 1,

@@ -7,6 +7,7 @@ with ``audit_note``; personal data is masked by the logging pipeline like in eve
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -66,6 +67,8 @@ def _outcome(error: BaseException | None, context: RpcContext) -> str:
     if isinstance(error, grpc.aio.AbortError):
         code = context.code()
         return code.name if isinstance(code, grpc.StatusCode) else "ABORTED"
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        return grpc.StatusCode.CANCELLED.name
     return grpc.StatusCode.INTERNAL.name
 
 

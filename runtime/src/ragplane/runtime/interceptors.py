@@ -135,7 +135,9 @@ class ObservabilityInterceptor(WrappingInterceptor):
                     yield response
             except grpc.aio.AbortError:
                 raise
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, GeneratorExit):
+                # GeneratorExit: the stream was closed before its end (the caller went away
+                # while a message was being sent), which is a cancelled call, not an OK one.
                 call.cancelled()
                 raise
             except Exception as error:  # noqa: BLE001 - every error must become a status
