@@ -6,7 +6,6 @@ are stored and admitted, pods never start."""
 from __future__ import annotations
 
 import json
-import signal
 import ssl
 import subprocess
 import time
@@ -18,6 +17,7 @@ from typing import Any
 
 from ragplane.cli.stack import free_ports
 from tests.conftest import REPO
+from tests.processes import stop_process
 
 BIN = REPO / ".bin"
 TOKEN = "ragplane-chart-test"
@@ -38,15 +38,6 @@ def _start(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             argv, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
         )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @dataclass
@@ -151,4 +142,4 @@ class ApiServer:
 
     def stop(self) -> None:
         for process in reversed(self.processes):
-            _stop(process)
+            stop_process(process)

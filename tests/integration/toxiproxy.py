@@ -12,7 +12,6 @@ API reference: https://github.com/Shopify/toxiproxy#http-api
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
 import urllib.error
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ragplane.cli.stack import free_ports
+from tests.processes import stop_process
 
 # Downstream: server -> client (the answer); upstream: client -> server (the request).
 Direction = Literal["upstream", "downstream"]
@@ -149,12 +149,7 @@ def toxiproxy_server(binary: Path, log: Path, ready_timeout_s: float = 30) -> It
         _wait_until_ready(api, process, log, ready_timeout_s)
         yield api
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout_s=10)
 
 
 def _wait_until_ready(
