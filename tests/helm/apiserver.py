@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ragplane.cli.stack import free_ports
+from ragplane.cli.stack import free_ports, stop_process
 from tests.conftest import REPO
-from tests.processes import stop_process
 
 BIN = REPO / ".bin"
 TOKEN = "ragplane-chart-test"

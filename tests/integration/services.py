@@ -13,8 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragplane.cli.stack import OFFLINE_ENV, free_ports, grpc_serving
-from tests.processes import stop_process
+from ragplane.cli.stack import OFFLINE_ENV, free_ports, grpc_serving, stop_process
 
 
 @dataclass

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ragplane.cli.stack import free_ports
-from tests.processes import stop_process
+from ragplane.cli.stack import free_ports, stop_process
 
 # Downstream: server -> client (the answer); upstream: client -> server (the request).
 Direction = Literal["upstream", "downstream"]

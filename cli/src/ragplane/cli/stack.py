@@ -107,6 +107,18 @@ class Component:
     stop_timeout_s: float = 20.0
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    """SIGTERM a process this program started, then SIGKILL if it does not exit in time."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def http_ok(url: str) -> Callable[[], bool]:
     def check() -> bool:
         try:
