@@ -148,7 +148,7 @@ def test_an_installed_service_starts_serves_health_and_metrics_and_stops_cleanly
     with log.open("wb") as output:
         # The console script the image's ENTRYPOINT names, from the installed prefix only.
         process = subprocess.Popen(
-            [str(prefix / "bin" / f"ragplane-{service}")],
+            [str(prefix / "packages" / "bin" / f"ragplane-{service}")],
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -166,4 +166,4 @@ def test_an_installed_service_starts_serves_health_and_metrics_and_stops_cleanly
 def test_the_retrieval_service_installs_and_imports(tmp_path: Path) -> None:
     # Its warm-up needs Weaviate: serving it is tested with the local stack (tests/integration).
     _install("retrieval", tmp_path / "venv")
-    assert (tmp_path / "venv" / "bin" / "ragplane-retrieval").exists()
+    assert (tmp_path / "venv" / "packages" / "bin" / "ragplane-retrieval").exists()
