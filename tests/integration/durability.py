@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 
@@ -80,6 +81,8 @@ class Ledger:
     retrieval: retrieval_pb2_grpc.RetrievalServiceStub
     acknowledged: dict[str, int] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
+    # The status of every refused call, in order.
+    refusal_codes: list[grpc.StatusCode] = field(default_factory=list)
 
     def upsert(self, request: retrieval_pb2.UpsertRequest) -> bool:
         """Send one document; True when every chunk of it was acknowledged."""
@@ -90,6 +93,7 @@ class Ledger:
             # Not acknowledged: the caller knows to send it again.
             code, details = failure(error)
             self.refused[document_id] = f"{code.name}: {details}"
+            self.refusal_codes.append(code)
             return False
         if reply.errors:
             # Partly stored: the chunks it counts are acknowledged, the rest must be sent again.
@@ -160,6 +164,20 @@ class InFlightUpsert:
 
 def upserts_in_flight(metrics_port: int) -> float:
     return rpc_metric(metrics_port, "ragplane_rpc_in_flight", "Upsert")
+
+
+def writes_cut_off(service_log: Path) -> int:
+    """Batch writes to Weaviate that broke mid-call, from the retrieval service's log.
+
+    weaviate-client retries a broken batch itself and logs each failure; one that failed for
+    another reason than a refused connection (e.g. "Socket closed") was under way at the kill.
+    """
+    lines = service_log.read_text(errors="replace").splitlines()
+    return sum(
+        1
+        for line in lines
+        if "Batch objects received exception" in line and "failed to connect" not in line
+    )
 
 
 def wait_until_handled(metrics_port: int, call: InFlightUpsert) -> None:

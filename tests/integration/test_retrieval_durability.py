@@ -5,9 +5,12 @@ retrieval service pointed at it, on a machine loaded by a CPU burner the test st
 cycle SIGKILLs Weaviate at one point of an Upsert and starts it again:
 - before: Weaviate is down when the Upsert arrives (the service retries until it is back);
 - during: the Upsert is being handled (the service's in-flight gauge says so, and the call has
-  not returned) when Weaviate dies; every other such cycle replaces an acknowledged document;
+  not returned) when Weaviate dies, and a batch write to Weaviate broke mid-call (the client's
+  log line in the service's log says so); every other such cycle replaces an acknowledged
+  document;
 - after: right after the acknowledgement.
-After each restart the acknowledged chunks are counted at once, as a reader would see them.
+After each restart the acknowledged chunks are counted at once, as a reader would see them. A
+refused call is UNAVAILABLE (Weaviate is down: send it again), never INTERNAL.
 RAGPLANE_DURABILITY_CYCLES sets the number of cycles (`make chaos` runs at least 20).
 """
 
@@ -32,6 +35,7 @@ from tests.integration.durability import (
     document,
     upserts_in_flight,
     wait_until_handled,
+    writes_cut_off,
 )
 from tests.integration.services import RunningService, service_process
 
@@ -39,8 +43,11 @@ from tests.integration.services import RunningService, service_process
 # inside an Upsert.
 CHUNKS = 200
 PHASES = ("before", "during", "after")
-# Tries at catching an Upsert in flight before the cycle gives up.
-DURING_TRIES = 5
+# Tries at catching an Upsert's write in flight before the cycle gives up.
+DURING_TRIES = 8
+# The kill comes this long (at random) after the Upsert is handled: past the tenant lookup, most
+# often inside the writes of its 200 chunks.
+KILL_AFTER_S = (0.02, 0.3)
 # Tries at an Upsert to acknowledge before an "after" kill (Weaviate was just restarted).
 AFTER_TRIES = 3
 
@@ -118,20 +125,21 @@ def _kill_during(
     replace: bool,
     rng: random.Random,
 ) -> bool:
-    """Kill Weaviate while an Upsert is handled; False when every try finished first."""
+    """Kill Weaviate while an Upsert writes; False when no try was cut off mid-write."""
     for _ in range(DURING_TRIES):
+        cut_off = writes_cut_off(service.log)
         call = InFlightUpsert(ledger, documents.replacement() if replace else documents.new())
         wait_until_handled(service.metrics_port, call)
         # A randomised moment inside the write (not a wait for anything).
-        pause = rng.uniform(0, 0.1)
+        pause = rng.uniform(*KILL_AFTER_S)
         call.done.wait(pause)
         handled = upserts_in_flight(service.metrics_port) >= 1
         weaviate.kill()
-        # The call had not returned when Weaviate died: the write was in flight.
-        in_flight = handled and not call.done.is_set()
+        returned_first = not handled or call.done.is_set()
         weaviate.restart()
         call.join()
-        if in_flight:
+        # The kill broke a batch write to Weaviate, which was then retried.
+        if not returned_first and writes_cut_off(service.log) > cut_off:
             return True
     return False
 
@@ -182,5 +190,6 @@ def test_acknowledged_chunks_survive_sigkills_before_during_and_after_upserts(
             f"duplicates {audit.duplicated}"
         )
     assert kills["during"] >= 1, "no kill landed during an Upsert"
+    assert set(ledger.refusal_codes) <= {grpc.StatusCode.UNAVAILABLE}, ledger.refused
     lost = (lost_after_restart, lost_before_resend, audit.lost)
     assert (*lost, audit.duplicated) == (0, 0, 0, 0), audit.wrong

@@ -8,10 +8,18 @@ service checks at its edge.
 
 from __future__ import annotations
 
+# httpx is weaviate-client's own HTTP library (a dependency of it), imported for its errors.
+import httpx
 import weaviate
 from weaviate.classes.init import AdditionalConfig, Timeout
+from weaviate.exceptions import WeaviateBaseError
 
 from ragplane.runtime.settings import WeaviateSettings
+
+# What a Weaviate call raises when Weaviate is unreachable, slow or failing: the client's own
+# errors, and httpx's when a connection breaks mid-request (the client lets those through as
+# they are: a SIGKILL of Weaviate during a REST call does that).
+WeaviateFailure = (WeaviateBaseError, httpx.TransportError)
 
 # Connecting (a handshake, not a query) never deserves more than this.
 _MAX_CONNECT_S = 10.0

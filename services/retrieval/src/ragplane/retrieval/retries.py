@@ -8,22 +8,23 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import structlog
-from weaviate.exceptions import WeaviateBaseError
 
+from ragplane.retrieval.metrics import WEAVIATE_FAILURES, WeaviateOperation
 from ragplane.runtime.errors import Unavailable
 from ragplane.runtime.resilience import Backoff, Deadline
+from ragplane.runtime.weaviate_client import WeaviateFailure
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
-def weaviate_unavailable(what: str, error: WeaviateBaseError) -> Unavailable:
+def weaviate_unavailable(what: str, error: Exception) -> Unavailable:
     """UNAVAILABLE in ragplane's words; Weaviate's own error text goes to the log only."""
     log.warning("Weaviate call failed", what=what, error=str(error))
     return Unavailable(f"Weaviate could not {what} ({_kind_of(error)}); try again later")
 
 
-def _kind_of(error: WeaviateBaseError) -> str:
+def _kind_of(error: Exception) -> str:
     text = str(error).lower()
     if "connect" in text or "unavailable" in text:
         return "it is unreachable"
@@ -50,6 +51,7 @@ class RetryPolicy:
 async def retry_transient(
     call: Callable[[], Awaitable[T]],
     policy: RetryPolicy,
+    operation: WeaviateOperation,
     what: str,
     deadline: Deadline | None = None,
 ) -> T:
@@ -62,8 +64,9 @@ async def retry_transient(
     while True:
         try:
             return await call()
-        except WeaviateBaseError as error:
+        except WeaviateFailure as error:
             failures += 1
+            WEAVIATE_FAILURES.labels(operation).inc()
             wait_s = policy.wait_s(failures)
             out_of_time = deadline is not None and not deadline.allows(wait_s)
             if failures >= policy.attempts or out_of_time:

@@ -27,7 +27,7 @@ from ragplane.runtime.context import RpcContext
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.runtime.redis_client import SharedRedis
 from ragplane.runtime.resilience import Backoff, Deadline
-from ragplane.runtime.weaviate_client import weaviate_client
+from ragplane.runtime.weaviate_client import WeaviateFailure, weaviate_client
 from ragplane.v1 import common_pb2, retrieval_pb2, retrieval_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -323,7 +323,7 @@ class RetrievalApplication:
             try:
                 await client.connect()
                 return
-            except weaviate.exceptions.WeaviateBaseError as error:
+            except WeaviateFailure as error:
                 delay = backoff.delay(retry)
                 log.warning("waiting for Weaviate", error=str(error), retry_in_s=delay)
                 await asyncio.sleep(delay)

@@ -19,7 +19,6 @@ from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 from weaviate.classes.tenants import Tenant, TenantActivityStatus
 from weaviate.collections import CollectionAsync
-from weaviate.exceptions import WeaviateBaseError
 
 from ragplane.retrieval.filters import (
     FieldFilter,
@@ -28,10 +27,12 @@ from ragplane.retrieval.filters import (
     metadata_property,
     parse_number,
 )
+from ragplane.retrieval.metrics import WEAVIATE_FAILURES
 from ragplane.retrieval.retries import RetryPolicy, retry_transient, weaviate_unavailable
 from ragplane.runtime.errors import FailedPrecondition, NotFound
 from ragplane.runtime.fields import check_tenant
 from ragplane.runtime.resilience import Deadline
+from ragplane.runtime.weaviate_client import WeaviateFailure
 
 # Chunk ids are unique per tenant; the Weaviate object id is derived from them, so that
 # storing a chunk again replaces it instead of adding a copy.
@@ -136,7 +137,7 @@ async def _weaviate_call(what: str) -> AsyncIterator[None]:
     """Turn Weaviate client failures into UNAVAILABLE with a message that says what failed."""
     try:
         yield
-    except WeaviateBaseError as error:
+    except WeaviateFailure as error:
         raise weaviate_unavailable(what, error) from error
 
 
@@ -214,7 +215,10 @@ class ChunkStore:
         what = f"look up tenant {tenant!r}"
         if retried:
             found = await retry_transient(
-                lambda: self._collection.tenants.get_by_name(tenant), self._retry, what
+                lambda: self._collection.tenants.get_by_name(tenant),
+                self._retry,
+                "tenant_lookup",
+                what,
             )
         else:
             async with _weaviate_call(what):
@@ -245,7 +249,7 @@ class ChunkStore:
         """Create the tenant; another caller creating it at the same moment is fine too."""
         try:
             await self._collection.tenants.create(Tenant(name=tenant))
-        except WeaviateBaseError as error:
+        except WeaviateFailure as error:
             if await self._tenant_state(tenant) is None:
                 raise weaviate_unavailable(f"create tenant {tenant!r}", error) from error
 
@@ -332,11 +336,14 @@ class ChunkStore:
             failures = await retry_transient(
                 lambda batch=batch: self._replace(collection, batch),  # type: ignore[misc]
                 self._retry,
+                "store",
                 f"store chunks for tenant {tenant!r}",
                 deadline,
             )
             errors = {ids[index]: message for index, message in failures.items()}
             pending = {chunk_id: pending[chunk_id] for chunk_id in errors}
+            if pending:
+                WEAVIATE_FAILURES.labels("store").inc()
             wait_s = self._retry.wait_s(attempt)
             out_of_time = deadline is not None and not deadline.allows(wait_s)
             if not pending or out_of_time or attempt == self._retry.attempts:
@@ -383,6 +390,7 @@ class ChunkStore:
             result = await retry_transient(
                 lambda where=where: collection.data.delete_many(where=where),  # type: ignore[misc]
                 self._retry,
+                "remove_stale",
                 f"remove stale chunks of {document_id!r} for tenant {tenant!r}",
                 deadline,
             )
@@ -396,6 +404,7 @@ class ChunkStore:
         result = await retry_transient(
             lambda: collection.data.delete_many(where=where),
             self._retry,
+            "delete",
             f"delete documents of tenant {tenant!r}",
         )
         return int(result.successful)

@@ -17,10 +17,10 @@ import weaviate
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
 from weaviate.classes.query import Filter, MetadataQuery
 from weaviate.collections.classes.types import WeaviateField
-from weaviate.exceptions import WeaviateBaseError
 
 from ragplane.query.caching.answers import CachedAnswer
 from ragplane.query.caching.gate import QuestionGate
+from ragplane.runtime.weaviate_client import WeaviateFailure
 
 log = structlog.get_logger(__name__)
 
@@ -33,7 +33,7 @@ class SemanticCacheError(Exception):
     """
 
     @classmethod
-    def of(cls, what: str, error: WeaviateBaseError) -> SemanticCacheError:
+    def of(cls, what: str, error: Exception) -> SemanticCacheError:
         log.warning("semantic cache: Weaviate failed", what=what, error=str(error))
         return cls(f"Weaviate could not {what} ({type(error).__name__})")
 
@@ -130,7 +130,7 @@ class SemanticCache:
                 & Filter.by_property("created_at").greater_or_equal(time.time() - self._ttl_s),
                 return_metadata=MetadataQuery(distance=True),
             )
-        except WeaviateBaseError as error:
+        except WeaviateFailure as error:
             raise SemanticCacheError.of("look up cached answers", error) from error
         for candidate in result.objects:
             similarity = 1.0 - float(candidate.metadata.distance or 0.0)
@@ -162,7 +162,7 @@ class SemanticCache:
             await self._collection.with_tenant(tenant).data.insert(
                 properties=properties, vector=list(vector)
             )
-        except WeaviateBaseError as error:
+        except WeaviateFailure as error:
             raise SemanticCacheError.of("store the answer", error) from error
         self._known_tenants.add(tenant)
 
@@ -175,7 +175,7 @@ class SemanticCache:
             await self._collection.with_tenant(tenant).data.delete_many(
                 where=Filter.by_property("index_version").less_than(index_version)
             )
-        except WeaviateBaseError as error:
+        except WeaviateFailure as error:
             raise SemanticCacheError.of("remove outdated answers", error) from error
 
     async def close(self) -> None:
