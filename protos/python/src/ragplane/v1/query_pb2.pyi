@@ -22,6 +22,36 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _FaithfulnessMethod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FaithfulnessMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FaithfulnessMethod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FAITHFULNESS_METHOD_UNSPECIFIED: _FaithfulnessMethod.ValueType  # 0
+    FAITHFULNESS_METHOD_NOT_SCORED: _FaithfulnessMethod.ValueType  # 1
+    """Not judged (see faithfulness_note): a cached or not-found answer, or scoring is off."""
+    FAITHFULNESS_METHOD_EXTRACTIVE: _FaithfulnessMethod.ValueType  # 2
+    """The answer quotes its passages (generation failed or ran out of time): 1 by construction."""
+    FAITHFULNESS_METHOD_EVIDENCE: _FaithfulnessMethod.ValueType  # 3
+    """Each sentence checked against the passages it cites: numbers, names and code identifiers
+    must appear in them, and its words or its embedding must be close to theirs.
+    """
+
+class FaithfulnessMethod(_FaithfulnessMethod, metaclass=_FaithfulnessMethodEnumTypeWrapper):
+    """How an answer's faithfulness was judged."""
+
+FAITHFULNESS_METHOD_UNSPECIFIED: FaithfulnessMethod.ValueType  # 0
+FAITHFULNESS_METHOD_NOT_SCORED: FaithfulnessMethod.ValueType  # 1
+"""Not judged (see faithfulness_note): a cached or not-found answer, or scoring is off."""
+FAITHFULNESS_METHOD_EXTRACTIVE: FaithfulnessMethod.ValueType  # 2
+"""The answer quotes its passages (generation failed or ran out of time): 1 by construction."""
+FAITHFULNESS_METHOD_EVIDENCE: FaithfulnessMethod.ValueType  # 3
+"""Each sentence checked against the passages it cites: numbers, names and code identifiers
+must appear in them, and its words or its embedding must be close to theirs.
+"""
+Global___FaithfulnessMethod: _TypeAlias = FaithfulnessMethod  # noqa: Y015
+
 class _CacheLayer:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -165,6 +195,7 @@ class QueryResponse(_message.Message):
     CACHE_FIELD_NUMBER: _builtins.int
     TIER_FIELD_NUMBER: _builtins.int
     TIER_REASON_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     total_ms: _builtins.float
     """Total time the query service spent on the request, in milliseconds."""
@@ -201,6 +232,10 @@ class QueryResponse(_message.Message):
     def cache(self) -> Global___CacheInfo:
         """Whether the answer came from an answer cache, which one, and how close the match was."""
 
+    @_builtins.property
+    def quality(self) -> Global___AnswerQuality:
+        """How well the answer is supported by its passages, and how sure the search was."""
+
     def __init__(
         self,
         *,
@@ -218,14 +253,52 @@ class QueryResponse(_message.Message):
         cache: Global___CacheInfo | None = ...,
         tier: _generation_pb2.ModelTier.ValueType = ...,
         tier_reason: _builtins.str = ...,
+        quality: Global___AnswerQuality | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "quality", b"quality", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "budget_ms", b"budget_ms", "cache", b"cache", "citations", b"citations", "cost_usd", b"cost_usd", "degradations", b"degradations", "model", b"model", "provider", b"provider", "request_id", b"request_id", "tier", b"tier", "tier_reason", b"tier_reason", "timings", b"timings", "total_ms", b"total_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "budget_ms", b"budget_ms", "cache", b"cache", "citations", b"citations", "cost_usd", b"cost_usd", "degradations", b"degradations", "model", b"model", "provider", b"provider", "quality", b"quality", "request_id", b"request_id", "tier", b"tier", "tier_reason", b"tier_reason", "timings", b"timings", "total_ms", b"total_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___QueryResponse: _TypeAlias = QueryResponse  # noqa: Y015
+
+@_typing.final
+class AnswerQuality(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FAITHFULNESS_FIELD_NUMBER: _builtins.int
+    UNSUPPORTED_SENTENCES_FIELD_NUMBER: _builtins.int
+    CITATION_COVERAGE_FIELD_NUMBER: _builtins.int
+    FAITHFULNESS_METHOD_FIELD_NUMBER: _builtins.int
+    FAITHFULNESS_NOTE_FIELD_NUMBER: _builtins.int
+    faithfulness: _builtins.float
+    """Share of the answer's sentences supported by the passages they cite, 0 to 1."""
+    citation_coverage: _builtins.float
+    """Share of the answer's sentences that cite at least one passage."""
+    faithfulness_method: Global___FaithfulnessMethod.ValueType
+    faithfulness_note: _builtins.str
+    """Why the answer was not scored, or what the scoring could not use."""
+    @_builtins.property
+    def unsupported_sentences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Indexes, from 0, of the sentences their passages do not support."""
+
+    def __init__(
+        self,
+        *,
+        faithfulness: _builtins.float = ...,
+        unsupported_sentences: _abc.Iterable[_builtins.int] | None = ...,
+        citation_coverage: _builtins.float = ...,
+        faithfulness_method: Global___FaithfulnessMethod.ValueType = ...,
+        faithfulness_note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["citation_coverage", b"citation_coverage", "faithfulness", b"faithfulness", "faithfulness_method", b"faithfulness_method", "faithfulness_note", b"faithfulness_note", "unsupported_sentences", b"unsupported_sentences"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnswerQuality: _TypeAlias = AnswerQuality  # noqa: Y015
 
 @_typing.final
 class QuerySources(_message.Message):

@@ -245,4 +245,5 @@ def _generated_answer(response: generation_pb2.GenerateResponse) -> GeneratedAns
         degradations=[_degradation(d) for d in response.degradations],
         tier=response.tier,
         tier_reason=response.tier_reason,
+        finish_reason=response.finish_reason,
     )

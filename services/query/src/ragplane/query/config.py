@@ -9,6 +9,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from ragplane.query.quality.faithfulness import EvidenceThresholds
 from ragplane.runtime.auth import load_key_ring
 from ragplane.runtime.bundled import bundled_model_dir
 from ragplane.runtime.edge import StringLimits
@@ -76,6 +77,18 @@ class QuerySettings(ServiceSettings, BreakerSettings):
     # Chunks per Upsert call during ingestion.
     store_batch_chunks: int = Field(default=500, ge=1)
     ingest_timeout_s: float = Field(default=300.0, gt=0)
+    # Faithfulness of each generated answer (quality/faithfulness.py); off saves its Embed call.
+    faithfulness_enabled: bool = True
+    # Cap on the scoring's Embed call; past it the sentences are judged by their words alone.
+    faithfulness_timeout_s: float = Field(default=0.3, gt=0)
+    # Share of a sentence's content words found in its cited passages: at or above the first
+    # it is supported, below the second unsupported; in between its embedding decides.
+    faithfulness_supported_coverage: float = Field(default=0.7, gt=0, le=1)
+    faithfulness_unsupported_coverage: float = Field(default=0.2, ge=0, lt=1)
+    # Cosine similarity to the closest cited passage sentence that supports a sentence.
+    faithfulness_similarity: float = Field(default=0.6, gt=0, le=1)
+    # Sentences per answer compared by embedding (each adds two texts to one Embed call).
+    faithfulness_max_embedded: int = Field(default=4, ge=0)
 
     def string_limits(self) -> StringLimits:
         return StringLimits(
@@ -93,8 +106,25 @@ class QuerySettings(ServiceSettings, BreakerSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _coverage_thresholds_ordered(self) -> QuerySettings:
+        if self.faithfulness_unsupported_coverage >= self.faithfulness_supported_coverage:
+            raise ValueError(
+                "QUERY_FAITHFULNESS_UNSUPPORTED_COVERAGE must be less than "
+                "QUERY_FAITHFULNESS_SUPPORTED_COVERAGE"
+            )
+        return self
+
     def resolved_tokenizer_path(self) -> Path:
         return self.tokenizer_path or bundled_tokenizer_path()
+
+    def evidence_thresholds(self) -> EvidenceThresholds:
+        return EvidenceThresholds(
+            supported_coverage=self.faithfulness_supported_coverage,
+            unsupported_coverage=self.faithfulness_unsupported_coverage,
+            similarity=self.faithfulness_similarity,
+            max_embedded=self.faithfulness_max_embedded,
+        )
 
 
 class TenantPolicy(BaseModel):

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from ragplane.query.quality.faithfulness import Faithfulness
 from ragplane.query.timings import Stage, StageTimings
 
 
@@ -109,6 +110,8 @@ class GeneratedAnswer:
     degradations: list[Degradation]
     tier: int = 0
     tier_reason: str = ""
+    # Why the model stopped ("stop", "length"; "extractive" when no provider answered).
+    finish_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,10 @@ class Answer:
     degradations: list[Degradation] = field(default_factory=list)
     tier: int = 0
     tier_reason: str = ""
+    finish_reason: str = ""
+    # True when the text quotes the passages instead of being generated.
+    extractive: bool = False
+    faithfulness: Faithfulness = field(default_factory=lambda: Faithfulness.not_scored(""))
 
     def degrade(self, stage: Stage, cause: Cause, reason: str, dependency: str = "") -> None:
         self.degradations.append(Degradation(stage, cause, reason, dependency))
@@ -151,6 +158,12 @@ class Answer:
         self.degradations.extend(generated.degradations)
         self.tier = generated.tier
         self.tier_reason = generated.tier_reason
+        self.finish_reason = generated.finish_reason
+        self.extractive = generated.finish_reason == EXTRACTIVE_FINISH
+
+
+# The generation service's finish reason when no provider answered and it quoted the passages.
+EXTRACTIVE_FINISH = "extractive"
 
 
 def _grounding(passages: Sequence[Passage], cited_chunk_ids: Sequence[str]) -> list[Passage]:

@@ -8,7 +8,7 @@ short). The question arrives validated (requests.py); caches and limits are the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 
 from ragplane.query.config import QuerySettings
@@ -23,6 +23,7 @@ from ragplane.query.domain import (
     Sources,
     StreamEvent,
 )
+from ragplane.query.quality.faithfulness import Faithfulness, FaithfulnessScorer
 from ragplane.query.timings import Stage
 from ragplane.runtime.errors import (
     DeadlineExceeded,
@@ -34,6 +35,7 @@ from ragplane.runtime.extractive import extractive_answer
 from ragplane.runtime.resilience import CircuitOpen, Deadline
 
 NO_PASSAGES_ANSWER = "No passage in this tenant's documents matches the question."
+SCORING_OFF = "faithfulness scoring is off (QUERY_FAITHFULNESS_ENABLED)"
 
 # Errors after which a stage is replaced instead of failing the query.
 _DEPENDENCY_FAILURES = (Unavailable, DeadlineExceeded, ResourceExhausted)
@@ -48,10 +50,17 @@ def _cause_of(error: ServiceError) -> Cause:
 
 
 class QueryPipeline:
-    def __init__(self, dependencies: Dependencies, settings: QuerySettings) -> None:
+    def __init__(
+        self,
+        dependencies: Dependencies,
+        settings: QuerySettings,
+        faithfulness: FaithfulnessScorer | None,
+    ) -> None:
+        """``faithfulness`` None: answers go out unscored."""
         self._dependencies = dependencies
         self._backends = dependencies.backends
         self._settings = settings
+        self._faithfulness = faithfulness
 
     async def answer(
         self, question: Question, deadline: Deadline, known: QuestionEmbedding | None = None
@@ -61,9 +70,11 @@ class QueryPipeline:
         passages = await self._retrieve(question, deadline, answer, known)
         if not passages:
             answer.text = NO_PASSAGES_ANSWER
+            answer.faithfulness = Faithfulness.not_scored("no passage was retrieved")
             return answer
         with answer.timings.measure(Stage.GENERATION):
             await self._generate(question, passages, deadline, answer)
+        await self._score(passages, deadline, answer)
         return answer
 
     async def stream(
@@ -75,6 +86,7 @@ class QueryPipeline:
         yield Sources(passages)
         if not passages:
             answer.text = NO_PASSAGES_ANSWER
+            answer.faithfulness = Faithfulness.not_scored("no passage was retrieved")
             yield answer.text
         else:
             deltas = self._generate_stream(question, passages, deadline, answer)
@@ -82,7 +94,29 @@ class QueryPipeline:
                 async with aclosing(deltas):
                     async for delta in deltas:
                         yield delta
+            await self._score(passages, deadline, answer)
         yield answer
+
+    async def _score(self, passages: list[Passage], deadline: Deadline, answer: Answer) -> None:
+        if self._faithfulness is None:
+            answer.faithfulness = Faithfulness.not_scored(SCORING_OFF)
+            return
+        with answer.timings.measure(Stage.QUALITY):
+            answer.faithfulness = await self.score_text(
+                answer.text, [p.text for p in passages], deadline, answer.extractive
+            )
+
+    async def score_text(
+        self, text: str, passages: Sequence[str], deadline: Deadline, extractive: bool = False
+    ) -> Faithfulness:
+        """The faithfulness of ``text`` to ``passages``, numbered as its prompt numbered them."""
+        if self._faithfulness is None:
+            return Faithfulness.not_scored(SCORING_OFF)
+        settings = self._settings
+        timeout_s = deadline.for_stage(
+            settings.faithfulness_timeout_s, settings.respond_reserve_s, settings.respond_reserve_s
+        )
+        return await self._faithfulness.score(text, passages, extractive, timeout_s)
 
     # Retrieval: the question's embedding, then a hybrid search; BM25 only without one.
 
@@ -275,6 +309,7 @@ class QueryPipeline:
         extracted = extractive_answer(passages, self._settings.extractive_passages)
         answer.text = extracted.text
         answer.citations = list(extracted.cited)
+        answer.extractive = True
         answer.degrade(
             Stage.GENERATION,
             cause,

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from ragplane.query.caching.answers import CachedAnswer
 from ragplane.query.domain import Answer, CacheOutcome, Degradation, Passage
 from ragplane.query.metrics import DEGRADATIONS
+from ragplane.query.quality.faithfulness import Faithfulness
 from ragplane.query.timings import Stage
 from ragplane.runtime.context import current_request_id
 from ragplane.v1 import common_pb2, query_pb2
@@ -28,6 +29,7 @@ def cached_answer(cached: CachedAnswer, deadline_s: float, total_ms: float) -> A
         deadline_s=deadline_s,
         provider=cached.provider,
         model=cached.model,
+        faithfulness=Faithfulness.not_scored("served from the answer cache"),
     )
     answer.timings.add(Stage.CACHE, total_ms)
     return answer
@@ -66,6 +68,17 @@ def query_response(
         cache=_cache_info(cache),
         tier=answer.tier,  # type: ignore[arg-type]
         tier_reason=answer.tier_reason,
+        quality=_quality(answer.faithfulness),
+    )
+
+
+def _quality(faithfulness: Faithfulness) -> query_pb2.AnswerQuality:
+    return query_pb2.AnswerQuality(
+        faithfulness=faithfulness.score,
+        unsupported_sentences=faithfulness.unsupported,
+        citation_coverage=faithfulness.citation_coverage,
+        faithfulness_method=faithfulness.method.value,  # type: ignore[arg-type]
+        faithfulness_note=faithfulness.note,
     )
 
 

@@ -17,6 +17,7 @@ class Stage(IntEnum):
     RETRIEVAL = 3
     RERANK = 4
     GENERATION = 5
+    QUALITY = 6
 
 
 class StageTimings:

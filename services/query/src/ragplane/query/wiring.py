@@ -20,6 +20,7 @@ from ragplane.query.guard import QueryGuard
 from ragplane.query.ingestion import Ingestor
 from ragplane.query.metrics import REDIS_AVAILABLE
 from ragplane.query.pipeline import QueryPipeline
+from ragplane.query.quality.faithfulness import FaithfulnessScorer
 from ragplane.query.servicer import QueryParts, QueryServicer
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.runtime.redis_client import SharedRedis
@@ -44,6 +45,14 @@ def build_guard(settings: GuardSettings, dependencies: Dependencies) -> QueryGua
     return QueryGuard(settings, redis, semantic, dependencies.embed)
 
 
+def build_faithfulness(
+    settings: QuerySettings, dependencies: Dependencies
+) -> FaithfulnessScorer | None:
+    if not settings.faithfulness_enabled:
+        return None
+    return FaithfulnessScorer(dependencies.embed, settings.evidence_thresholds())
+
+
 def build_parts(settings: QuerySettings, guard_settings: GuardSettings) -> QueryParts:
     # Dependencies are not awaited here: a query service whose dependencies are down still
     # serves, and each request says which dependency failed.
@@ -62,7 +71,7 @@ def build_parts(settings: QuerySettings, guard_settings: GuardSettings) -> Query
         settings=settings,
         backends=backends,
         guard=build_guard(guard_settings, dependencies),
-        pipeline=QueryPipeline(dependencies, settings),
+        pipeline=QueryPipeline(dependencies, settings, build_faithfulness(settings, dependencies)),
         ingestor=Ingestor(backends, chunker, settings),
     )
 
