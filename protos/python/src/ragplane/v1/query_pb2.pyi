@@ -52,6 +52,33 @@ must appear in them, and its words or its embedding must be close to theirs.
 """
 Global___FaithfulnessMethod: _TypeAlias = FaithfulnessMethod  # noqa: Y015
 
+class _ConfidenceRoute:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConfidenceRouteEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConfidenceRoute.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONFIDENCE_ROUTE_UNSPECIFIED: _ConfidenceRoute.ValueType  # 0
+    """Routing is off, or the confidence is unknown."""
+    CONFIDENCE_ROUTE_ANSWERED: _ConfidenceRoute.ValueType  # 1
+    """Confident enough: answered as usual."""
+    CONFIDENCE_ROUTE_ESCALATED: _ConfidenceRoute.ValueType  # 2
+    """Low confidence: the large model tier answered."""
+    CONFIDENCE_ROUTE_NOT_FOUND: _ConfidenceRoute.ValueType  # 3
+    """Nothing relevant was retrieved: the not-found answer, no LLM call, no citations."""
+
+class ConfidenceRoute(_ConfidenceRoute, metaclass=_ConfidenceRouteEnumTypeWrapper): ...
+
+CONFIDENCE_ROUTE_UNSPECIFIED: ConfidenceRoute.ValueType  # 0
+"""Routing is off, or the confidence is unknown."""
+CONFIDENCE_ROUTE_ANSWERED: ConfidenceRoute.ValueType  # 1
+"""Confident enough: answered as usual."""
+CONFIDENCE_ROUTE_ESCALATED: ConfidenceRoute.ValueType  # 2
+"""Low confidence: the large model tier answered."""
+CONFIDENCE_ROUTE_NOT_FOUND: ConfidenceRoute.ValueType  # 3
+"""Nothing relevant was retrieved: the not-found answer, no LLM call, no citations."""
+Global___ConfidenceRoute: _TypeAlias = ConfidenceRoute  # noqa: Y015
+
 class _CacheLayer:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -98,6 +125,23 @@ DOCUMENT_STATUS_INDEXED: DocumentStatus.ValueType  # 1
 DOCUMENT_STATUS_FAILED: DocumentStatus.ValueType  # 2
 """The document was not (completely) stored; see error."""
 Global___DocumentStatus: _TypeAlias = DocumentStatus  # noqa: Y015
+
+class _Rating:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RatingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Rating.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RATING_UNSPECIFIED: _Rating.ValueType  # 0
+    RATING_UP: _Rating.ValueType  # 1
+    RATING_DOWN: _Rating.ValueType  # 2
+
+class Rating(_Rating, metaclass=_RatingEnumTypeWrapper): ...
+
+RATING_UNSPECIFIED: Rating.ValueType  # 0
+RATING_UP: Rating.ValueType  # 1
+RATING_DOWN: Rating.ValueType  # 2
+Global___Rating: _TypeAlias = Rating  # noqa: Y015
 
 @_typing.final
 class QueryRequest(_message.Message):
@@ -272,6 +316,8 @@ class AnswerQuality(_message.Message):
     CITATION_COVERAGE_FIELD_NUMBER: _builtins.int
     FAITHFULNESS_METHOD_FIELD_NUMBER: _builtins.int
     FAITHFULNESS_NOTE_FIELD_NUMBER: _builtins.int
+    RETRIEVAL_CONFIDENCE_FIELD_NUMBER: _builtins.int
+    CONFIDENCE_ROUTE_FIELD_NUMBER: _builtins.int
     faithfulness: _builtins.float
     """Share of the answer's sentences supported by the passages they cite, 0 to 1."""
     citation_coverage: _builtins.float
@@ -279,6 +325,13 @@ class AnswerQuality(_message.Message):
     faithfulness_method: Global___FaithfulnessMethod.ValueType
     faithfulness_note: _builtins.str
     """Why the answer was not scored, or what the scoring could not use."""
+    retrieval_confidence: _builtins.float
+    """How sure the search is of having found relevant passages, 0 to 1: the closest passage's
+    cosine similarity to the question, averaged with the mean of the three closest. Unset when
+    the search had no question embedding (BM25 only) or served from a cache.
+    """
+    confidence_route: Global___ConfidenceRoute.ValueType
+    """What the confidence did to the answer (QUERY_CONFIDENCE_ROUTING)."""
     @_builtins.property
     def unsupported_sentences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Indexes, from 0, of the sentences their passages do not support."""
@@ -291,12 +344,16 @@ class AnswerQuality(_message.Message):
         citation_coverage: _builtins.float = ...,
         faithfulness_method: Global___FaithfulnessMethod.ValueType = ...,
         faithfulness_note: _builtins.str = ...,
+        retrieval_confidence: _builtins.float | None = ...,
+        confidence_route: Global___ConfidenceRoute.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_retrieval_confidence", b"_retrieval_confidence", "retrieval_confidence", b"retrieval_confidence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["citation_coverage", b"citation_coverage", "faithfulness", b"faithfulness", "faithfulness_method", b"faithfulness_method", "faithfulness_note", b"faithfulness_note", "unsupported_sentences", b"unsupported_sentences"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_retrieval_confidence", b"_retrieval_confidence", "citation_coverage", b"citation_coverage", "confidence_route", b"confidence_route", "faithfulness", b"faithfulness", "faithfulness_method", b"faithfulness_method", "faithfulness_note", b"faithfulness_note", "retrieval_confidence", b"retrieval_confidence", "unsupported_sentences", b"unsupported_sentences"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__retrieval_confidence: _TypeAlias = _typing.Literal["retrieval_confidence"]  # noqa: Y015
+    _WhichOneofArgType__retrieval_confidence: _TypeAlias = _typing.Literal["_retrieval_confidence", b"_retrieval_confidence"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__retrieval_confidence) -> _WhichOneofReturnType__retrieval_confidence | None: ...
 
 Global___AnswerQuality: _TypeAlias = AnswerQuality  # noqa: Y015
 
@@ -563,3 +620,57 @@ class DeleteDocumentsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteDocumentsResponse: _TypeAlias = DeleteDocumentsResponse  # noqa: Y015
+
+@_typing.final
+class FeedbackRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    RATING_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    """Tenant the answer was given to; required."""
+    request_id: _builtins.str
+    """QueryResponse.request_id of the answer; required."""
+    rating: Global___Rating.ValueType
+    """Required."""
+    comment: _builtins.str
+    """Optional, at most 2,000 characters; e-mail addresses, phone and card numbers are masked
+    before it is stored, as in the logs.
+    """
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        rating: Global___Rating.ValueType = ...,
+        comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "rating", b"rating", "request_id", b"request_id", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeedbackRequest: _TypeAlias = FeedbackRequest  # noqa: Y015
+
+@_typing.final
+class FeedbackResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORED_COMMENT_FIELD_NUMBER: _builtins.int
+    stored_comment: _builtins.str
+    """The comment as it was stored."""
+    def __init__(
+        self,
+        *,
+        stored_comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["stored_comment", b"stored_comment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeedbackResponse: _TypeAlias = FeedbackResponse  # noqa: Y015

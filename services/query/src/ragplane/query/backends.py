@@ -94,7 +94,13 @@ class Backends:
             raise from_downstream(error, "retrieval service") from error
         return SearchResult(
             passages=[
-                Passage(hit.chunk.document_id, hit.chunk.chunk_id, hit.chunk.text, hit.score)
+                Passage(
+                    hit.chunk.document_id,
+                    hit.chunk.chunk_id,
+                    hit.chunk.text,
+                    hit.score,
+                    hit.vector_similarity if hit.HasField("vector_similarity") else None,
+                )
                 for hit in response.hits
             ],
             degradations=[_degradation(d) for d in response.degradations],

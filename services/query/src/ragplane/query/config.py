@@ -9,6 +9,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from ragplane.query.quality.confidence import ConfidenceRouter
 from ragplane.query.quality.faithfulness import EvidenceThresholds
 from ragplane.runtime.auth import load_key_ring
 from ragplane.runtime.bundled import bundled_model_dir
@@ -89,6 +90,14 @@ class QuerySettings(ServiceSettings, BreakerSettings):
     faithfulness_similarity: float = Field(default=0.6, gt=0, le=1)
     # Sentences per answer compared by embedding (each adds two texts to one Embed call).
     faithfulness_max_embedded: int = Field(default=4, ge=0)
+    # Retrieval confidence (quality/confidence.py) is always reported; with routing on, a
+    # question whose closest passage is below the first similarity gets the not-found answer,
+    # and one whose confidence is below the second goes to the large tier. The defaults sit
+    # between the all-MiniLM-L6-v2 similarities measured on the demo corpus: answerable
+    # questions 0.44-0.80, unrelated ones 0.03-0.17.
+    confidence_routing: bool = False
+    not_found_similarity: float = Field(default=0.3, ge=0, le=1)
+    escalate_confidence: float = Field(default=0.45, ge=0, le=1)
 
     def string_limits(self) -> StringLimits:
         return StringLimits(
@@ -117,6 +126,11 @@ class QuerySettings(ServiceSettings, BreakerSettings):
 
     def resolved_tokenizer_path(self) -> Path:
         return self.tokenizer_path or bundled_tokenizer_path()
+
+    def confidence_router(self) -> ConfidenceRouter:
+        return ConfidenceRouter(
+            self.confidence_routing, self.not_found_similarity, self.escalate_confidence
+        )
 
     def evidence_thresholds(self) -> EvidenceThresholds:
         return EvidenceThresholds(
@@ -176,6 +190,8 @@ class GuardSettings(RedisSettings, WeaviateSettings):
     semantic_candidates: int = Field(default=3, ge=1)
     # v2: entries keyed by "index_version" (v1 collections, keyed by "generation", are ignored).
     semantic_collection: str = "RagplaneAnswerCacheV2"
+    # How long an answer's identifiers are kept for a Feedback call about it.
+    feedback_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
     # The semantic cache's Weaviate (QUERY_WEAVIATE_*): a lookup must not hold a query long.
     weaviate_timeout_s: float = Field(default=2.0, gt=0)
 

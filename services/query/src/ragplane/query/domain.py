@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from ragplane.query.quality.confidence import Confidence
 from ragplane.query.quality.faithfulness import Faithfulness
 from ragplane.query.timings import Stage, StageTimings
 
@@ -85,6 +86,8 @@ class Passage:
     chunk_id: str
     text: str
     score: float
+    # Cosine similarity to the question (the retrieval service's); None without an embedding.
+    similarity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ class Answer:
     # True when the text quotes the passages instead of being generated.
     extractive: bool = False
     faithfulness: Faithfulness = field(default_factory=lambda: Faithfulness.not_scored(""))
+    confidence: Confidence = field(default_factory=Confidence)
 
     def degrade(self, stage: Stage, cause: Cause, reason: str, dependency: str = "") -> None:
         self.degradations.append(Degradation(stage, cause, reason, dependency))
@@ -157,7 +161,8 @@ class Answer:
         self.cost_usd = generated.cost_usd
         self.degradations.extend(generated.degradations)
         self.tier = generated.tier
-        self.tier_reason = generated.tier_reason
+        # A reason the pipeline gave already (a low-confidence escalation) is the real one.
+        self.tier_reason = self.tier_reason or generated.tier_reason
         self.finish_reason = generated.finish_reason
         self.extractive = generated.finish_reason == EXTRACTIVE_FINISH
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
+from dataclasses import replace
 
 from ragplane.query.config import QuerySettings
 from ragplane.query.dependencies import Dependencies, DependencyTimedOut
@@ -23,6 +24,7 @@ from ragplane.query.domain import (
     Sources,
     StreamEvent,
 )
+from ragplane.query.quality.confidence import LARGE_TIER, Route
 from ragplane.query.quality.faithfulness import Faithfulness, FaithfulnessScorer
 from ragplane.query.timings import Stage
 from ragplane.runtime.errors import (
@@ -35,6 +37,9 @@ from ragplane.runtime.extractive import extractive_answer
 from ragplane.runtime.resilience import CircuitOpen, Deadline
 
 NO_PASSAGES_ANSWER = "No passage in this tenant's documents matches the question."
+NOT_FOUND_ANSWER = (
+    "The documents do not contain an answer to this question: nothing relevant to it was found."
+)
 SCORING_OFF = "faithfulness scoring is off (QUERY_FAITHFULNESS_ENABLED)"
 
 # Errors after which a stage is replaced instead of failing the query.
@@ -61,6 +66,7 @@ class QueryPipeline:
         self._backends = dependencies.backends
         self._settings = settings
         self._faithfulness = faithfulness
+        self._router = settings.confidence_router()
 
     async def answer(
         self, question: Question, deadline: Deadline, known: QuestionEmbedding | None = None
@@ -68,9 +74,8 @@ class QueryPipeline:
         """The answer; ``known`` is the question's embedding when the caller has it already."""
         answer = Answer(deadline_s=deadline.total_s or 0.0)
         passages = await self._retrieve(question, deadline, answer, known)
-        if not passages:
-            answer.text = NO_PASSAGES_ANSWER
-            answer.faithfulness = Faithfulness.not_scored("no passage was retrieved")
+        question = self._assess(question, passages, answer)
+        if self._unanswerable(passages, answer):
             return answer
         with answer.timings.measure(Stage.GENERATION):
             await self._generate(question, passages, deadline, answer)
@@ -83,10 +88,10 @@ class QueryPipeline:
         """Sources, then the answer text as it is generated, then the whole answer."""
         answer = Answer(deadline_s=deadline.total_s or 0.0)
         passages = await self._retrieve(question, deadline, answer, known)
-        yield Sources(passages)
-        if not passages:
-            answer.text = NO_PASSAGES_ANSWER
-            answer.faithfulness = Faithfulness.not_scored("no passage was retrieved")
+        question = self._assess(question, passages, answer)
+        unanswerable = self._unanswerable(passages, answer)
+        yield Sources([] if unanswerable else passages)
+        if unanswerable:
             yield answer.text
         else:
             deltas = self._generate_stream(question, passages, deadline, answer)
@@ -96,6 +101,30 @@ class QueryPipeline:
                         yield delta
             await self._score(passages, deadline, answer)
         yield answer
+
+    def _assess(self, question: Question, passages: list[Passage], answer: Answer) -> Question:
+        """The question as it will be answered: on the large tier when confidence is low."""
+        confidence = self._router.assess([p.similarity for p in passages], question.tier != 0)
+        answer.confidence = confidence
+        if confidence.route is not Route.ESCALATED:
+            return question
+        answer.tier_reason = (
+            f"retrieval confidence {confidence.value:.2f} is below "
+            f"{self._settings.escalate_confidence:g} (QUERY_ESCALATE_CONFIDENCE): the large tier"
+        )
+        return replace(question, tier=LARGE_TIER)
+
+    @staticmethod
+    def _unanswerable(passages: list[Passage], answer: Answer) -> bool:
+        """True, with the answer given, when there is nothing to answer from."""
+        if not passages:
+            answer.text = NO_PASSAGES_ANSWER
+        elif answer.confidence.route is Route.NOT_FOUND:
+            answer.text = NOT_FOUND_ANSWER
+        else:
+            return False
+        answer.faithfulness = Faithfulness.not_scored("no relevant passage to answer from")
+        return True
 
     async def _score(self, passages: list[Passage], deadline: Deadline, answer: Answer) -> None:
         if self._faithfulness is None:

@@ -46,6 +46,10 @@ class Faithfulness:
     def not_scored(cls, note: str) -> Faithfulness:
         return cls(0.0, (), 0.0, Method.NOT_SCORED, note)
 
+    @property
+    def scored(self) -> bool:
+        return self.method in (Method.EVIDENCE, Method.EXTRACTIVE)
+
 
 @dataclass(frozen=True)
 class EvidenceThresholds:
