@@ -107,6 +107,8 @@ class Backends:
             rerank_ms=sum(
                 t.duration_ms for t in response.timings if t.stage == common_pb2.STAGE_RERANK
             ),
+            alpha=response.alpha,
+            reranked=response.reranked,
         )
 
     async def generate(

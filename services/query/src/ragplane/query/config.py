@@ -96,6 +96,8 @@ class QuerySettings(ServiceSettings, BreakerSettings):
     # between the all-MiniLM-L6-v2 similarities measured on the demo corpus: answerable
     # questions 0.44-0.80, unrelated ones 0.03-0.17.
     confidence_routing: bool = False
+    # Passage texts (cut to 500 characters, personal data masked) on the retrieval span.
+    trace_passages: bool = False
     not_found_similarity: float = Field(default=0.3, ge=0, le=1)
     escalate_confidence: float = Field(default=0.45, ge=0, le=1)
 

@@ -99,6 +99,9 @@ class SearchResult:
     degradations: list[Degradation]
     # Time the reranker took inside the search; 0 when it did not run.
     rerank_ms: float
+    # Hybrid weight the search used (0 for BM25 only), and whether the reranker ordered it.
+    alpha: float = 0.0
+    reranked: bool = False
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from ragplane.query.domain import (
 from ragplane.query.quality.confidence import LARGE_TIER, Route
 from ragplane.query.quality.faithfulness import Faithfulness, FaithfulnessScorer
 from ragplane.query.timings import Stage
+from ragplane.query.tracing import annotate_generation, annotate_quality, annotate_search
 from ragplane.runtime.errors import (
     DeadlineExceeded,
     ResourceExhausted,
@@ -79,6 +80,7 @@ class QueryPipeline:
             return answer
         with answer.timings.measure(Stage.GENERATION):
             await self._generate(question, passages, deadline, answer)
+            annotate_generation(answer)
         await self._score(passages, deadline, answer)
         return answer
 
@@ -99,6 +101,7 @@ class QueryPipeline:
                 async with aclosing(deltas):
                     async for delta in deltas:
                         yield delta
+                annotate_generation(answer)
             await self._score(passages, deadline, answer)
         yield answer
 
@@ -134,6 +137,7 @@ class QueryPipeline:
             answer.faithfulness = await self.score_text(
                 answer.text, [p.text for p in passages], deadline, answer.extractive
             )
+            annotate_quality(answer)
 
     async def score_text(
         self, text: str, passages: Sequence[str], deadline: Deadline, extractive: bool = False
@@ -240,7 +244,7 @@ class QueryPipeline:
                 "allow the query more time"
             )
         try:
-            return await self._dependencies.retrieval.call(
+            found = await self._dependencies.retrieval.call(
                 lambda t: self._backends.search(question, vector, t),
                 timeout_s,
                 settings.search_timeout_s,
@@ -257,6 +261,8 @@ class QueryPipeline:
                 f"retrieval service: no answer within the search's "
                 f"{settings.search_timeout_s:g} s ({error.message}); no cached answer was found"
             ) from error
+        annotate_search(found, settings.trace_passages)
+        return found
 
     # Generation: the model's answer, or one extracted from the passages.
 

@@ -22,6 +22,7 @@ from ragplane.query.requests import (
 )
 from ragplane.query.responses import cached_answer, citations, query_response
 from ragplane.query.timings import elapsed_ms
+from ragplane.query.tracing import annotate_request
 from ragplane.runtime.audit import audit_note
 from ragplane.runtime.context import RpcContext, current_request_id
 from ragplane.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -120,6 +121,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         kept for feedback first."""
         if admission.tier_reason:
             answer.tier_reason = admission.tier_reason
+        degradations = [*admission.degradations, *answer.degradations]
+        annotate_request(admission.cache, degradations, answer.confidence)
         feedback = self._parts.get().feedback
         if feedback is not None:
             tenant = admission.question.tenant
@@ -127,7 +130,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         return query_response(
             answer,
             admission.cache,
-            [*admission.degradations, *answer.degradations],
+            degradations,
             sum(ms for _, ms in answer.timings) if total_ms is None else total_ms,
             self._parts.get().settings.snippet_chars,
         )
