@@ -89,6 +89,10 @@ bench-generation: install ## generation: answers under injected faults, overhead
 eval-retrieval: install ## retrieval quality on the whole demo corpus (nDCG/Recall/MRR) and p50 latency per search mode
 	@$(PYTHON) -m bench.retrieval $(if $(RERANKER),--reranker "$(RERANKER)")
 
+.PHONY: eval-faithfulness
+eval-faithfulness: install ## faithfulness score on tests/data/faithfulness-eval.jsonl: AUC, and p50 scoring time on vs off
+	@$(PYTHON) -m bench.faithfulness
+
 .PHONY: fuzz chaos
 fuzz: install ## the fuzz suite with many cases per RPC (make test runs a few); prints the statuses seen
 	@RAGPLANE_FUZZ_EXAMPLES=300 $(PYTHON) -m pytest tests/fuzz

@@ -176,3 +176,30 @@ def monitored_metric_names(objects: Sequence[Manifest]) -> set[str]:
     """Every metric name that an alert rule or a dashboard panel queries."""
     expressions = _rule_expressions(objects) + _dashboard_expressions(objects)
     return {name for expression in expressions for name in _METRIC.findall(expression)}
+
+
+# -- runbooks ------------------------------------------------------------------------------
+
+RUNBOOKS = REPO / "docs" / "runbooks"
+
+
+def runbooks() -> dict[str, str]:
+    """Runbook text by the alert it is for (the file's name, without .md)."""
+    return {
+        path.stem: path.read_text() for path in RUNBOOKS.glob("*.md") if path.name != "README.md"
+    }
+
+
+def alert_rules(objects: Sequence[Manifest]) -> list[dict[str, Any]]:
+    return [
+        rule
+        for rule_set in of_kind(objects, "PrometheusRule")
+        for group in rule_set["spec"]["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+
+
+def runbook_metric_names() -> set[str]:
+    """Every metric name a runbook tells a person to query."""
+    return {name for text in runbooks().values() for name in _METRIC.findall(text)}

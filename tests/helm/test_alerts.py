@@ -39,21 +39,24 @@ def test_promtool_accepts_the_rules(groups: list[dict[str, Any]], tmp_path: Path
     rules.write_text(yaml.safe_dump({"groups": groups}))
     done = _promtool("check", "rules", rules)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 9 rules found" in done.stdout
+    assert "SUCCESS: 12 rules found" in done.stdout
 
 
-def _histogram(labels: str, per_minute_by_le: dict[str, int]) -> list[dict[str, str]]:
+def _buckets(name: str, labels: str, per_minute_by_le: dict[str, int]) -> list[dict[str, str]]:
     return [
-        {
-            "series": f'ragplane_rpc_duration_seconds_bucket{{{NS}, {labels}, le="{le}"}}',
-            "values": f"0+{rate}x40",
-        }
+        {"series": f'{name}_bucket{{{NS}, {labels}, le="{le}"}}', "values": f"0+{rate}x40"}
         for le, rate in per_minute_by_le.items()
     ]
 
 
-def _counter(name: str, labels: str, per_minute: float, minutes: int = 40) -> dict[str, str]:
-    return {"series": f"{name}{{{NS}, {labels}}}", "values": f"0+{per_minute}x{minutes}"}
+def _histogram(labels: str, per_minute_by_le: dict[str, int]) -> list[dict[str, str]]:
+    return _buckets("ragplane_rpc_duration_seconds", labels, per_minute_by_le)
+
+
+def _counter(name: str, labels: str, per_minute: float | str, minutes: int = 40) -> dict[str, str]:
+    """A counter rising by ``per_minute``; a string is promtool's own expansion after "0+"."""
+    increments = per_minute if isinstance(per_minute, str) else f"{per_minute}x{minutes}"
+    return {"series": f"{name}{{{NS}, {labels}}}", "values": f"0+{increments}"}
 
 
 def _alerts(name: str, eval_time: str, *expected: dict[str, str]) -> dict[str, Any]:
@@ -66,6 +69,9 @@ def _alerts(name: str, eval_time: str, *expected: dict[str, str]) -> dict[str, A
 
 REQUESTS = "ragplane_rpc_requests_total"
 LOOKUPS = "ragplane_query_cache_lookups_total"
+FAITHFULNESS = "ragplane_query_faithfulness"
+ROUTES = "ragplane_query_confidence_routes_total"
+FEEDBACK = "ragplane_query_feedback_total"
 # Latency: the query service's calls all take 2-5 s (p95 4.85 s), retrieval's 5-10 s (9.75 s).
 # Errors: query fails 3 calls in 103 (2.9%; its 50 INVALID_ARGUMENT are the callers' fault),
 # retrieval 10 in 100. Cache: 2 hits in 10 queries. Breakers (a provider's, the query service's
@@ -131,7 +137,50 @@ UNIT_TESTS: list[dict[str, Any]] = [
             _alerts("RagplaneLLMCostSpike", "1439m"),
             _alerts("RagplaneLLMCostSpike", "1500m", {"severity": "warning"}),
         ],
-    }
+    },
+    # Faithfulness, per tier: small answers all within 0.4-0.5 (p50 0.45), none half at most
+    # 0.85 and half 0.85-0.9 (p50 exactly 0.85, the threshold: not below it), large 0.85-0.9.
+    {
+        "interval": "1m",
+        "input_series": [
+            *_buckets(FAITHFULNESS, 'tier="small"', {"0.4": 0, "0.5": 10, "1": 10, "+Inf": 10}),
+            *_buckets(FAITHFULNESS, 'tier="none"', {"0.8": 0, "0.85": 5, "0.9": 10, "+Inf": 10}),
+            *_buckets(FAITHFULNESS, 'tier="large"', {"0.85": 0, "0.9": 10, "+Inf": 10}),
+        ],
+        "alert_rule_test": [
+            _alerts("RagplaneFaithfulnessLow", "10m"),
+            _alerts("RagplaneFaithfulnessLow", "25m", {"severity": "warning", "tier": "small"}),
+        ],
+    },
+    # A day with 10% of the routed questions not found, then an hour with 21% (2.1x): fires;
+    # feedback 79% thumbs-up: fires.
+    {
+        "interval": "1m",
+        "input_series": [
+            _counter(ROUTES, 'route="not_found"', "10x1440 14400+21x60"),
+            _counter(ROUTES, 'route="answered"', "90x1440 129600+79x60"),
+            _counter(FEEDBACK, 'rating="up", tier="small"', "79x40"),
+            _counter(FEEDBACK, 'rating="down", tier="small"', "21x40"),
+        ],
+        "alert_rule_test": [
+            _alerts("RagplaneNotFoundRateRising", "1500m", {"severity": "warning"}),
+            _alerts("RagplaneFeedbackRatioLow", "30m", {"severity": "warning"}),
+        ],
+    },
+    # Just short of both thresholds: 19% not found after a day of 10% (1.9x), 81% thumbs-up.
+    {
+        "interval": "1m",
+        "input_series": [
+            _counter(ROUTES, 'route="not_found"', "10x1440 14400+19x60"),
+            _counter(ROUTES, 'route="answered"', "90x1440 129600+81x60"),
+            _counter(FEEDBACK, 'rating="up", tier="small"', "81x40"),
+            _counter(FEEDBACK, 'rating="down", tier="small"', "19x40"),
+        ],
+        "alert_rule_test": [
+            _alerts("RagplaneNotFoundRateRising", "1500m"),
+            _alerts("RagplaneFeedbackRatioLow", "30m"),
+        ],
+    },
 ]
 
 

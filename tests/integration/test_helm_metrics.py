@@ -7,7 +7,13 @@ from __future__ import annotations
 import urllib.request
 
 from ragplane.cli.stack import Stack
-from tests.helm.chart import SERVICES, VALUES_FILES, monitored_metric_names, render
+from tests.helm.chart import (
+    SERVICES,
+    VALUES_FILES,
+    monitored_metric_names,
+    render,
+    runbook_metric_names,
+)
 
 # Sample names of a family besides its own, by TYPE (a counter's TYPE line already names it
 # with _total in the text format prometheus_client serves).
@@ -35,10 +41,20 @@ def _scrape(port: int) -> str:
         return str(reply.read().decode())
 
 
-def test_every_metric_in_the_alerts_and_the_dashboard_is_exported(stack: Stack) -> None:
-    monitored = monitored_metric_names(render(VALUES_FILES["production"]))
-    assert len(monitored) >= 15, monitored
+def _exported(stack: Stack) -> set[str]:
     exported: set[str] = set()
     for service in SERVICES:
         exported |= exported_names(_scrape(getattr(stack.ports, f"{service}_metrics")))
-    assert sorted(monitored - exported) == []
+    return exported
+
+
+def test_every_metric_in_the_alerts_and_the_dashboard_is_exported(stack: Stack) -> None:
+    monitored = monitored_metric_names(render(VALUES_FILES["production"]))
+    assert len(monitored) >= 15, monitored
+    assert sorted(monitored - _exported(stack)) == []
+
+
+def test_every_metric_a_runbook_names_is_exported(stack: Stack) -> None:
+    named = runbook_metric_names()
+    assert len(named) >= 10, named
+    assert sorted(named - _exported(stack)) == []

@@ -34,8 +34,13 @@ def test_query_answers_with_citations_into_the_corpus_and_stage_timings(
         common_pb2.STAGE_EMBEDDING,
         common_pb2.STAGE_RETRIEVAL,
         common_pb2.STAGE_GENERATION,
+        common_pb2.STAGE_QUALITY,
     ]
     assert all(timing.duration_ms > 0 for timing in response.timings)
+    quality = response.quality
+    assert quality.faithfulness_method == query_pb2.FAITHFULNESS_METHOD_EVIDENCE
+    # The test stack's 135M model, cut at 48 tokens, rarely cites: any score may come out.
+    assert 0 <= quality.faithfulness <= 1
     assert response.total_ms >= sum(timing.duration_ms for timing in response.timings)
     assert (response.provider, response.usage.output_tokens > 0) == ("local-smollm2", True)
     assert len(response.request_id) == 32

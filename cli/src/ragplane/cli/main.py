@@ -33,6 +33,19 @@ def _fail(error: grpc.RpcError) -> int:
     return 1
 
 
+def quality_line(quality: query_pb2.AnswerQuality) -> str:
+    method = query_pb2.FaithfulnessMethod.Name(quality.faithfulness_method)
+    if quality.faithfulness_method == query_pb2.FAITHFULNESS_METHOD_NOT_SCORED:
+        return f"faithfulness not scored ({quality.faithfulness_note})"
+    unsupported = ", ".join(str(index + 1) for index in quality.unsupported_sentences)
+    return (
+        f"faithfulness {quality.faithfulness:.2f} "
+        f"({method.removeprefix('FAITHFULNESS_METHOD_').lower()}"
+        f"{'; unsupported sentences ' + unsupported if unsupported else ''}), "
+        f"{quality.citation_coverage:.0%} of sentences cite a passage"
+    )
+
+
 def print_answer(response: query_pb2.QueryResponse) -> None:
     print(response.answer.strip() or "(empty answer)")
     if response.citations:
@@ -50,6 +63,7 @@ def print_answer(response: query_pb2.QueryResponse) -> None:
         for t in response.timings
     )
     print(f"\nTimings: {stages}  total {response.total_ms:.0f} ms")
+    print(f"Quality: {quality_line(response.quality)}")
     if response.provider:
         usage = response.usage
         print(

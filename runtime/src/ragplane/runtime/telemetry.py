@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+from collections.abc import Sequence
+from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
 import prometheus_client
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
 
 RPC_REQUESTS = prometheus_client.Counter(
     "ragplane_rpc_requests_total",
@@ -47,13 +55,30 @@ class BoundedLabel:
         return self.OTHER
 
 
-def configure_tracing(service: str) -> None:
-    """Install a tracer provider; spans go out over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+class JsonLinesSpanExporter(SpanExporter):
+    """Each finished span as one JSON line appended to a file: a trace without a collector."""
 
-    Without an endpoint spans are still created, so trace ids reach the logs and travel to the
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = "".join(json.dumps(json.loads(span.to_json())) + "\n" for span in spans)
+        with self._lock, self._path.open("a") as out:
+            out.write(lines)
+        return SpanExportResult.SUCCESS
+
+
+def configure_tracing(service: str) -> None:
+    """Install a tracer provider; spans go out over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set,
+    and to the file RAGPLANE_TRACES_FILE names when it is set (one JSON line a span).
+
+    Without either spans are still created, so trace ids reach the logs and travel to the
     next service in the call's metadata.
     """
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
+    if traces_file := os.environ.get("RAGPLANE_TRACES_FILE"):
+        provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(Path(traces_file))))
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 

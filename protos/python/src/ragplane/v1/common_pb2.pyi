@@ -36,6 +36,8 @@ class _StageEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Stage.ValueType
     """Cross-encoder reranking of the retrieved candidates."""
     STAGE_GENERATION: _Stage.ValueType  # 5
     """Answer generation by an LLM provider."""
+    STAGE_QUALITY: _Stage.ValueType  # 6
+    """Checking the answer against its passages (faithfulness)."""
 
 class Stage(_Stage, metaclass=_StageEnumTypeWrapper):
     """Messages shared by more than one ragplane service.
@@ -54,6 +56,8 @@ STAGE_RERANK: Stage.ValueType  # 4
 """Cross-encoder reranking of the retrieved candidates."""
 STAGE_GENERATION: Stage.ValueType  # 5
 """Answer generation by an LLM provider."""
+STAGE_QUALITY: Stage.ValueType  # 6
+"""Checking the answer against its passages (faithfulness)."""
 Global___Stage: _TypeAlias = Stage  # noqa: Y015
 
 class _DegradationCause:

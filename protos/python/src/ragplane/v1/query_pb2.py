@@ -27,7 +27,7 @@ from ragplane.v1 import generation_pb2 as ragplane_dot_v1_dot_generation__pb2
 from ragplane.v1 import retrieval_pb2 as ragplane_dot_v1_dot_retrieval__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ragplane/v1/query.proto\x12\x0bragplane.v1\x1a\x18ragplane/v1/common.proto\x1a\x1cragplane/v1/generation.proto\x1a\x1bragplane/v1/retrieval.proto\"\xe5\x02\n\x0cQueryRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12\x12\n\x05\x61lpha\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12,\n\x07\x66ilters\x18\x05 \x03(\x0b\x32\x1b.ragplane.v1.MetadataFilter\x12\x19\n\x11max_output_tokens\x18\x06 \x01(\x05\x12,\n\x0b\x66usion_type\x18\x07 \x01(\x0e\x32\x17.ragplane.v1.FusionType\x12\'\n\x06rerank\x18\x08 \x01(\x0e\x32\x17.ragplane.v1.RerankMode\x12\x19\n\x11rerank_candidates\x18\t \x01(\x05\x12\x16\n\tmin_score\x18\n \x01(\x02H\x01\x88\x01\x01\x12\x18\n\x0btemperature\x18\x14 \x01(\x02H\x02\x88\x01\x01\x42\x08\n\x06_alphaB\x0c\n\n_min_scoreB\x0e\n\x0c_temperature\"\x9a\x03\n\rQueryResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12(\n\tcitations\x18\x02 \x03(\x0b\x32\x15.ragplane.v1.Citation\x12)\n\x07timings\x18\x03 \x03(\x0b\x32\x18.ragplane.v1.StageTiming\x12\x10\n\x08total_ms\x18\x04 \x01(\x01\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12&\n\x05usage\x18\x07 \x01(\x0b\x32\x17.ragplane.v1.TokenUsage\x12.\n\x0c\x64\x65gradations\x18\x08 \x03(\x0b\x32\x18.ragplane.v1.Degradation\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x10\n\x08\x63ost_usd\x18\n \x01(\x01\x12\x11\n\tbudget_ms\x18\x0b \x01(\x01\x12%\n\x05\x63\x61\x63he\x18\x14 \x01(\x0b\x32\x16.ragplane.v1.CacheInfo\x12$\n\x04tier\x18\x15 \x01(\x0e\x32\x16.ragplane.v1.ModelTier\x12\x13\n\x0btier_reason\x18\x16 \x01(\t\"8\n\x0cQuerySources\x12(\n\tcitations\x18\x01 \x03(\x0b\x32\x15.ragplane.v1.Citation\"\x90\x01\n\x13QueryStreamResponse\x12,\n\x07sources\x18\x01 \x01(\x0b\x32\x19.ragplane.v1.QuerySourcesH\x00\x12\x16\n\x0c\x61nswer_delta\x18\x02 \x01(\tH\x00\x12*\n\x04\x64one\x18\x03 \x01(\x0b\x32\x1a.ragplane.v1.QueryResponseH\x00\x42\x07\n\x05\x65vent\"}\n\tCacheInfo\x12\x0b\n\x03hit\x18\x01 \x01(\x08\x12&\n\x05layer\x18\x02 \x01(\x0e\x32\x17.ragplane.v1.CacheLayer\x12\x12\n\nsimilarity\x18\x03 \x01(\x02\x12\x14\n\x0c\x63\x61\x63hed_query\x18\x04 \x01(\t\x12\x11\n\tsaved_usd\x18\x05 \x01(\x01\"\xa4\x01\n\x08\x44ocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x35\n\x08metadata\x18\x04 \x03(\x0b\x32#.ragplane.v1.Document.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"I\n\rIngestRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12(\n\tdocuments\x18\x02 \x03(\x0b\x32\x15.ragplane.v1.Document\"q\n\x0e\x44ocumentResult\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.ragplane.v1.DocumentStatus\x12\x0e\n\x06\x63hunks\x18\x03 \x01(\x05\x12\r\n\x05\x65rror\x18\x04 \x01(\t\">\n\x0eIngestResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.ragplane.v1.DocumentResult\">\n\x16\x44\x65leteDocumentsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x02 \x03(\t\"1\n\x17\x44\x65leteDocumentsResponse\x12\x16\n\x0e\x64\x65leted_chunks\x18\x01 \x01(\x05*Z\n\nCacheLayer\x12\x1b\n\x17\x43\x41\x43HE_LAYER_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43\x41\x43HE_LAYER_EXACT\x10\x01\x12\x18\n\x14\x43\x41\x43HE_LAYER_SEMANTIC\x10\x02*j\n\x0e\x44ocumentStatus\x12\x1f\n\x1b\x44OCUMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44OCUMENT_STATUS_INDEXED\x10\x01\x12\x1a\n\x16\x44OCUMENT_STATUS_FAILED\x10\x02\x32\xbd\x02\n\x0cQueryService\x12>\n\x05Query\x12\x19.ragplane.v1.QueryRequest\x1a\x1a.ragplane.v1.QueryResponse\x12L\n\x0bQueryStream\x12\x19.ragplane.v1.QueryRequest\x1a .ragplane.v1.QueryStreamResponse0\x01\x12\x41\n\x06Ingest\x12\x1a.ragplane.v1.IngestRequest\x1a\x1b.ragplane.v1.IngestResponse\x12\\\n\x0f\x44\x65leteDocuments\x12#.ragplane.v1.DeleteDocumentsRequest\x1a$.ragplane.v1.DeleteDocumentsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ragplane/v1/query.proto\x12\x0bragplane.v1\x1a\x18ragplane/v1/common.proto\x1a\x1cragplane/v1/generation.proto\x1a\x1bragplane/v1/retrieval.proto\"\xe5\x02\n\x0cQueryRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12\x12\n\x05\x61lpha\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12,\n\x07\x66ilters\x18\x05 \x03(\x0b\x32\x1b.ragplane.v1.MetadataFilter\x12\x19\n\x11max_output_tokens\x18\x06 \x01(\x05\x12,\n\x0b\x66usion_type\x18\x07 \x01(\x0e\x32\x17.ragplane.v1.FusionType\x12\'\n\x06rerank\x18\x08 \x01(\x0e\x32\x17.ragplane.v1.RerankMode\x12\x19\n\x11rerank_candidates\x18\t \x01(\x05\x12\x16\n\tmin_score\x18\n \x01(\x02H\x01\x88\x01\x01\x12\x18\n\x0btemperature\x18\x14 \x01(\x02H\x02\x88\x01\x01\x42\x08\n\x06_alphaB\x0c\n\n_min_scoreB\x0e\n\x0c_temperature\"\xc7\x03\n\rQueryResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12(\n\tcitations\x18\x02 \x03(\x0b\x32\x15.ragplane.v1.Citation\x12)\n\x07timings\x18\x03 \x03(\x0b\x32\x18.ragplane.v1.StageTiming\x12\x10\n\x08total_ms\x18\x04 \x01(\x01\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12&\n\x05usage\x18\x07 \x01(\x0b\x32\x17.ragplane.v1.TokenUsage\x12.\n\x0c\x64\x65gradations\x18\x08 \x03(\x0b\x32\x18.ragplane.v1.Degradation\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x10\n\x08\x63ost_usd\x18\n \x01(\x01\x12\x11\n\tbudget_ms\x18\x0b \x01(\x01\x12%\n\x05\x63\x61\x63he\x18\x14 \x01(\x0b\x32\x16.ragplane.v1.CacheInfo\x12$\n\x04tier\x18\x15 \x01(\x0e\x32\x16.ragplane.v1.ModelTier\x12\x13\n\x0btier_reason\x18\x16 \x01(\t\x12+\n\x07quality\x18\x17 \x01(\x0b\x32\x1a.ragplane.v1.AnswerQuality\"\xac\x02\n\rAnswerQuality\x12\x14\n\x0c\x66\x61ithfulness\x18\x01 \x01(\x02\x12\x1d\n\x15unsupported_sentences\x18\x02 \x03(\x05\x12\x19\n\x11\x63itation_coverage\x18\x03 \x01(\x02\x12<\n\x13\x66\x61ithfulness_method\x18\x04 \x01(\x0e\x32\x1f.ragplane.v1.FaithfulnessMethod\x12\x19\n\x11\x66\x61ithfulness_note\x18\x05 \x01(\t\x12!\n\x14retrieval_confidence\x18\x06 \x01(\x02H\x00\x88\x01\x01\x12\x36\n\x10\x63onfidence_route\x18\x07 \x01(\x0e\x32\x1c.ragplane.v1.ConfidenceRouteB\x17\n\x15_retrieval_confidence\"8\n\x0cQuerySources\x12(\n\tcitations\x18\x01 \x03(\x0b\x32\x15.ragplane.v1.Citation\"\x90\x01\n\x13QueryStreamResponse\x12,\n\x07sources\x18\x01 \x01(\x0b\x32\x19.ragplane.v1.QuerySourcesH\x00\x12\x16\n\x0c\x61nswer_delta\x18\x02 \x01(\tH\x00\x12*\n\x04\x64one\x18\x03 \x01(\x0b\x32\x1a.ragplane.v1.QueryResponseH\x00\x42\x07\n\x05\x65vent\"}\n\tCacheInfo\x12\x0b\n\x03hit\x18\x01 \x01(\x08\x12&\n\x05layer\x18\x02 \x01(\x0e\x32\x17.ragplane.v1.CacheLayer\x12\x12\n\nsimilarity\x18\x03 \x01(\x02\x12\x14\n\x0c\x63\x61\x63hed_query\x18\x04 \x01(\t\x12\x11\n\tsaved_usd\x18\x05 \x01(\x01\"\xa4\x01\n\x08\x44ocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x35\n\x08metadata\x18\x04 \x03(\x0b\x32#.ragplane.v1.Document.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"I\n\rIngestRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12(\n\tdocuments\x18\x02 \x03(\x0b\x32\x15.ragplane.v1.Document\"q\n\x0e\x44ocumentResult\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12+\n\x06status\x18\x02 \x01(\x0e\x32\x1b.ragplane.v1.DocumentStatus\x12\x0e\n\x06\x63hunks\x18\x03 \x01(\x05\x12\r\n\x05\x65rror\x18\x04 \x01(\t\">\n\x0eIngestResponse\x12,\n\x07results\x18\x01 \x03(\x0b\x32\x1b.ragplane.v1.DocumentResult\">\n\x16\x44\x65leteDocumentsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x14\n\x0c\x64ocument_ids\x18\x02 \x03(\t\"1\n\x17\x44\x65leteDocumentsResponse\x12\x16\n\x0e\x64\x65leted_chunks\x18\x01 \x01(\x05\"k\n\x0f\x46\x65\x65\x64\x62\x61\x63kRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12#\n\x06rating\x18\x03 \x01(\x0e\x32\x13.ragplane.v1.Rating\x12\x0f\n\x07\x63omment\x18\x04 \x01(\t\"*\n\x10\x46\x65\x65\x64\x62\x61\x63kResponse\x12\x16\n\x0estored_comment\x18\x01 \x01(\t*\xa3\x01\n\x12\x46\x61ithfulnessMethod\x12#\n\x1f\x46\x41ITHFULNESS_METHOD_UNSPECIFIED\x10\x00\x12\"\n\x1e\x46\x41ITHFULNESS_METHOD_NOT_SCORED\x10\x01\x12\"\n\x1e\x46\x41ITHFULNESS_METHOD_EXTRACTIVE\x10\x02\x12 \n\x1c\x46\x41ITHFULNESS_METHOD_EVIDENCE\x10\x03*\x92\x01\n\x0f\x43onfidenceRoute\x12 \n\x1c\x43ONFIDENCE_ROUTE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43ONFIDENCE_ROUTE_ANSWERED\x10\x01\x12\x1e\n\x1a\x43ONFIDENCE_ROUTE_ESCALATED\x10\x02\x12\x1e\n\x1a\x43ONFIDENCE_ROUTE_NOT_FOUND\x10\x03*Z\n\nCacheLayer\x12\x1b\n\x17\x43\x41\x43HE_LAYER_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43\x41\x43HE_LAYER_EXACT\x10\x01\x12\x18\n\x14\x43\x41\x43HE_LAYER_SEMANTIC\x10\x02*j\n\x0e\x44ocumentStatus\x12\x1f\n\x1b\x44OCUMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44OCUMENT_STATUS_INDEXED\x10\x01\x12\x1a\n\x16\x44OCUMENT_STATUS_FAILED\x10\x02*@\n\x06Rating\x12\x16\n\x12RATING_UNSPECIFIED\x10\x00\x12\r\n\tRATING_UP\x10\x01\x12\x0f\n\x0bRATING_DOWN\x10\x02\x32\x86\x03\n\x0cQueryService\x12>\n\x05Query\x12\x19.ragplane.v1.QueryRequest\x1a\x1a.ragplane.v1.QueryResponse\x12L\n\x0bQueryStream\x12\x19.ragplane.v1.QueryRequest\x1a .ragplane.v1.QueryStreamResponse0\x01\x12\x41\n\x06Ingest\x12\x1a.ragplane.v1.IngestRequest\x1a\x1b.ragplane.v1.IngestResponse\x12\\\n\x0f\x44\x65leteDocuments\x12#.ragplane.v1.DeleteDocumentsRequest\x1a$.ragplane.v1.DeleteDocumentsResponse\x12G\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x1c.ragplane.v1.FeedbackRequest\x1a\x1d.ragplane.v1.FeedbackResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,34 +36,46 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DOCUMENT_METADATAENTRY']._loaded_options = None
   _globals['_DOCUMENT_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_CACHELAYER']._serialized_start=1766
-  _globals['_CACHELAYER']._serialized_end=1856
-  _globals['_DOCUMENTSTATUS']._serialized_start=1858
-  _globals['_DOCUMENTSTATUS']._serialized_end=1964
+  _globals['_FAITHFULNESSMETHOD']._serialized_start=2268
+  _globals['_FAITHFULNESSMETHOD']._serialized_end=2431
+  _globals['_CONFIDENCEROUTE']._serialized_start=2434
+  _globals['_CONFIDENCEROUTE']._serialized_end=2580
+  _globals['_CACHELAYER']._serialized_start=2582
+  _globals['_CACHELAYER']._serialized_end=2672
+  _globals['_DOCUMENTSTATUS']._serialized_start=2674
+  _globals['_DOCUMENTSTATUS']._serialized_end=2780
+  _globals['_RATING']._serialized_start=2782
+  _globals['_RATING']._serialized_end=2846
   _globals['_QUERYREQUEST']._serialized_start=126
   _globals['_QUERYREQUEST']._serialized_end=483
   _globals['_QUERYRESPONSE']._serialized_start=486
-  _globals['_QUERYRESPONSE']._serialized_end=896
-  _globals['_QUERYSOURCES']._serialized_start=898
-  _globals['_QUERYSOURCES']._serialized_end=954
-  _globals['_QUERYSTREAMRESPONSE']._serialized_start=957
-  _globals['_QUERYSTREAMRESPONSE']._serialized_end=1101
-  _globals['_CACHEINFO']._serialized_start=1103
-  _globals['_CACHEINFO']._serialized_end=1228
-  _globals['_DOCUMENT']._serialized_start=1231
-  _globals['_DOCUMENT']._serialized_end=1395
-  _globals['_DOCUMENT_METADATAENTRY']._serialized_start=1348
-  _globals['_DOCUMENT_METADATAENTRY']._serialized_end=1395
-  _globals['_INGESTREQUEST']._serialized_start=1397
-  _globals['_INGESTREQUEST']._serialized_end=1470
-  _globals['_DOCUMENTRESULT']._serialized_start=1472
-  _globals['_DOCUMENTRESULT']._serialized_end=1585
-  _globals['_INGESTRESPONSE']._serialized_start=1587
-  _globals['_INGESTRESPONSE']._serialized_end=1649
-  _globals['_DELETEDOCUMENTSREQUEST']._serialized_start=1651
-  _globals['_DELETEDOCUMENTSREQUEST']._serialized_end=1713
-  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_start=1715
-  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_end=1764
-  _globals['_QUERYSERVICE']._serialized_start=1967
-  _globals['_QUERYSERVICE']._serialized_end=2284
+  _globals['_QUERYRESPONSE']._serialized_end=941
+  _globals['_ANSWERQUALITY']._serialized_start=944
+  _globals['_ANSWERQUALITY']._serialized_end=1244
+  _globals['_QUERYSOURCES']._serialized_start=1246
+  _globals['_QUERYSOURCES']._serialized_end=1302
+  _globals['_QUERYSTREAMRESPONSE']._serialized_start=1305
+  _globals['_QUERYSTREAMRESPONSE']._serialized_end=1449
+  _globals['_CACHEINFO']._serialized_start=1451
+  _globals['_CACHEINFO']._serialized_end=1576
+  _globals['_DOCUMENT']._serialized_start=1579
+  _globals['_DOCUMENT']._serialized_end=1743
+  _globals['_DOCUMENT_METADATAENTRY']._serialized_start=1696
+  _globals['_DOCUMENT_METADATAENTRY']._serialized_end=1743
+  _globals['_INGESTREQUEST']._serialized_start=1745
+  _globals['_INGESTREQUEST']._serialized_end=1818
+  _globals['_DOCUMENTRESULT']._serialized_start=1820
+  _globals['_DOCUMENTRESULT']._serialized_end=1933
+  _globals['_INGESTRESPONSE']._serialized_start=1935
+  _globals['_INGESTRESPONSE']._serialized_end=1997
+  _globals['_DELETEDOCUMENTSREQUEST']._serialized_start=1999
+  _globals['_DELETEDOCUMENTSREQUEST']._serialized_end=2061
+  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_start=2063
+  _globals['_DELETEDOCUMENTSRESPONSE']._serialized_end=2112
+  _globals['_FEEDBACKREQUEST']._serialized_start=2114
+  _globals['_FEEDBACKREQUEST']._serialized_end=2221
+  _globals['_FEEDBACKRESPONSE']._serialized_start=2223
+  _globals['_FEEDBACKRESPONSE']._serialized_end=2265
+  _globals['_QUERYSERVICE']._serialized_start=2849
+  _globals['_QUERYSERVICE']._serialized_end=3239
 # @@protoc_insertion_point(module_scope)

@@ -22,6 +22,63 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _FaithfulnessMethod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FaithfulnessMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FaithfulnessMethod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FAITHFULNESS_METHOD_UNSPECIFIED: _FaithfulnessMethod.ValueType  # 0
+    FAITHFULNESS_METHOD_NOT_SCORED: _FaithfulnessMethod.ValueType  # 1
+    """Not judged (see faithfulness_note): a cached or not-found answer, or scoring is off."""
+    FAITHFULNESS_METHOD_EXTRACTIVE: _FaithfulnessMethod.ValueType  # 2
+    """The answer quotes its passages (generation failed or ran out of time): 1 by construction."""
+    FAITHFULNESS_METHOD_EVIDENCE: _FaithfulnessMethod.ValueType  # 3
+    """Each sentence checked against the passages it cites: numbers, names and code identifiers
+    must appear in them, and its words or its embedding must be close to theirs.
+    """
+
+class FaithfulnessMethod(_FaithfulnessMethod, metaclass=_FaithfulnessMethodEnumTypeWrapper):
+    """How an answer's faithfulness was judged."""
+
+FAITHFULNESS_METHOD_UNSPECIFIED: FaithfulnessMethod.ValueType  # 0
+FAITHFULNESS_METHOD_NOT_SCORED: FaithfulnessMethod.ValueType  # 1
+"""Not judged (see faithfulness_note): a cached or not-found answer, or scoring is off."""
+FAITHFULNESS_METHOD_EXTRACTIVE: FaithfulnessMethod.ValueType  # 2
+"""The answer quotes its passages (generation failed or ran out of time): 1 by construction."""
+FAITHFULNESS_METHOD_EVIDENCE: FaithfulnessMethod.ValueType  # 3
+"""Each sentence checked against the passages it cites: numbers, names and code identifiers
+must appear in them, and its words or its embedding must be close to theirs.
+"""
+Global___FaithfulnessMethod: _TypeAlias = FaithfulnessMethod  # noqa: Y015
+
+class _ConfidenceRoute:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConfidenceRouteEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConfidenceRoute.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONFIDENCE_ROUTE_UNSPECIFIED: _ConfidenceRoute.ValueType  # 0
+    """Routing is off, or the confidence is unknown."""
+    CONFIDENCE_ROUTE_ANSWERED: _ConfidenceRoute.ValueType  # 1
+    """Confident enough: answered as usual."""
+    CONFIDENCE_ROUTE_ESCALATED: _ConfidenceRoute.ValueType  # 2
+    """Low confidence: the large model tier answered."""
+    CONFIDENCE_ROUTE_NOT_FOUND: _ConfidenceRoute.ValueType  # 3
+    """Nothing relevant was retrieved: the not-found answer, no LLM call, no citations."""
+
+class ConfidenceRoute(_ConfidenceRoute, metaclass=_ConfidenceRouteEnumTypeWrapper): ...
+
+CONFIDENCE_ROUTE_UNSPECIFIED: ConfidenceRoute.ValueType  # 0
+"""Routing is off, or the confidence is unknown."""
+CONFIDENCE_ROUTE_ANSWERED: ConfidenceRoute.ValueType  # 1
+"""Confident enough: answered as usual."""
+CONFIDENCE_ROUTE_ESCALATED: ConfidenceRoute.ValueType  # 2
+"""Low confidence: the large model tier answered."""
+CONFIDENCE_ROUTE_NOT_FOUND: ConfidenceRoute.ValueType  # 3
+"""Nothing relevant was retrieved: the not-found answer, no LLM call, no citations."""
+Global___ConfidenceRoute: _TypeAlias = ConfidenceRoute  # noqa: Y015
+
 class _CacheLayer:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -68,6 +125,23 @@ DOCUMENT_STATUS_INDEXED: DocumentStatus.ValueType  # 1
 DOCUMENT_STATUS_FAILED: DocumentStatus.ValueType  # 2
 """The document was not (completely) stored; see error."""
 Global___DocumentStatus: _TypeAlias = DocumentStatus  # noqa: Y015
+
+class _Rating:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RatingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Rating.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    RATING_UNSPECIFIED: _Rating.ValueType  # 0
+    RATING_UP: _Rating.ValueType  # 1
+    RATING_DOWN: _Rating.ValueType  # 2
+
+class Rating(_Rating, metaclass=_RatingEnumTypeWrapper): ...
+
+RATING_UNSPECIFIED: Rating.ValueType  # 0
+RATING_UP: Rating.ValueType  # 1
+RATING_DOWN: Rating.ValueType  # 2
+Global___Rating: _TypeAlias = Rating  # noqa: Y015
 
 @_typing.final
 class QueryRequest(_message.Message):
@@ -165,6 +239,7 @@ class QueryResponse(_message.Message):
     CACHE_FIELD_NUMBER: _builtins.int
     TIER_FIELD_NUMBER: _builtins.int
     TIER_REASON_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     total_ms: _builtins.float
     """Total time the query service spent on the request, in milliseconds."""
@@ -201,6 +276,10 @@ class QueryResponse(_message.Message):
     def cache(self) -> Global___CacheInfo:
         """Whether the answer came from an answer cache, which one, and how close the match was."""
 
+    @_builtins.property
+    def quality(self) -> Global___AnswerQuality:
+        """How well the answer is supported by its passages, and how sure the search was."""
+
     def __init__(
         self,
         *,
@@ -218,14 +297,65 @@ class QueryResponse(_message.Message):
         cache: Global___CacheInfo | None = ...,
         tier: _generation_pb2.ModelTier.ValueType = ...,
         tier_reason: _builtins.str = ...,
+        quality: Global___AnswerQuality | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "quality", b"quality", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "budget_ms", b"budget_ms", "cache", b"cache", "citations", b"citations", "cost_usd", b"cost_usd", "degradations", b"degradations", "model", b"model", "provider", b"provider", "request_id", b"request_id", "tier", b"tier", "tier_reason", b"tier_reason", "timings", b"timings", "total_ms", b"total_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "budget_ms", b"budget_ms", "cache", b"cache", "citations", b"citations", "cost_usd", b"cost_usd", "degradations", b"degradations", "model", b"model", "provider", b"provider", "quality", b"quality", "request_id", b"request_id", "tier", b"tier", "tier_reason", b"tier_reason", "timings", b"timings", "total_ms", b"total_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___QueryResponse: _TypeAlias = QueryResponse  # noqa: Y015
+
+@_typing.final
+class AnswerQuality(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FAITHFULNESS_FIELD_NUMBER: _builtins.int
+    UNSUPPORTED_SENTENCES_FIELD_NUMBER: _builtins.int
+    CITATION_COVERAGE_FIELD_NUMBER: _builtins.int
+    FAITHFULNESS_METHOD_FIELD_NUMBER: _builtins.int
+    FAITHFULNESS_NOTE_FIELD_NUMBER: _builtins.int
+    RETRIEVAL_CONFIDENCE_FIELD_NUMBER: _builtins.int
+    CONFIDENCE_ROUTE_FIELD_NUMBER: _builtins.int
+    faithfulness: _builtins.float
+    """Share of the answer's sentences supported by the passages they cite, 0 to 1."""
+    citation_coverage: _builtins.float
+    """Share of the answer's sentences that cite at least one passage."""
+    faithfulness_method: Global___FaithfulnessMethod.ValueType
+    faithfulness_note: _builtins.str
+    """Why the answer was not scored, or what the scoring could not use."""
+    retrieval_confidence: _builtins.float
+    """How sure the search is of having found relevant passages, 0 to 1: the closest passage's
+    cosine similarity to the question, averaged with the mean of the three closest. Unset when
+    the search had no question embedding (BM25 only) or served from a cache.
+    """
+    confidence_route: Global___ConfidenceRoute.ValueType
+    """What the confidence did to the answer (QUERY_CONFIDENCE_ROUTING)."""
+    @_builtins.property
+    def unsupported_sentences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Indexes, from 0, of the sentences their passages do not support."""
+
+    def __init__(
+        self,
+        *,
+        faithfulness: _builtins.float = ...,
+        unsupported_sentences: _abc.Iterable[_builtins.int] | None = ...,
+        citation_coverage: _builtins.float = ...,
+        faithfulness_method: Global___FaithfulnessMethod.ValueType = ...,
+        faithfulness_note: _builtins.str = ...,
+        retrieval_confidence: _builtins.float | None = ...,
+        confidence_route: Global___ConfidenceRoute.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_retrieval_confidence", b"_retrieval_confidence", "retrieval_confidence", b"retrieval_confidence"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_retrieval_confidence", b"_retrieval_confidence", "citation_coverage", b"citation_coverage", "confidence_route", b"confidence_route", "faithfulness", b"faithfulness", "faithfulness_method", b"faithfulness_method", "faithfulness_note", b"faithfulness_note", "retrieval_confidence", b"retrieval_confidence", "unsupported_sentences", b"unsupported_sentences"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__retrieval_confidence: _TypeAlias = _typing.Literal["retrieval_confidence"]  # noqa: Y015
+    _WhichOneofArgType__retrieval_confidence: _TypeAlias = _typing.Literal["_retrieval_confidence", b"_retrieval_confidence"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__retrieval_confidence) -> _WhichOneofReturnType__retrieval_confidence | None: ...
+
+Global___AnswerQuality: _TypeAlias = AnswerQuality  # noqa: Y015
 
 @_typing.final
 class QuerySources(_message.Message):
@@ -490,3 +620,57 @@ class DeleteDocumentsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DeleteDocumentsResponse: _TypeAlias = DeleteDocumentsResponse  # noqa: Y015
+
+@_typing.final
+class FeedbackRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    RATING_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    """Tenant the answer was given to; required."""
+    request_id: _builtins.str
+    """QueryResponse.request_id of the answer; required."""
+    rating: Global___Rating.ValueType
+    """Required."""
+    comment: _builtins.str
+    """Optional, at most 2,000 characters; e-mail addresses, phone and card numbers are masked
+    before it is stored, as in the logs.
+    """
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        rating: Global___Rating.ValueType = ...,
+        comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "rating", b"rating", "request_id", b"request_id", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeedbackRequest: _TypeAlias = FeedbackRequest  # noqa: Y015
+
+@_typing.final
+class FeedbackResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORED_COMMENT_FIELD_NUMBER: _builtins.int
+    stored_comment: _builtins.str
+    """The comment as it was stored."""
+    def __init__(
+        self,
+        *,
+        stored_comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["stored_comment", b"stored_comment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeedbackResponse: _TypeAlias = FeedbackResponse  # noqa: Y015

@@ -55,6 +55,11 @@ class QueryServiceStub(object):
                 request_serializer=ragplane_dot_v1_dot_query__pb2.DeleteDocumentsRequest.SerializeToString,
                 response_deserializer=ragplane_dot_v1_dot_query__pb2.DeleteDocumentsResponse.FromString,
                 _registered_method=True)
+        self.Feedback = channel.unary_unary(
+                '/ragplane.v1.QueryService/Feedback',
+                request_serializer=ragplane_dot_v1_dot_query__pb2.FeedbackRequest.SerializeToString,
+                response_deserializer=ragplane_dot_v1_dot_query__pb2.FeedbackResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer(object):
@@ -93,6 +98,16 @@ class QueryServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Feedback(self, request, context):
+        """A user's verdict on an answer (thumbs up or down, an optional comment with personal data
+        masked), stored with the answer's identifiers. NOT_FOUND when the answer's request id is
+        unknown to the tenant (answers are kept QUERY_FEEDBACK_TTL_S); FAILED_PRECONDITION
+        without Redis.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -115,6 +130,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.DeleteDocuments,
                     request_deserializer=ragplane_dot_v1_dot_query__pb2.DeleteDocumentsRequest.FromString,
                     response_serializer=ragplane_dot_v1_dot_query__pb2.DeleteDocumentsResponse.SerializeToString,
+            ),
+            'Feedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Feedback,
+                    request_deserializer=ragplane_dot_v1_dot_query__pb2.FeedbackRequest.FromString,
+                    response_serializer=ragplane_dot_v1_dot_query__pb2.FeedbackResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -226,6 +246,33 @@ class QueryService(object):
             '/ragplane.v1.QueryService/DeleteDocuments',
             ragplane_dot_v1_dot_query__pb2.DeleteDocumentsRequest.SerializeToString,
             ragplane_dot_v1_dot_query__pb2.DeleteDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Feedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragplane.v1.QueryService/Feedback',
+            ragplane_dot_v1_dot_query__pb2.FeedbackRequest.SerializeToString,
+            ragplane_dot_v1_dot_query__pb2.FeedbackResponse.FromString,
             options,
             channel_credentials,
             insecure,

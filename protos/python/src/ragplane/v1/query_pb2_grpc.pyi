@@ -48,6 +48,12 @@ class QueryServiceStub:
     """Removes documents (every chunk of each) from the tenant's index. Like Ingest, it
     invalidates the tenant's cached answers.
     """
+    Feedback: _grpc.UnaryUnaryMultiCallable[_query_pb2.FeedbackRequest, _query_pb2.FeedbackResponse]
+    """A user's verdict on an answer (thumbs up or down, an optional comment with personal data
+    masked), stored with the answer's identifiers. NOT_FOUND when the answer's request id is
+    unknown to the tenant (answers are kept QUERY_FEEDBACK_TTL_S); FAILED_PRECONDITION
+    without Redis.
+    """
 
 @_typing.type_check_only
 class QueryServiceAsyncStub(QueryServiceStub):
@@ -68,6 +74,12 @@ class QueryServiceAsyncStub(QueryServiceStub):
     DeleteDocuments: _aio.UnaryUnaryMultiCallable[_query_pb2.DeleteDocumentsRequest, _query_pb2.DeleteDocumentsResponse]  # type: ignore[assignment]
     """Removes documents (every chunk of each) from the tenant's index. Like Ingest, it
     invalidates the tenant's cached answers.
+    """
+    Feedback: _aio.UnaryUnaryMultiCallable[_query_pb2.FeedbackRequest, _query_pb2.FeedbackResponse]  # type: ignore[assignment]
+    """A user's verdict on an answer (thumbs up or down, an optional comment with personal data
+    masked), stored with the answer's identifiers. NOT_FOUND when the answer's request id is
+    unknown to the tenant (answers are kept QUERY_FEEDBACK_TTL_S); FAILED_PRECONDITION
+    without Redis.
     """
 
 class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -110,6 +122,18 @@ class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_query_pb2.DeleteDocumentsResponse, _abc.Awaitable[_query_pb2.DeleteDocumentsResponse]]:
         """Removes documents (every chunk of each) from the tenant's index. Like Ingest, it
         invalidates the tenant's cached answers.
+        """
+
+    @_abc_1.abstractmethod
+    def Feedback(
+        self,
+        request: _query_pb2.FeedbackRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_query_pb2.FeedbackResponse, _abc.Awaitable[_query_pb2.FeedbackResponse]]:
+        """A user's verdict on an answer (thumbs up or down, an optional comment with personal data
+        masked), stored with the answer's identifiers. NOT_FOUND when the answer's request id is
+        unknown to the tenant (answers are kept QUERY_FEEDBACK_TTL_S); FAILED_PRECONDITION
+        without Redis.
         """
 
 def add_QueryServiceServicer_to_server(servicer: QueryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -367,10 +367,15 @@ class SearchHit(_message.Message):
     CHUNK_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
     RETRIEVAL_SCORE_FIELD_NUMBER: _builtins.int
+    VECTOR_SIMILARITY_FIELD_NUMBER: _builtins.int
     score: _builtins.float
     """The score the hits are ordered by: the reranker's when reranked, else retrieval_score."""
     retrieval_score: _builtins.float
     """Hybrid (or BM25) score from Weaviate, before any rerank."""
+    vector_similarity: _builtins.float
+    """Cosine similarity of the chunk's vector to the query vector: unlike the fused score, it
+    says how close the chunk is, not only how it ranks. Unset for a BM25-only search.
+    """
     @_builtins.property
     def chunk(self) -> Global___Chunk: ...
     def __init__(
@@ -379,12 +384,15 @@ class SearchHit(_message.Message):
         chunk: Global___Chunk | None = ...,
         score: _builtins.float = ...,
         retrieval_score: _builtins.float = ...,
+        vector_similarity: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_vector_similarity", b"_vector_similarity", "chunk", b"chunk", "vector_similarity", b"vector_similarity"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "retrieval_score", b"retrieval_score", "score", b"score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_vector_similarity", b"_vector_similarity", "chunk", b"chunk", "retrieval_score", b"retrieval_score", "score", b"score", "vector_similarity", b"vector_similarity"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__vector_similarity: _TypeAlias = _typing.Literal["vector_similarity"]  # noqa: Y015
+    _WhichOneofArgType__vector_similarity: _TypeAlias = _typing.Literal["_vector_similarity", b"_vector_similarity"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__vector_similarity) -> _WhichOneofReturnType__vector_similarity | None: ...
 
 Global___SearchHit: _TypeAlias = SearchHit  # noqa: Y015
 

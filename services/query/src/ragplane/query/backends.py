@@ -94,13 +94,21 @@ class Backends:
             raise from_downstream(error, "retrieval service") from error
         return SearchResult(
             passages=[
-                Passage(hit.chunk.document_id, hit.chunk.chunk_id, hit.chunk.text, hit.score)
+                Passage(
+                    hit.chunk.document_id,
+                    hit.chunk.chunk_id,
+                    hit.chunk.text,
+                    hit.score,
+                    hit.vector_similarity if hit.HasField("vector_similarity") else None,
+                )
                 for hit in response.hits
             ],
             degradations=[_degradation(d) for d in response.degradations],
             rerank_ms=sum(
                 t.duration_ms for t in response.timings if t.stage == common_pb2.STAGE_RERANK
             ),
+            alpha=response.alpha,
+            reranked=response.reranked,
         )
 
     async def generate(
@@ -245,4 +253,5 @@ def _generated_answer(response: generation_pb2.GenerateResponse) -> GeneratedAns
         degradations=[_degradation(d) for d in response.degradations],
         tier=response.tier,
         tier_reason=response.tier_reason,
+        finish_reason=response.finish_reason,
     )

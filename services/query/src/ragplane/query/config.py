@@ -9,6 +9,8 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from ragplane.query.quality.confidence import ConfidenceRouter
+from ragplane.query.quality.faithfulness import EvidenceThresholds
 from ragplane.runtime.auth import load_key_ring
 from ragplane.runtime.bundled import bundled_model_dir
 from ragplane.runtime.edge import StringLimits
@@ -76,6 +78,28 @@ class QuerySettings(ServiceSettings, BreakerSettings):
     # Chunks per Upsert call during ingestion.
     store_batch_chunks: int = Field(default=500, ge=1)
     ingest_timeout_s: float = Field(default=300.0, gt=0)
+    # Faithfulness of each generated answer (quality/faithfulness.py); off saves its Embed call.
+    faithfulness_enabled: bool = True
+    # Cap on the scoring's Embed call; past it the sentences are judged by their words alone.
+    faithfulness_timeout_s: float = Field(default=0.3, gt=0)
+    # Share of a sentence's content words found in its cited passages: at or above the first
+    # it is supported, below the second unsupported; in between its embedding decides.
+    faithfulness_supported_coverage: float = Field(default=0.7, gt=0, le=1)
+    faithfulness_unsupported_coverage: float = Field(default=0.2, ge=0, lt=1)
+    # Cosine similarity to the closest cited passage sentence that supports a sentence.
+    faithfulness_similarity: float = Field(default=0.6, gt=0, le=1)
+    # Sentences per answer compared by embedding (each adds two texts to one Embed call).
+    faithfulness_max_embedded: int = Field(default=4, ge=0)
+    # Retrieval confidence (quality/confidence.py) is always reported; with routing on, a
+    # question whose closest passage is below the first similarity gets the not-found answer,
+    # and one whose confidence is below the second goes to the large tier. The defaults sit
+    # between the all-MiniLM-L6-v2 similarities measured on the demo corpus: answerable
+    # questions 0.44-0.80, unrelated ones 0.03-0.17.
+    confidence_routing: bool = False
+    # Passage texts (cut to 500 characters, personal data masked) on the retrieval span.
+    trace_passages: bool = False
+    not_found_similarity: float = Field(default=0.3, ge=0, le=1)
+    escalate_confidence: float = Field(default=0.45, ge=0, le=1)
 
     def string_limits(self) -> StringLimits:
         return StringLimits(
@@ -93,8 +117,30 @@ class QuerySettings(ServiceSettings, BreakerSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _coverage_thresholds_ordered(self) -> QuerySettings:
+        if self.faithfulness_unsupported_coverage >= self.faithfulness_supported_coverage:
+            raise ValueError(
+                "QUERY_FAITHFULNESS_UNSUPPORTED_COVERAGE must be less than "
+                "QUERY_FAITHFULNESS_SUPPORTED_COVERAGE"
+            )
+        return self
+
     def resolved_tokenizer_path(self) -> Path:
         return self.tokenizer_path or bundled_tokenizer_path()
+
+    def confidence_router(self) -> ConfidenceRouter:
+        return ConfidenceRouter(
+            self.confidence_routing, self.not_found_similarity, self.escalate_confidence
+        )
+
+    def evidence_thresholds(self) -> EvidenceThresholds:
+        return EvidenceThresholds(
+            supported_coverage=self.faithfulness_supported_coverage,
+            unsupported_coverage=self.faithfulness_unsupported_coverage,
+            similarity=self.faithfulness_similarity,
+            max_embedded=self.faithfulness_max_embedded,
+        )
 
 
 class TenantPolicy(BaseModel):
@@ -146,6 +192,8 @@ class GuardSettings(RedisSettings, WeaviateSettings):
     semantic_candidates: int = Field(default=3, ge=1)
     # v2: entries keyed by "index_version" (v1 collections, keyed by "generation", are ignored).
     semantic_collection: str = "RagplaneAnswerCacheV2"
+    # How long an answer's identifiers are kept for a Feedback call about it.
+    feedback_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
     # The semantic cache's Weaviate (QUERY_WEAVIATE_*): a lookup must not hold a query long.
     weaviate_timeout_s: float = Field(default=2.0, gt=0)
 

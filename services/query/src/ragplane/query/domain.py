@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from ragplane.query.quality.confidence import Confidence
+from ragplane.query.quality.faithfulness import Faithfulness
 from ragplane.query.timings import Stage, StageTimings
 
 
@@ -84,6 +86,8 @@ class Passage:
     chunk_id: str
     text: str
     score: float
+    # Cosine similarity to the question (the retrieval service's); None without an embedding.
+    similarity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,9 @@ class SearchResult:
     degradations: list[Degradation]
     # Time the reranker took inside the search; 0 when it did not run.
     rerank_ms: float
+    # Hybrid weight the search used (0 for BM25 only), and whether the reranker ordered it.
+    alpha: float = 0.0
+    reranked: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,8 @@ class GeneratedAnswer:
     degradations: list[Degradation]
     tier: int = 0
     tier_reason: str = ""
+    # Why the model stopped ("stop", "length"; "extractive" when no provider answered).
+    finish_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,11 @@ class Answer:
     degradations: list[Degradation] = field(default_factory=list)
     tier: int = 0
     tier_reason: str = ""
+    finish_reason: str = ""
+    # True when the text quotes the passages instead of being generated.
+    extractive: bool = False
+    faithfulness: Faithfulness = field(default_factory=lambda: Faithfulness.not_scored(""))
+    confidence: Confidence = field(default_factory=Confidence)
 
     def degrade(self, stage: Stage, cause: Cause, reason: str, dependency: str = "") -> None:
         self.degradations.append(Degradation(stage, cause, reason, dependency))
@@ -150,7 +164,14 @@ class Answer:
         self.cost_usd = generated.cost_usd
         self.degradations.extend(generated.degradations)
         self.tier = generated.tier
-        self.tier_reason = generated.tier_reason
+        # A reason the pipeline gave already (a low-confidence escalation) is the real one.
+        self.tier_reason = self.tier_reason or generated.tier_reason
+        self.finish_reason = generated.finish_reason
+        self.extractive = generated.finish_reason == EXTRACTIVE_FINISH
+
+
+# The generation service's finish reason when no provider answered and it quoted the passages.
+EXTRACTIVE_FINISH = "extractive"
 
 
 def _grounding(passages: Sequence[Passage], cited_chunk_ids: Sequence[str]) -> list[Passage]:

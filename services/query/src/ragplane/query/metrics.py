@@ -41,3 +41,59 @@ DEGRADATIONS = prometheus_client.Counter(
     "Answers given with a stage degraded, by stage and cause (one answer may count several).",
     ["stage", "cause"],
 )
+
+# Answer quality (quality/), by the model tier that answered ("none": extractive or not-found).
+TIERS = ("none", "small", "large")
+CONFIDENCE_ROUTES = ("answered", "escalated", "not_found")
+_SHARES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0)
+FAITHFULNESS = prometheus_client.Histogram(
+    "ragplane_query_faithfulness",
+    "Faithfulness of scored answers: the share of sentences their cited passages support.",
+    ["tier"],
+    buckets=_SHARES,
+)
+UNSUPPORTED_ANSWERS = prometheus_client.Counter(
+    "ragplane_query_unsupported_answers_total",
+    "Scored answers with at least one sentence their cited passages do not support.",
+    ["tier"],
+)
+RETRIEVAL_CONFIDENCE = prometheus_client.Histogram(
+    "ragplane_query_retrieval_confidence",
+    "Retrieval confidence of answered questions (closest passage's similarity, with agreement).",
+    ["tier"],
+    buckets=_SHARES,
+)
+CONFIDENCE_ROUTED = prometheus_client.Counter(
+    "ragplane_query_confidence_routes_total",
+    "Questions by what retrieval confidence did: answered, escalated (large tier), not_found.",
+    ["route"],
+)
+
+
+def tier_label(tier: int) -> str:
+    """The label of the generation service's ModelTier value ``tier``."""
+    return TIERS[tier] if 0 <= tier < len(TIERS) else TIERS[0]
+
+
+for _tier in TIERS:
+    FAITHFULNESS.labels(_tier)
+    UNSUPPORTED_ANSWERS.labels(_tier)
+    RETRIEVAL_CONFIDENCE.labels(_tier)
+for _route in CONFIDENCE_ROUTES:
+    CONFIDENCE_ROUTED.labels(_route)
+RATINGS = ("up", "down")
+FEEDBACK = prometheus_client.Counter(
+    "ragplane_query_feedback_total",
+    "Users' verdicts on answers (Feedback RPC), by rating and the tier that answered.",
+    ["rating", "tier"],
+)
+FEEDBACK_FAITHFULNESS = prometheus_client.Histogram(
+    "ragplane_query_feedback_faithfulness",
+    "Faithfulness of the scored answers users rated, by rating.",
+    ["rating"],
+    buckets=_SHARES,
+)
+for _rating in RATINGS:
+    FEEDBACK_FAITHFULNESS.labels(_rating)
+    for _tier in TIERS:
+        FEEDBACK.labels(_rating, _tier)

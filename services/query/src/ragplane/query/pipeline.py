@@ -8,8 +8,9 @@ short). The question arrives validated (requests.py); caches and limits are the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
+from dataclasses import replace
 
 from ragplane.query.config import QuerySettings
 from ragplane.query.dependencies import Dependencies, DependencyTimedOut
@@ -23,7 +24,10 @@ from ragplane.query.domain import (
     Sources,
     StreamEvent,
 )
+from ragplane.query.quality.confidence import LARGE_TIER, Route
+from ragplane.query.quality.faithfulness import Faithfulness, FaithfulnessScorer
 from ragplane.query.timings import Stage
+from ragplane.query.tracing import annotate_generation, annotate_quality, annotate_search
 from ragplane.runtime.errors import (
     DeadlineExceeded,
     ResourceExhausted,
@@ -34,6 +38,10 @@ from ragplane.runtime.extractive import extractive_answer
 from ragplane.runtime.resilience import CircuitOpen, Deadline
 
 NO_PASSAGES_ANSWER = "No passage in this tenant's documents matches the question."
+NOT_FOUND_ANSWER = (
+    "The documents do not contain an answer to this question: nothing relevant to it was found."
+)
+SCORING_OFF = "faithfulness scoring is off (QUERY_FAITHFULNESS_ENABLED)"
 
 # Errors after which a stage is replaced instead of failing the query.
 _DEPENDENCY_FAILURES = (Unavailable, DeadlineExceeded, ResourceExhausted)
@@ -48,10 +56,18 @@ def _cause_of(error: ServiceError) -> Cause:
 
 
 class QueryPipeline:
-    def __init__(self, dependencies: Dependencies, settings: QuerySettings) -> None:
+    def __init__(
+        self,
+        dependencies: Dependencies,
+        settings: QuerySettings,
+        faithfulness: FaithfulnessScorer | None,
+    ) -> None:
+        """``faithfulness`` None: answers go out unscored."""
         self._dependencies = dependencies
         self._backends = dependencies.backends
         self._settings = settings
+        self._faithfulness = faithfulness
+        self._router = settings.confidence_router()
 
     async def answer(
         self, question: Question, deadline: Deadline, known: QuestionEmbedding | None = None
@@ -59,11 +75,13 @@ class QueryPipeline:
         """The answer; ``known`` is the question's embedding when the caller has it already."""
         answer = Answer(deadline_s=deadline.total_s or 0.0)
         passages = await self._retrieve(question, deadline, answer, known)
-        if not passages:
-            answer.text = NO_PASSAGES_ANSWER
+        question = self._assess(question, passages, answer)
+        if self._unanswerable(passages, answer):
             return answer
         with answer.timings.measure(Stage.GENERATION):
             await self._generate(question, passages, deadline, answer)
+            annotate_generation(answer)
+        await self._score(passages, deadline, answer)
         return answer
 
     async def stream(
@@ -72,9 +90,10 @@ class QueryPipeline:
         """Sources, then the answer text as it is generated, then the whole answer."""
         answer = Answer(deadline_s=deadline.total_s or 0.0)
         passages = await self._retrieve(question, deadline, answer, known)
-        yield Sources(passages)
-        if not passages:
-            answer.text = NO_PASSAGES_ANSWER
+        question = self._assess(question, passages, answer)
+        unanswerable = self._unanswerable(passages, answer)
+        yield Sources([] if unanswerable else passages)
+        if unanswerable:
             yield answer.text
         else:
             deltas = self._generate_stream(question, passages, deadline, answer)
@@ -82,7 +101,55 @@ class QueryPipeline:
                 async with aclosing(deltas):
                     async for delta in deltas:
                         yield delta
+                annotate_generation(answer)
+            await self._score(passages, deadline, answer)
         yield answer
+
+    def _assess(self, question: Question, passages: list[Passage], answer: Answer) -> Question:
+        """The question as it will be answered: on the large tier when confidence is low."""
+        confidence = self._router.assess([p.similarity for p in passages], question.tier != 0)
+        answer.confidence = confidence
+        if confidence.route is not Route.ESCALATED:
+            return question
+        answer.tier_reason = (
+            f"retrieval confidence {confidence.value:.2f} is below "
+            f"{self._settings.escalate_confidence:g} (QUERY_ESCALATE_CONFIDENCE): the large tier"
+        )
+        return replace(question, tier=LARGE_TIER)
+
+    @staticmethod
+    def _unanswerable(passages: list[Passage], answer: Answer) -> bool:
+        """True, with the answer given, when there is nothing to answer from."""
+        if not passages:
+            answer.text = NO_PASSAGES_ANSWER
+        elif answer.confidence.route is Route.NOT_FOUND:
+            answer.text = NOT_FOUND_ANSWER
+        else:
+            return False
+        answer.faithfulness = Faithfulness.not_scored("no relevant passage to answer from")
+        return True
+
+    async def _score(self, passages: list[Passage], deadline: Deadline, answer: Answer) -> None:
+        if self._faithfulness is None:
+            answer.faithfulness = Faithfulness.not_scored(SCORING_OFF)
+            return
+        with answer.timings.measure(Stage.QUALITY):
+            answer.faithfulness = await self.score_text(
+                answer.text, [p.text for p in passages], deadline, answer.extractive
+            )
+            annotate_quality(answer)
+
+    async def score_text(
+        self, text: str, passages: Sequence[str], deadline: Deadline, extractive: bool = False
+    ) -> Faithfulness:
+        """The faithfulness of ``text`` to ``passages``, numbered as its prompt numbered them."""
+        if self._faithfulness is None:
+            return Faithfulness.not_scored(SCORING_OFF)
+        settings = self._settings
+        timeout_s = deadline.for_stage(
+            settings.faithfulness_timeout_s, settings.respond_reserve_s, settings.respond_reserve_s
+        )
+        return await self._faithfulness.score(text, passages, extractive, timeout_s)
 
     # Retrieval: the question's embedding, then a hybrid search; BM25 only without one.
 
@@ -177,7 +244,7 @@ class QueryPipeline:
                 "allow the query more time"
             )
         try:
-            return await self._dependencies.retrieval.call(
+            found = await self._dependencies.retrieval.call(
                 lambda t: self._backends.search(question, vector, t),
                 timeout_s,
                 settings.search_timeout_s,
@@ -194,6 +261,8 @@ class QueryPipeline:
                 f"retrieval service: no answer within the search's "
                 f"{settings.search_timeout_s:g} s ({error.message}); no cached answer was found"
             ) from error
+        annotate_search(found, settings.trace_passages)
+        return found
 
     # Generation: the model's answer, or one extracted from the passages.
 
@@ -275,6 +344,7 @@ class QueryPipeline:
         extracted = extractive_answer(passages, self._settings.extractive_passages)
         answer.text = extracted.text
         answer.citations = list(extracted.cited)
+        answer.extractive = True
         answer.degrade(
             Stage.GENERATION,
             cause,

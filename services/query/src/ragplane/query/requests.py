@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from ragplane.query.config import QuerySettings
 from ragplane.query.domain import MetadataFilter, Question, SourceDocument, ValueBounds
+from ragplane.query.quality.feedback import Rating, Verdict
 from ragplane.runtime.errors import InvalidArgument
 from ragplane.runtime.fields import (
     check_alpha,
@@ -25,6 +26,7 @@ from ragplane.runtime.fields import (
 from ragplane.v1 import common_pb2, query_pb2
 
 _BOUNDS = ("greater_than", "greater_or_equal", "less_than", "less_or_equal")
+MAX_COMMENT_CHARS = 2_000
 
 
 def question_from(request: query_pb2.QueryRequest, settings: QuerySettings) -> Question:
@@ -114,3 +116,16 @@ def document_ids_from(request: query_pb2.DeleteDocumentsRequest) -> list[str]:
         if not document_id.strip():
             raise InvalidArgument.of(f"document_ids[{index}]", "is empty")
     return list(request.document_ids)
+
+
+def verdict_from(request: query_pb2.FeedbackRequest) -> Verdict:
+    check_tenant(request.tenant)
+    if not request.request_id.strip():
+        raise InvalidArgument.of("request_id", "is required (QueryResponse.request_id)")
+    if request.rating not in (query_pb2.RATING_UP, query_pb2.RATING_DOWN):
+        raise InvalidArgument.of("rating", "must be RATING_UP or RATING_DOWN")
+    if len(request.comment) > MAX_COMMENT_CHARS:
+        raise InvalidArgument.of(
+            "comment", f"has {len(request.comment)} characters; the limit is {MAX_COMMENT_CHARS}"
+        )
+    return Verdict(request.tenant, request.request_id, Rating(request.rating), request.comment)

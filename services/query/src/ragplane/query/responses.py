@@ -9,7 +9,16 @@ from collections.abc import Sequence
 
 from ragplane.query.caching.answers import CachedAnswer
 from ragplane.query.domain import Answer, CacheOutcome, Degradation, Passage
-from ragplane.query.metrics import DEGRADATIONS
+from ragplane.query.metrics import (
+    CONFIDENCE_ROUTED,
+    DEGRADATIONS,
+    FAITHFULNESS,
+    RETRIEVAL_CONFIDENCE,
+    UNSUPPORTED_ANSWERS,
+    tier_label,
+)
+from ragplane.query.quality.confidence import Confidence, Route
+from ragplane.query.quality.faithfulness import Faithfulness
 from ragplane.query.timings import Stage
 from ragplane.runtime.context import current_request_id
 from ragplane.v1 import common_pb2, query_pb2
@@ -28,6 +37,7 @@ def cached_answer(cached: CachedAnswer, deadline_s: float, total_ms: float) -> A
         deadline_s=deadline_s,
         provider=cached.provider,
         model=cached.model,
+        faithfulness=Faithfulness.not_scored("served from the answer cache"),
     )
     answer.timings.add(Stage.CACHE, total_ms)
     return answer
@@ -46,6 +56,7 @@ def query_response(
             common_pb2.Stage.Name(degradation.stage.value),  # type: ignore[arg-type]
             common_pb2.DegradationCause.Name(degradation.cause.value),  # type: ignore[arg-type]
         ).inc()
+    _count_quality(answer)
     return query_pb2.QueryResponse(
         answer=answer.text,
         citations=citations(answer.citations, snippet_chars),
@@ -66,7 +77,33 @@ def query_response(
         cache=_cache_info(cache),
         tier=answer.tier,  # type: ignore[arg-type]
         tier_reason=answer.tier_reason,
+        quality=_quality(answer.faithfulness, answer.confidence),
     )
+
+
+def _quality(faithfulness: Faithfulness, confidence: Confidence) -> query_pb2.AnswerQuality:
+    return query_pb2.AnswerQuality(
+        faithfulness=faithfulness.score,
+        unsupported_sentences=faithfulness.unsupported,
+        citation_coverage=faithfulness.citation_coverage,
+        faithfulness_method=faithfulness.method.value,  # type: ignore[arg-type]
+        faithfulness_note=faithfulness.note,
+        retrieval_confidence=confidence.value,
+        confidence_route=confidence.route.value,  # type: ignore[arg-type]
+    )
+
+
+def _count_quality(answer: Answer) -> None:
+    tier = tier_label(answer.tier)
+    faithfulness, confidence = answer.faithfulness, answer.confidence
+    if faithfulness.scored:
+        FAITHFULNESS.labels(tier).observe(faithfulness.score)
+        if faithfulness.unsupported:
+            UNSUPPORTED_ANSWERS.labels(tier).inc()
+    if confidence.value is not None:
+        RETRIEVAL_CONFIDENCE.labels(tier).observe(confidence.value)
+    if confidence.route is not Route.UNSPECIFIED:
+        CONFIDENCE_ROUTED.labels(confidence.route.name.lower()).inc()
 
 
 def citations(passages: Sequence[Passage], snippet_chars: int) -> list[common_pb2.Citation]:

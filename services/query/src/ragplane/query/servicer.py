@@ -13,11 +13,18 @@ from ragplane.query.domain import Answer, Passage, Sources
 from ragplane.query.guard import Admission, QueryGuard
 from ragplane.query.ingestion import Ingestor
 from ragplane.query.pipeline import QueryPipeline
-from ragplane.query.requests import document_ids_from, documents_from, question_from
+from ragplane.query.quality.feedback import AnswerRecord, FeedbackStore
+from ragplane.query.requests import (
+    document_ids_from,
+    documents_from,
+    question_from,
+    verdict_from,
+)
 from ragplane.query.responses import cached_answer, citations, query_response
 from ragplane.query.timings import elapsed_ms
+from ragplane.query.tracing import annotate_request
 from ragplane.runtime.audit import audit_note
-from ragplane.runtime.context import RpcContext
+from ragplane.runtime.context import RpcContext, current_request_id
 from ragplane.runtime.errors import FailedPrecondition, InvalidArgument, NotFound
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.runtime.resilience import Deadline
@@ -36,6 +43,8 @@ class QueryParts:
     guard: QueryGuard
     pipeline: QueryPipeline
     ingestor: Ingestor
+    # None without Redis: answers are not kept, and Feedback is refused.
+    feedback: FeedbackStore | None
 
     async def close(self) -> None:
         await self.backends.close()
@@ -52,10 +61,10 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         started = time.perf_counter()
         parts, deadline, admission = await self._admit(request, context)
         if admission.cached is not None:
-            return self._response(admission, self._from_cache(admission, deadline, started))
+            return await self._response(admission, self._from_cache(admission, deadline, started))
         answer = await parts.pipeline.answer(admission.question, deadline, admission.embedding)
         await parts.guard.settle(admission, answer)
-        return self._response(admission, answer, elapsed_ms(started))
+        return await self._response(admission, answer, elapsed_ms(started))
 
     async def QueryStream(
         self, request: query_pb2.QueryRequest, context: RpcContext
@@ -66,7 +75,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             answer = self._from_cache(admission, deadline, started)
             yield self._sources(answer.citations)
             yield query_pb2.QueryStreamResponse(answer_delta=answer.text)
-            yield query_pb2.QueryStreamResponse(done=self._response(admission, answer))
+            yield query_pb2.QueryStreamResponse(done=await self._response(admission, answer))
             return
         events = parts.pipeline.stream(admission.question, deadline, admission.embedding)
         # aclosing: a caller that cancels closes the whole chain down to the generation call
@@ -77,7 +86,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                     yield self._sources(event.passages)
                 elif isinstance(event, Answer):
                     await parts.guard.settle(admission, event)
-                    done = self._response(admission, event, elapsed_ms(started))
+                    done = await self._response(admission, event, elapsed_ms(started))
                     yield query_pb2.QueryStreamResponse(done=done)
                 else:
                     yield query_pb2.QueryStreamResponse(answer_delta=event)
@@ -105,19 +114,37 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         found = citations(passages, self._parts.get().settings.snippet_chars)
         return query_pb2.QueryStreamResponse(sources=query_pb2.QuerySources(citations=found))
 
-    def _response(
+    async def _response(
         self, admission: Admission, answer: Answer, total_ms: float | None = None
     ) -> query_pb2.QueryResponse:
-        """``total_ms`` defaults to the answer's one stage (a cached answer)."""
+        """``total_ms`` defaults to the answer's one stage (a cached answer). The answer is
+        kept for feedback first."""
         if admission.tier_reason:
             answer.tier_reason = admission.tier_reason
+        degradations = [*admission.degradations, *answer.degradations]
+        annotate_request(admission.cache, degradations, answer.confidence)
+        feedback = self._parts.get().feedback
+        if feedback is not None:
+            tenant = admission.question.tenant
+            await feedback.remember(AnswerRecord.of(current_request_id.get(), tenant, answer))
         return query_response(
             answer,
             admission.cache,
-            [*admission.degradations, *answer.degradations],
+            degradations,
             sum(ms for _, ms in answer.timings) if total_ms is None else total_ms,
             self._parts.get().settings.snippet_chars,
         )
+
+    async def Feedback(
+        self, request: query_pb2.FeedbackRequest, context: RpcContext
+    ) -> query_pb2.FeedbackResponse:
+        feedback = self._parts.get().feedback
+        verdict = verdict_from(request)
+        if feedback is None:
+            raise FailedPrecondition("feedback is kept in Redis: set QUERY_REDIS_URL")
+        stored = await feedback.record(verdict)
+        audit_note(rating=verdict.rating.name.lower(), answer_request_id=verdict.request_id)
+        return query_pb2.FeedbackResponse(stored_comment=stored)
 
     async def Ingest(
         self, request: query_pb2.IngestRequest, context: RpcContext

@@ -20,6 +20,8 @@ from ragplane.query.guard import QueryGuard
 from ragplane.query.ingestion import Ingestor
 from ragplane.query.metrics import REDIS_AVAILABLE
 from ragplane.query.pipeline import QueryPipeline
+from ragplane.query.quality.faithfulness import FaithfulnessScorer
+from ragplane.query.quality.feedback import FeedbackStore
 from ragplane.query.servicer import QueryParts, QueryServicer
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.runtime.redis_client import SharedRedis
@@ -29,10 +31,11 @@ from ragplane.v1 import query_pb2, query_pb2_grpc
 log = structlog.get_logger(__name__)
 
 
-def build_guard(settings: GuardSettings, dependencies: Dependencies) -> QueryGuard:
-    if not settings.redis_enabled:
+def build_guard(
+    settings: GuardSettings, dependencies: Dependencies, redis: SharedRedis | None
+) -> QueryGuard:
+    if redis is None:
         return QueryGuard(settings, None, None, dependencies.embed)
-    redis = SharedRedis.connect("query-redis", settings, REDIS_AVAILABLE)
     semantic = None
     if settings.answer_cache_enabled and settings.semantic_cache_enabled:
         semantic = SemanticCache(
@@ -42,6 +45,14 @@ def build_guard(settings: GuardSettings, dependencies: Dependencies) -> QueryGua
             settings.semantic_candidates,
         )
     return QueryGuard(settings, redis, semantic, dependencies.embed)
+
+
+def build_faithfulness(
+    settings: QuerySettings, dependencies: Dependencies
+) -> FaithfulnessScorer | None:
+    if not settings.faithfulness_enabled:
+        return None
+    return FaithfulnessScorer(dependencies.embed, settings.evidence_thresholds())
 
 
 def build_parts(settings: QuerySettings, guard_settings: GuardSettings) -> QueryParts:
@@ -58,11 +69,15 @@ def build_parts(settings: QuerySettings, guard_settings: GuardSettings) -> Query
     chunker = Chunker.from_file(
         settings.resolved_tokenizer_path(), settings.chunk_tokens, settings.chunk_overlap_tokens
     )
+    redis = None
+    if guard_settings.redis_enabled:
+        redis = SharedRedis.connect("query-redis", guard_settings, REDIS_AVAILABLE)
     return QueryParts(
         settings=settings,
         backends=backends,
-        guard=build_guard(guard_settings, dependencies),
-        pipeline=QueryPipeline(dependencies, settings),
+        guard=build_guard(guard_settings, dependencies, redis),
+        feedback=FeedbackStore(redis, guard_settings.feedback_ttl_s) if redis else None,
+        pipeline=QueryPipeline(dependencies, settings, build_faithfulness(settings, dependencies)),
         ingestor=Ingestor(backends, chunker, settings),
     )
 

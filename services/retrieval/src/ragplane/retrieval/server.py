@@ -110,6 +110,7 @@ def _search_response(outcome: SearchOutcome) -> retrieval_pb2.SearchResponse:
                 chunk=_chunk_message(ranked.hit.chunk),
                 score=ranked.hit.score,
                 retrieval_score=ranked.retrieval_score,
+                vector_similarity=ranked.hit.vector_similarity,
             )
             for ranked in outcome.hits
         ],

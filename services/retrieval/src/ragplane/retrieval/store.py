@@ -105,6 +105,8 @@ class StoredChunk:
 class ScoredChunk:
     chunk: StoredChunk
     score: float
+    # Cosine similarity of the chunk's vector to the query's; None for a BM25-only search.
+    vector_similarity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -429,6 +431,7 @@ class ChunkStore:
                     query_properties=_SEARCHED_PROPERTIES,
                     fusion_type=_WEAVIATE_FUSION[query.fusion],
                     return_metadata=metadata,
+                    include_vector=True,
                 )
             else:
                 result = await weaviate_query.bm25(
@@ -439,7 +442,11 @@ class ChunkStore:
                     return_metadata=metadata,
                 )
         return [
-            ScoredChunk(self._chunk_from(obj.properties), float(obj.metadata.score or 0.0))
+            ScoredChunk(
+                self._chunk_from(obj.properties),
+                float(obj.metadata.score or 0.0),
+                _similarity(query.vector, obj.vector.get("default")) if query.vector else None,
+            )
             for obj in result.objects
         ]
 
@@ -476,6 +483,16 @@ def _require_active(tenant: str, state: TenantState) -> None:
         raise FailedPrecondition(
             f"tenant {tenant!r} is {state.value}; activate it (ActivateTenant) before using it"
         )
+
+
+def _similarity(query: Sequence[float], stored: Any) -> float | None:
+    """Cosine similarity of a stored vector to the query's; None when Weaviate sent none."""
+    if not stored:
+        return None
+    a = np.asarray(query, dtype=np.float32)
+    b = np.asarray(stored, dtype=np.float32)
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b) / norm if norm else 0.0
 
 
 def with_nudged_vector(item: DataObject[Any, Any]) -> DataObject[Any, Any]:
