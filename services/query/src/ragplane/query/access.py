@@ -17,12 +17,17 @@ ROLES_BY_METHOD = {
     f"{_SERVICE}QueryStream": Role.QUERY,
     f"{_SERVICE}Ingest": Role.INGEST,
     f"{_SERVICE}DeleteDocuments": Role.INGEST,
+    f"{_SERVICE}SubmitBatch": Role.QUERY,
+    f"{_SERVICE}GetBatch": Role.QUERY,
+    f"{_SERVICE}CancelBatch": Role.QUERY,
 }
 AUDITED_ACTIONS = {
     f"{_SERVICE}Query": "query",
     f"{_SERVICE}QueryStream": "query",
     f"{_SERVICE}Ingest": "ingest",
     f"{_SERVICE}DeleteDocuments": "delete_documents",
+    f"{_SERVICE}SubmitBatch": "submit_batch",
+    f"{_SERVICE}CancelBatch": "cancel_batch",
 }
 
 

@@ -12,9 +12,10 @@ import structlog
 
 from ragplane.query.access import log_protections
 from ragplane.query.backends import Backends
+from ragplane.query.batches.mode import BatchMode
 from ragplane.query.caching.semantic import SemanticCache
 from ragplane.query.chunking import Chunker
-from ragplane.query.config import GuardSettings, QuerySettings
+from ragplane.query.config import BatchSettings, GuardSettings, QuerySettings
 from ragplane.query.dependencies import Dependencies
 from ragplane.query.guard import QueryGuard
 from ragplane.query.ingestion import Ingestor
@@ -44,7 +45,9 @@ def build_guard(settings: GuardSettings, dependencies: Dependencies) -> QueryGua
     return QueryGuard(settings, redis, semantic, dependencies.embed)
 
 
-def build_parts(settings: QuerySettings, guard_settings: GuardSettings) -> QueryParts:
+def build_parts(
+    settings: QuerySettings, guard_settings: GuardSettings, batch_settings: BatchSettings
+) -> QueryParts:
     # Dependencies are not awaited here: a query service whose dependencies are down still
     # serves, and each request says which dependency failed.
     backends = Backends(
@@ -58,12 +61,18 @@ def build_parts(settings: QuerySettings, guard_settings: GuardSettings) -> Query
     chunker = Chunker.from_file(
         settings.resolved_tokenizer_path(), settings.chunk_tokens, settings.chunk_overlap_tokens
     )
+    guard = build_guard(guard_settings, dependencies)
+    pipeline = QueryPipeline(dependencies, settings)
+    batches = None
+    if guard_settings.redis_enabled:
+        batches = BatchMode.build(batch_settings, settings, guard_settings, guard, pipeline)
     return QueryParts(
         settings=settings,
         backends=backends,
-        guard=build_guard(guard_settings, dependencies),
-        pipeline=QueryPipeline(dependencies, settings),
+        guard=guard,
+        pipeline=pipeline,
         ingestor=Ingestor(backends, chunker, settings),
+        batches=batches,
     )
 
 
@@ -72,9 +81,15 @@ class QueryApplication:
 
     service_names = (query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name,)
 
-    def __init__(self, settings: QuerySettings, guard_settings: GuardSettings) -> None:
+    def __init__(
+        self,
+        settings: QuerySettings,
+        guard_settings: GuardSettings,
+        batch_settings: BatchSettings,
+    ) -> None:
         self._settings = settings
         self._guard_settings = guard_settings
+        self._batch_settings = batch_settings
         self._parts: WarmedUp[QueryParts] = WarmedUp("the query service")
 
     def register(self, server: grpc.aio.Server) -> None:
@@ -82,7 +97,10 @@ class QueryApplication:
         query_pb2_grpc.add_QueryServiceServicer_to_server(servicer, server)
 
     async def warm_up(self) -> None:
-        self._parts.set(build_parts(self._settings, self._guard_settings))
+        parts = build_parts(self._settings, self._guard_settings, self._batch_settings)
+        if parts.batches is not None:
+            parts.batches.start()
+        self._parts.set(parts)
         log_protections(self._guard_settings)
         settings = self._settings
         log.info("ready", embedding=settings.embedding_target, retrieval=settings.retrieval_target)

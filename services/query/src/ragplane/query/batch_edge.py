@@ -1,0 +1,129 @@
+"""The gRPC edge of batch mode: SubmitBatch, GetBatch and CancelBatch, protobuf <-> domain."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+from ragplane.query.batches.mode import BatchMode
+from ragplane.query.batches.model import BatchState, BatchStatus, ItemResult, ItemStatus, Progress
+from ragplane.query.requests import question_from
+from ragplane.runtime.context import RpcContext
+from ragplane.runtime.errors import InvalidArgument, NotFound
+from ragplane.runtime.fields import check_tenant
+from ragplane.v1 import common_pb2, query_pb2
+
+_STATES = {
+    BatchState.QUEUED: query_pb2.BATCH_STATE_QUEUED,
+    BatchState.RUNNING: query_pb2.BATCH_STATE_RUNNING,
+    BatchState.PAUSED: query_pb2.BATCH_STATE_PAUSED,
+    BatchState.DONE: query_pb2.BATCH_STATE_DONE,
+    BatchState.CANCELLED: query_pb2.BATCH_STATE_CANCELLED,
+}
+_ITEM_STATUSES = {
+    ItemStatus.DONE: query_pb2.BATCH_ITEM_STATUS_DONE,
+    ItemStatus.FAILED: query_pb2.BATCH_ITEM_STATUS_FAILED,
+}
+
+
+class BatchRpcs:
+    """The batch RPCs of QueryServicer, which says where its batch mode is."""
+
+    @abstractmethod
+    def _batch_mode(self) -> BatchMode:
+        """Batch mode; FAILED_PRECONDITION when the service runs without it (no Redis)."""
+
+    async def SubmitBatch(
+        self, request: query_pb2.SubmitBatchRequest, context: RpcContext
+    ) -> query_pb2.SubmitBatchResponse:
+        mode = self._batch_mode()
+        check_tenant(request.tenant)
+        count, limit = len(request.questions), mode.settings.max_items
+        if not 1 <= count <= limit:
+            raise InvalidArgument.of("questions", f"{count} questions; from 1 to {limit} allowed")
+        questions = []
+        for index, asked in enumerate(request.questions):
+            if asked.tenant not in ("", request.tenant):
+                raise InvalidArgument.of(
+                    f"questions[{index}].tenant", "must be empty or the batch's tenant"
+                )
+            asked.tenant = request.tenant
+            questions.append(question_from(asked, mode.query_settings))
+        batch_id = await mode.store.submit(request.tenant, questions)
+        return query_pb2.SubmitBatchResponse(batch_id=batch_id, items=count)
+
+    async def GetBatch(
+        self, request: query_pb2.GetBatchRequest, context: RpcContext
+    ) -> query_pb2.GetBatchResponse:
+        status = await self._status(request.tenant, request.batch_id, request.include_results)
+        return query_pb2.GetBatchResponse(
+            batch_id=status.batch_id,
+            state=_STATES[status.state],
+            progress=_progress(status.progress),
+            paused_reason=status.paused_reason,
+            cost_usd=status.cost_usd,
+            saved_usd=status.saved_usd,
+            results=[_result(r) for r in status.results],
+        )
+
+    async def CancelBatch(
+        self, request: query_pb2.CancelBatchRequest, context: RpcContext
+    ) -> query_pb2.CancelBatchResponse:
+        await self._status(request.tenant, request.batch_id, False)
+        await self._batch_mode().store.cancel(request.batch_id)
+        status = await self._status(request.tenant, request.batch_id, False)
+        return query_pb2.CancelBatchResponse(
+            state=_STATES[status.state], progress=_progress(status.progress)
+        )
+
+    async def _status(self, tenant: str, batch_id: str, with_results: bool) -> BatchStatus:
+        """The tenant's batch; NOT_FOUND for another tenant's, as for one that never was."""
+        check_tenant(tenant)
+        status = await self._batch_mode().store.status(batch_id, with_results)
+        if status is None or status.tenant != tenant:
+            raise NotFound(f"tenant {tenant!r} has no batch {batch_id!r} (or it expired)")
+        return status
+
+
+def _progress(progress: Progress) -> query_pb2.BatchProgress:
+    return query_pb2.BatchProgress(
+        total=progress.total,
+        queued=progress.queued,
+        running=progress.running,
+        done=progress.done,
+        failed=progress.failed,
+        cancelled=progress.cancelled,
+        eta_s=progress.eta_s,
+    )
+
+
+def _result(result: ItemResult) -> query_pb2.BatchItemResult:
+    return query_pb2.BatchItemResult(
+        index=result.index,
+        status=_ITEM_STATUSES[result.status],
+        query=result.query,
+        answer=result.answer,
+        citations=[
+            common_pb2.Citation(
+                document_id=c.document_id, chunk_id=c.chunk_id, score=c.score, snippet=c.snippet
+            )
+            for c in result.citations
+        ],
+        provider=result.provider,
+        model=result.model,
+        usage=common_pb2.TokenUsage(
+            input_tokens=result.input_tokens, output_tokens=result.output_tokens
+        ),
+        cost_usd=result.cost_usd,
+        interactive_cost_usd=result.interactive_cost_usd,
+        error=result.error,
+        attempts=result.attempts,
+        degradations=[
+            common_pb2.Degradation(
+                stage=stage,  # type: ignore[arg-type]
+                cause=cause,  # type: ignore[arg-type]
+                reason=reason,
+                dependency=dependency,
+            )
+            for stage, cause, reason, dependency in result.degradations
+        ],
+    )

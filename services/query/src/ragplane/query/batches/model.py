@@ -1,0 +1,121 @@
+"""A batch's questions, results and progress, as plain data, and their form in Redis (JSON)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from ragplane.query.domain import MetadataFilter, Question, ValueBounds
+
+
+class BatchState(Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PAUSED = "paused"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class ItemStatus(Enum):
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One question of a batch, as the queue carries it to a worker."""
+
+    batch_id: str
+    index: int
+    question: Question
+
+
+@dataclass(frozen=True)
+class Cited:
+    document_id: str
+    chunk_id: str
+    score: float
+    snippet: str
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What became of one question: its answer at the batch price, or why it failed."""
+
+    index: int
+    status: ItemStatus
+    query: str
+    answer: str = ""
+    citations: tuple[Cited, ...] = ()
+    provider: str = ""
+    model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    interactive_cost_usd: float = 0.0
+    error: str = ""
+    attempts: int = 0
+    # (stage value, cause value, reason, dependency) of each degradation.
+    degradations: tuple[tuple[int, int, str, str], ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "status": self.status.value})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ItemResult:
+        data = json.loads(text)
+        return cls(
+            **{
+                **data,
+                "status": ItemStatus(data["status"]),
+                "citations": tuple(Cited(**c) for c in data["citations"]),
+                "degradations": tuple(tuple(d) for d in data["degradations"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Progress:
+    total: int
+    queued: int
+    running: int
+    done: int
+    failed: int
+    cancelled: int
+    eta_s: float
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    batch_id: str
+    tenant: str
+    state: BatchState
+    progress: Progress
+    paused_reason: str
+    cost_usd: float
+    interactive_cost_usd: float
+    results: list[ItemResult] = field(default_factory=list)
+
+    @property
+    def saved_usd(self) -> float:
+        return max(0.0, self.interactive_cost_usd - self.cost_usd)
+
+
+def question_to_json(question: Question) -> str:
+    return json.dumps(asdict(question))
+
+
+def question_from_json(text: str | bytes) -> Question:
+    data: dict[str, Any] = json.loads(text)
+    filters = tuple(
+        MetadataFilter(
+            f["field"],
+            f["equals"],
+            tuple(f["any_of"]),
+            ValueBounds(**f["bounds"]) if f["bounds"] is not None else None,
+        )
+        for f in data.pop("filters")
+    )
+    return Question(**data, filters=filters)
