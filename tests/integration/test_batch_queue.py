@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from ragplane.query.batches.model import BatchState, ItemResult, ItemStatus
-from ragplane.query.batches.queue import BatchQueue
+from ragplane.query.batches.queue import BatchQueue, Taken
 from ragplane.query.batches.store import BatchStore
 from ragplane.query.domain import MetadataFilter, Question, ValueBounds
 from ragplane.runtime.redis_client import SharedRedis
@@ -66,7 +66,7 @@ async def _take_over(redis: RedisServer) -> None:
     # The first worker dies here: answered, not acknowledged. The second takes its entry
     # over once it has been idle 0.2 s (polled, not slept), then the second question.
     heir = BatchQueue(shared, "heir", claim_idle_s=0.2)
-    taken = []
+    taken: list[Taken] = []
     while len(taken) < 2:
         entry = await heir.take()
         if entry is not None:
