@@ -11,6 +11,9 @@ ITEMS = prometheus_client.Counter(
     "Batch questions finished, by outcome (done, failed after every retry).",
     ["outcome"],
 )
+RUNNING = prometheus_client.Gauge(
+    "ragplane_query_batch_running", "Batch questions this service is answering now."
+)
 RETRIES = prometheus_client.Counter(
     "ragplane_query_batch_retries_total", "Batch questions tried again after a failed attempt."
 )

@@ -162,9 +162,10 @@ def _status(
         return float(fields.get(name.encode(), b"0"))
 
     total, done, failed = int(number("total")), int(number("done")), int(number("failed"))
-    running = min(running, total - done - failed)
-    left = total - done - failed - running
     cancelled = b"cancelled_at" in fields
+    # Members of the running set whose worker died stay until the question is taken over.
+    running = 0 if cancelled else min(running, total - done - failed)
+    left = total - done - failed - running
     paused_reason = _text(fields.get(b"paused_reason"))
     progress = Progress(
         total=total,

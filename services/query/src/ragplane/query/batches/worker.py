@@ -97,7 +97,8 @@ class BatchWorker:
             await self._queue.done(taken)
             return
         await self._store.started(item)
-        result = await self._unless_cancelled(item.batch_id, self._answer(item))
+        with metrics.RUNNING.track_inprogress():
+            result = await self._unless_cancelled(item.batch_id, self._answer(item))
         if result is not None and await self._store.record(item.batch_id, result):
             metrics.ITEMS.labels(result.status.value).inc()
             metrics.COST_USD.inc(result.cost_usd)
