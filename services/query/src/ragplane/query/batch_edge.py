@@ -7,6 +7,7 @@ from abc import abstractmethod
 from ragplane.query.batches.mode import BatchMode
 from ragplane.query.batches.model import BatchState, BatchStatus, ItemResult, ItemStatus, Progress
 from ragplane.query.requests import question_from
+from ragplane.query.responses import citations, degradation_message
 from ragplane.runtime.context import RpcContext
 from ragplane.runtime.errors import InvalidArgument, NotFound
 from ragplane.runtime.fields import check_tenant
@@ -55,6 +56,7 @@ class BatchRpcs:
         self, request: query_pb2.GetBatchRequest, context: RpcContext
     ) -> query_pb2.GetBatchResponse:
         status = await self._status(request.tenant, request.batch_id, request.include_results)
+        snippet_chars = self._batch_mode().query_settings.snippet_chars
         return query_pb2.GetBatchResponse(
             batch_id=status.batch_id,
             state=_STATES[status.state],
@@ -62,7 +64,7 @@ class BatchRpcs:
             paused_reason=status.paused_reason,
             cost_usd=status.cost_usd,
             saved_usd=status.saved_usd,
-            results=[_result(r) for r in status.results],
+            results=[_result(r, snippet_chars) for r in status.results],
         )
 
     async def CancelBatch(
@@ -96,18 +98,13 @@ def _progress(progress: Progress) -> query_pb2.BatchProgress:
     )
 
 
-def _result(result: ItemResult) -> query_pb2.BatchItemResult:
+def _result(result: ItemResult, snippet_chars: int) -> query_pb2.BatchItemResult:
     return query_pb2.BatchItemResult(
         index=result.index,
         status=_ITEM_STATUSES[result.status],
         query=result.query,
         answer=result.answer,
-        citations=[
-            common_pb2.Citation(
-                document_id=c.document_id, chunk_id=c.chunk_id, score=c.score, snippet=c.snippet
-            )
-            for c in result.citations
-        ],
+        citations=citations(result.citations, snippet_chars),
         provider=result.provider,
         model=result.model,
         usage=common_pb2.TokenUsage(
@@ -117,13 +114,5 @@ def _result(result: ItemResult) -> query_pb2.BatchItemResult:
         interactive_cost_usd=result.interactive_cost_usd,
         error=result.error,
         attempts=result.attempts,
-        degradations=[
-            common_pb2.Degradation(
-                stage=stage,  # type: ignore[arg-type]
-                cause=cause,  # type: ignore[arg-type]
-                reason=reason,
-                dependency=dependency,
-            )
-            for stage, cause, reason, dependency in result.degradations
-        ],
+        degradations=[degradation_message(d) for d in result.degradations],
     )

@@ -7,7 +7,15 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-from ragplane.query.domain import MetadataFilter, Question, ValueBounds
+from ragplane.query.domain import (
+    Cause,
+    Degradation,
+    MetadataFilter,
+    Passage,
+    Question,
+    ValueBounds,
+)
+from ragplane.query.timings import Stage
 
 
 class BatchState(Enum):
@@ -33,14 +41,6 @@ class BatchItem:
 
 
 @dataclass(frozen=True)
-class Cited:
-    document_id: str
-    chunk_id: str
-    score: float
-    snippet: str
-
-
-@dataclass(frozen=True)
 class ItemResult:
     """What became of one question: its answer at the batch price, or why it failed."""
 
@@ -48,7 +48,8 @@ class ItemResult:
     status: ItemStatus
     query: str
     answer: str = ""
-    citations: tuple[Cited, ...] = ()
+    # Passages cut to the service's snippet length.
+    citations: tuple[Passage, ...] = ()
     provider: str = ""
     model: str = ""
     input_tokens: int = 0
@@ -57,8 +58,7 @@ class ItemResult:
     interactive_cost_usd: float = 0.0
     error: str = ""
     attempts: int = 0
-    # (stage value, cause value, reason, dependency) of each degradation.
-    degradations: tuple[tuple[int, int, str, str], ...] = ()
+    degradations: tuple[Degradation, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "status": self.status.value})
@@ -70,8 +70,11 @@ class ItemResult:
             **{
                 **data,
                 "status": ItemStatus(data["status"]),
-                "citations": tuple(Cited(**c) for c in data["citations"]),
-                "degradations": tuple(tuple(d) for d in data["degradations"]),
+                "citations": tuple(Passage(**c) for c in data["citations"]),
+                "degradations": tuple(
+                    Degradation(Stage(d["stage"]), Cause(d["cause"]), d["reason"], d["dependency"])
+                    for d in data["degradations"]
+                ),
             }
         )
 

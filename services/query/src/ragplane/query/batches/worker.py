@@ -19,11 +19,11 @@ import structlog
 
 from ragplane.query.batches import metrics
 from ragplane.query.batches.load import InteractiveLoad
-from ragplane.query.batches.model import BatchItem, Cited, ItemResult, ItemStatus
+from ragplane.query.batches.model import BatchItem, ItemResult, ItemStatus
 from ragplane.query.batches.queue import BatchQueue, Taken
 from ragplane.query.batches.store import BatchStore
 from ragplane.query.config import BatchSettings
-from ragplane.query.domain import Answer
+from ragplane.query.domain import Answer, Passage
 from ragplane.query.guard import Admission, QueryGuard
 from ragplane.query.pipeline import QueryPipeline
 from ragplane.query.responses import cached_answer
@@ -192,7 +192,7 @@ class BatchWorker:
             query=item.question.text,
             answer=answer.text,
             citations=tuple(
-                Cited(p.document_id, p.chunk_id, p.score, p.text[: self._snippet_chars])
+                Passage(p.document_id, p.chunk_id, p.text[: self._snippet_chars], p.score)
                 for p in answer.citations
             ),
             provider=answer.provider,
@@ -202,7 +202,5 @@ class BatchWorker:
             cost_usd=answer.cost_usd,
             interactive_cost_usd=interactive_usd,
             attempts=attempts,
-            degradations=tuple(
-                (d.stage.value, d.cause.value, d.reason, d.dependency) for d in answer.degradations
-            ),
+            degradations=tuple(answer.degradations),
         )
