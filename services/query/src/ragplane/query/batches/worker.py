@@ -89,6 +89,11 @@ class BatchWorker:
             except RedisDown as error:
                 log.warning("batch worker waits for Redis", error=str(error))
                 await asyncio.sleep(self._settings.poll_s)
+            except Exception:
+                # A bug met by one question must not stop batch mode: the question stays
+                # pending (taken over again later) and this lane goes on with the next.
+                log.exception("batch question not handled")
+                await asyncio.sleep(self._settings.poll_s)
 
     async def _work_on(self, taken: Taken) -> None:
         item = taken.item
