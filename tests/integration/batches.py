@@ -10,15 +10,21 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
+import grpc
 import redis
 
 from ragplane.cli.stack import Stack
 from ragplane.query.batches.queue import STREAM
 from ragplane.v1 import query_pb2, query_pb2_grpc
+from tests.conftest import DATA
+from tests.integration.corpus import ingest_folder
 from tests.integration.guarded import ask, query_env
 from tests.integration.polling import wait_until
+from tests.integration.services import RunningService, service_process
 
 TENANT = "batches"
 # A pump question per item, each its own text (no answer cache in these tests anyway).
@@ -125,3 +131,18 @@ def start_a_new_budget_day(redis_url: str, tenant: str) -> None:
         keys = client.keys(f"ragplane:spend:{tenant}:*")
         if keys:
             client.delete(*keys)
+
+
+@contextmanager
+def batch_service(
+    env: dict[str, str], log_dir: Path, tenant: str | None = None
+) -> Iterator[tuple[RunningService, query_pb2_grpc.QueryServiceStub]]:
+    """A query service with batch settings, and a stub; ``tenant`` gets the test documents."""
+    with (
+        service_process("query", env, log_dir) as service,
+        grpc.insecure_channel(service.target) as channel,
+    ):
+        stub = query_pb2_grpc.QueryServiceStub(channel)
+        if tenant is not None:
+            ingest_folder(stub, tenant, DATA / "tenant-a")
+        yield service, stub

@@ -12,12 +12,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from ragplane.cli.stack import Stack
-from ragplane.v1 import query_pb2, query_pb2_grpc
-from tests.conftest import DATA
+from ragplane.v1 import query_pb2
 from tests.integration.batches import (
     MAX_QUESTION_CHARS,
     PRICE_FACTOR,
@@ -26,6 +24,7 @@ from tests.integration.batches import (
     TOO_LONG,
     batch,
     batch_query_env,
+    batch_service,
     finished,
     interactive_p50_ms,
     questions,
@@ -34,7 +33,6 @@ from tests.integration.batches import (
     submit,
     wait_for_batch,
 )
-from tests.integration.corpus import ingest_folder
 from tests.integration.generation_chain import chain_env, provider
 from tests.integration.polling import wait_until
 from tests.integration.services import RunningService, service_process
@@ -71,47 +69,37 @@ def env(stack: Stack, priced_generation: RunningService) -> dict[str, str]:
     return batch_query_env(stack, priced_generation.target, REDIS_DB, **POLICIES)
 
 
-def _stub(service: RunningService) -> tuple[grpc.Channel, query_pb2_grpc.QueryServiceStub]:
-    channel = grpc.insecure_channel(service.target)
-    return channel, query_pb2_grpc.QueryServiceStub(channel)
-
-
 def test_a_batch_survives_a_sigkill_answered_once_while_interactive_queries_keep_pace(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    with service_process("query", env, tmp_path) as first:
-        channel, stub = _stub(first)
-        with channel:
-            ingest_folder(stub, TENANT, DATA / "tenant-a")
-            idle_p50 = interactive_p50_ms(stub, TENANT, INTERACTIVE_QUERIES)
-            batch_id = submit(stub, TENANT, questions(BATCH_SIZE))
-            wait_for_batch(stub, TENANT, batch_id, lambda b: b.progress.done > 0, 120, "a result")
-            busy_p50 = interactive_p50_ms(stub, TENANT, INTERACTIVE_QUERIES)
-            halfway = wait_for_batch(
-                stub, TENANT, batch_id, lambda b: b.progress.done >= BATCH_SIZE // 2, 900, "half"
-            )
-            first.process.kill()
-            first.process.wait(timeout=30)
+    with batch_service(env, tmp_path, TENANT) as (first, stub):
+        idle_p50 = interactive_p50_ms(stub, TENANT, INTERACTIVE_QUERIES)
+        batch_id = submit(stub, TENANT, questions(BATCH_SIZE))
+        wait_for_batch(stub, TENANT, batch_id, lambda b: b.progress.done > 0, 120, "a result")
+        busy_p50 = interactive_p50_ms(stub, TENANT, INTERACTIVE_QUERIES)
+        halfway = wait_for_batch(
+            stub, TENANT, batch_id, lambda b: b.progress.done >= BATCH_SIZE // 2, 900, "half"
+        )
+        first.process.kill()
+        first.process.wait(timeout=30)
     killed_at = time.monotonic()
-    with service_process("query", env, tmp_path) as second:
-        channel, stub = _stub(second)
-        with channel:
-            done = wait_for_batch(stub, TENANT, batch_id, finished, 900, "the whole batch")
-            finished_s = time.monotonic() - killed_at
-            # Idle again, on the restarted service: the idle figure is the mean of two medians.
-            idle_p50 = (idle_p50 + interactive_p50_ms(stub, TENANT, INTERACTIVE_QUERIES)) / 2
-            print(
-                f"\nbatch of {BATCH_SIZE}: killed at {halfway.progress.done} done "
-                f"({halfway.progress.running} running), finished "
-                f"{finished_s:.1f} s after the kill",
-                file=sys.stderr,
-            )
-            print(
-                f"interactive p50: idle {idle_p50:.0f} ms (before and after the batch), during "
-                f"the batch {busy_p50:.0f} ms (ratio {busy_p50 / idle_p50:.2f})",
-                file=sys.stderr,
-            )
-            results = batch(stub, TENANT, batch_id, results=True).results
+    with batch_service(env, tmp_path) as (_, stub):
+        done = wait_for_batch(stub, TENANT, batch_id, finished, 900, "the whole batch")
+        finished_s = time.monotonic() - killed_at
+        # Idle again, on the restarted service: the idle figure is the mean of two medians.
+        idle_p50 = (idle_p50 + interactive_p50_ms(stub, TENANT, INTERACTIVE_QUERIES)) / 2
+        print(
+            f"\nbatch of {BATCH_SIZE}: killed at {halfway.progress.done} done "
+            f"({halfway.progress.running} running), finished "
+            f"{finished_s:.1f} s after the kill",
+            file=sys.stderr,
+        )
+        print(
+            f"interactive p50: idle {idle_p50:.0f} ms (before and after the batch), during "
+            f"the batch {busy_p50:.0f} ms (ratio {busy_p50 / idle_p50:.2f})",
+            file=sys.stderr,
+        )
+        results = batch(stub, TENANT, batch_id, results=True).results
     assert done.state == query_pb2.BATCH_STATE_DONE
     assert (done.progress.done, done.progress.failed) == (BATCH_SIZE, 0)
     assert [r.index for r in results] == list(range(BATCH_SIZE)), "lost or duplicated"
@@ -129,14 +117,11 @@ def test_a_question_failing_every_attempt_is_reported_and_the_rest_answered(
 ) -> None:
     asked = questions(3)
     asked.insert(1, query_pb2.QueryRequest(query=TOO_LONG, max_output_tokens=8))
-    with service_process("query", env, tmp_path) as service:
-        channel, stub = _stub(service)
-        with channel:
-            ingest_folder(stub, TENANT, DATA / "tenant-a")
-            batch_id = submit(stub, TENANT, asked)
-            done = wait_for_batch(stub, TENANT, batch_id, finished, 300, "the batch")
-            results = batch(stub, TENANT, batch_id, results=True).results
-            retried = service.metric("ragplane_query_batch_retries_total")
+    with batch_service(env, tmp_path, TENANT) as (service, stub):
+        batch_id = submit(stub, TENANT, asked)
+        done = wait_for_batch(stub, TENANT, batch_id, finished, 300, "the batch")
+        results = batch(stub, TENANT, batch_id, results=True).results
+        retried = service.metric("ragplane_query_batch_retries_total")
     assert (done.progress.done, done.progress.failed) == (3, 1)
     failed = results[1]
     assert failed.status == query_pb2.BATCH_ITEM_STATUS_FAILED
@@ -149,20 +134,17 @@ def test_a_question_failing_every_attempt_is_reported_and_the_rest_answered(
 def test_a_batch_over_its_rate_limit_is_paused_then_resumed(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    with service_process("query", env, tmp_path) as service:
-        channel, stub = _stub(service)
-        with channel:
-            ingest_folder(stub, "slow", DATA / "tenant-a")
-            batch_id = submit(stub, "slow", questions(4))
-            paused = wait_for_batch(
-                stub,
-                "slow",
-                batch_id,
-                lambda b: b.state == query_pb2.BATCH_STATE_PAUSED,
-                120,
-                "the batch to pause",
-            )
-            done = wait_for_batch(stub, "slow", batch_id, finished, 300, "the batch")
+    with batch_service(env, tmp_path, "slow") as (_, stub):
+        batch_id = submit(stub, "slow", questions(4))
+        paused = wait_for_batch(
+            stub,
+            "slow",
+            batch_id,
+            lambda b: b.state == query_pb2.BATCH_STATE_PAUSED,
+            120,
+            "the batch to pause",
+        )
+        done = wait_for_batch(stub, "slow", batch_id, finished, 300, "the batch")
     assert "rate limit" in paused.paused_reason
     assert done.state == query_pb2.BATCH_STATE_DONE
     assert (done.progress.done, done.progress.failed) == (4, 0)
@@ -174,20 +156,17 @@ def test_a_batch_over_its_budget_is_paused_until_the_budget_allows(
     def paused_or_finished(b: query_pb2.GetBatchResponse) -> bool:
         return finished(b) or b.state == query_pb2.BATCH_STATE_PAUSED
 
-    with service_process("query", env, tmp_path) as service:
-        channel, stub = _stub(service)
-        with channel:
-            ingest_folder(stub, "capped", DATA / "tenant-a")
-            batch_id = submit(stub, "capped", questions(3))
-            reasons = []
-            # One question spends the whole budget: each new budget day lets one more through.
-            while not finished(
-                status := wait_for_batch(
-                    stub, "capped", batch_id, paused_or_finished, 120, "a pause or the end"
-                )
-            ):
-                reasons.append(status.paused_reason)
-                start_a_new_budget_day(env["QUERY_REDIS_URL"], "capped")
+    with batch_service(env, tmp_path, "capped") as (_, stub):
+        batch_id = submit(stub, "capped", questions(3))
+        reasons = []
+        # One question spends the whole budget: each new budget day lets one more through.
+        while not finished(
+            status := wait_for_batch(
+                stub, "capped", batch_id, paused_or_finished, 120, "a pause or the end"
+            )
+        ):
+            reasons.append(status.paused_reason)
+            start_a_new_budget_day(env["QUERY_REDIS_URL"], "capped")
     assert reasons, "never paused"
     assert all("budget" in reason for reason in reasons), reasons
     assert (status.progress.done, status.progress.failed) == (3, 0)
@@ -196,27 +175,22 @@ def test_a_batch_over_its_budget_is_paused_until_the_budget_allows(
 def test_cancel_stops_the_rest_within_seconds_and_keeps_the_answers(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    with service_process("query", env, tmp_path) as service:
-        channel, stub = _stub(service)
-        with channel:
-            ingest_folder(stub, TENANT, DATA / "tenant-a")
-            batch_id = submit(stub, TENANT, questions(30))
-            wait_for_batch(stub, TENANT, batch_id, lambda b: b.progress.done >= 2, 300, "answers")
-            stub.CancelBatch(query_pb2.CancelBatchRequest(tenant=TENANT, batch_id=batch_id))
-            cancelled_at = time.monotonic()
-            # "A few seconds": nothing is being answered any more, and the queue is empty.
-            wait_until(
-                lambda: (
-                    service.metric("ragplane_query_batch_running") == 0
-                    and queue_length(env["QUERY_REDIS_URL"]) == 0
-                ),
-                5,
-                "the worker to stop the cancelled batch",
-            )
-            print(
-                f"\ncancel took effect in {time.monotonic() - cancelled_at:.2f} s", file=sys.stderr
-            )
-            status = batch(stub, TENANT, batch_id, results=True)
+    with batch_service(env, tmp_path, TENANT) as (service, stub):
+        batch_id = submit(stub, TENANT, questions(30))
+        wait_for_batch(stub, TENANT, batch_id, lambda b: b.progress.done >= 2, 300, "answers")
+        stub.CancelBatch(query_pb2.CancelBatchRequest(tenant=TENANT, batch_id=batch_id))
+        cancelled_at = time.monotonic()
+        # "A few seconds": nothing is being answered any more, and the queue is empty.
+        wait_until(
+            lambda: (
+                service.metric("ragplane_query_batch_running") == 0
+                and queue_length(env["QUERY_REDIS_URL"]) == 0
+            ),
+            5,
+            "the worker to stop the cancelled batch",
+        )
+        print(f"\ncancel took effect in {time.monotonic() - cancelled_at:.2f} s", file=sys.stderr)
+        status = batch(stub, TENANT, batch_id, results=True)
     progress = status.progress
     assert status.state == query_pb2.BATCH_STATE_CANCELLED
     assert progress.cancelled > 0
