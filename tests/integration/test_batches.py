@@ -12,10 +12,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from ragplane.cli.stack import Stack
-from ragplane.v1 import query_pb2
+from ragplane.v1 import query_pb2, query_pb2_grpc
 from tests.integration.batches import (
     MAX_QUESTION_CHARS,
     PRICE_FACTOR,
@@ -34,6 +35,7 @@ from tests.integration.batches import (
     wait_for_batch,
 )
 from tests.integration.generation_chain import chain_env, provider
+from tests.integration.guarded import details_of, status_of
 from tests.integration.polling import wait_until
 from tests.integration.services import RunningService, service_process
 
@@ -197,3 +199,13 @@ def test_cancel_stops_the_rest_within_seconds_and_keeps_the_answers(
     assert progress.done + progress.failed + progress.cancelled == 30
     assert len(status.results) == progress.done + progress.failed
     assert all(r.answer for r in status.results)
+
+
+def test_a_batch_with_a_bad_question_is_refused_whole_naming_it(
+    query: query_pb2_grpc.QueryServiceStub,
+) -> None:
+    asked = [*questions(2), query_pb2.QueryRequest(query="   ")]
+    with pytest.raises(grpc.RpcError) as refused:
+        submit(query, TENANT, asked)
+    assert status_of(refused.value) == grpc.StatusCode.INVALID_ARGUMENT
+    assert details_of(refused.value).startswith("questions[2].query: "), details_of(refused.value)

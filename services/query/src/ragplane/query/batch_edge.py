@@ -48,7 +48,11 @@ class BatchRpcs:
                     f"questions[{index}].tenant", "must be empty or the batch's tenant"
                 )
             asked.tenant = request.tenant
-            questions.append(question_from(asked, mode.query_settings))
+            try:
+                questions.append(question_from(asked, mode.query_settings))
+            except InvalidArgument as error:
+                # "query: is empty" becomes "questions[3].query: is empty".
+                raise InvalidArgument(f"questions[{index}].{error.message}") from error
         batch_id = await mode.store.submit(request.tenant, questions)
         return query_pb2.SubmitBatchResponse(batch_id=batch_id, items=count)
 
