@@ -61,7 +61,7 @@ async def _take_over(redis: RedisServer) -> None:
     first = await dead.take()
     assert first is not None
     assert first.item.batch_id == batch_id
-    assert first.item.question == QUESTIONS[0]
+    assert first.item.work == QUESTIONS[0]
     assert await store.record(batch_id, _answered(0, 0.002))
     # The first worker dies here: answered, not acknowledged. The second takes its entry
     # over once it has been idle 0.2 s (polled, not slept), then the second question.
@@ -73,7 +73,7 @@ async def _take_over(redis: RedisServer) -> None:
             taken.append(entry)
     taken.sort(key=lambda t: t.item.index)
     assert [t.item.index for t in taken] == [0, 1]
-    assert taken[1].item.question == QUESTIONS[1]
+    assert taken[1].item.work == QUESTIONS[1]
     assert await store.answered(taken[0].item)
     assert not await store.record(batch_id, _answered(0, 0.002)), "written twice"
     assert await store.record(batch_id, _answered(1, 0.004))

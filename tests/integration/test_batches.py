@@ -15,8 +15,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from ragplane.cli.documents import document_for, find_files
 from ragplane.cli.stack import Stack
 from ragplane.v1 import query_pb2, query_pb2_grpc
+from tests.conftest import DATA
 from tests.integration.batches import (
     MAX_QUESTION_CHARS,
     PRICE_FACTOR,
@@ -35,7 +37,7 @@ from tests.integration.batches import (
     wait_for_batch,
 )
 from tests.integration.generation_chain import chain_env, provider
-from tests.integration.guarded import details_of, status_of
+from tests.integration.guarded import ask, details_of, status_of
 from tests.integration.polling import wait_until
 from tests.integration.services import RunningService, service_process
 
@@ -209,3 +211,21 @@ def test_a_batch_with_a_bad_question_is_refused_whole_naming_it(
         submit(query, TENANT, asked)
     assert status_of(refused.value) == grpc.StatusCode.INVALID_ARGUMENT
     assert details_of(refused.value).startswith("questions[2].query: "), details_of(refused.value)
+
+
+def test_a_batch_of_documents_is_ingested_and_searchable(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    folder = DATA / "tenant-b"
+    documents = [document_for(path, folder) for path in find_files(folder)]
+    with batch_service(env, tmp_path) as (_, stub):
+        batch_id = stub.SubmitBatch(
+            query_pb2.SubmitBatchRequest(tenant="bulk", documents=documents), timeout=30
+        ).batch_id
+        done = wait_for_batch(stub, "bulk", batch_id, finished, 300, "the documents")
+        results = batch(stub, "bulk", batch_id, results=True).results
+        answer = ask(stub, "bulk", "How long is the Zephyr kiln held at peak temperature?")
+    assert (done.progress.done, done.progress.failed) == (len(documents), 0)
+    assert [r.document_id for r in results] == [d.document_id for d in documents]
+    assert all(r.chunks > 0 for r in results)
+    assert answer.citations[0].document_id == documents[0].document_id

@@ -7,29 +7,32 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.json_format import MessageToDict, Parse, ParseError
+from google.protobuf.message import Message
 from tqdm import tqdm
 
 from ragplane.cli.calls import DEFAULT_TENANT, fail, target
 from ragplane.v1 import query_pb2, query_pb2_grpc
 
+_M = TypeVar("_M", bound=Message)
 _FINISHED = (query_pb2.BATCH_STATE_DONE, query_pb2.BATCH_STATE_CANCELLED)
 
 
-def read_questions(path: Path) -> list[query_pb2.QueryRequest]:
-    """One QueryRequest per non-blank line, as JSON: {"query": "...", "top_k": 3, ...}."""
-    questions = []
+def read_lines(path: Path, kind: type[_M]) -> list[_M]:
+    """One message per non-blank line, as JSON: {"query": "...", "topK": 3, ...} for a
+    QueryRequest, {"documentId": "...", "text": "..."} for a Document."""
+    messages = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            questions.append(Parse(line, query_pb2.QueryRequest()))
+            messages.append(Parse(line, kind()))
         except ParseError as error:
-            raise SystemExit(f"{path}:{number}: not a question: {error}") from error
-    return questions
+            raise SystemExit(f"{path}:{number}: not a {kind.__name__}: {error}") from error
+    return messages
 
 
 def _call(args: argparse.Namespace, method: str, request: Any) -> Any:
@@ -39,13 +42,16 @@ def _call(args: argparse.Namespace, method: str, request: Any) -> Any:
 
 
 def submit(args: argparse.Namespace) -> int:
-    questions = read_questions(Path(args.file))
-    request = query_pb2.SubmitBatchRequest(tenant=args.tenant, questions=questions)
+    request = query_pb2.SubmitBatchRequest(tenant=args.tenant)
+    if args.documents:
+        request.documents.extend(read_lines(Path(args.file), query_pb2.Document))
+    else:
+        request.questions.extend(read_lines(Path(args.file), query_pb2.QueryRequest))
     try:
         response = _call(args, "SubmitBatch", request)
     except grpc.RpcError as error:
         return fail(error)
-    print(f"{response.items} questions queued", file=sys.stderr)
+    print(f"{response.items} items queued", file=sys.stderr)
     print(response.batch_id)
     return 0
 
@@ -112,13 +118,19 @@ def cancel(args: argparse.Namespace) -> int:
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     batch_cmd = commands.add_parser(
-        "batch", help="answer many questions later, at the batch price (README, Batch mode)"
+        "batch",
+        help="answer many questions (or ingest documents) later, cheaper (README, Batch mode)",
     )
     actions = batch_cmd.add_subparsers(dest="action", required=True)
     submit_cmd = actions.add_parser(
         "submit", help='queue a JSONL file of questions ({"query": ...} per line); prints the id'
     )
     submit_cmd.add_argument("file")
+    submit_cmd.add_argument(
+        "--documents",
+        action="store_true",
+        help='lines are documents to ingest ({"documentId": ...})',
+    )
     submit_cmd.set_defaults(handler=submit)
     status_cmd = actions.add_parser("status", help="the batch's progress")
     status_cmd.add_argument("batch_id")

@@ -545,23 +545,29 @@ class SubmitBatchRequest(_message.Message):
 
     TENANT_FIELD_NUMBER: _builtins.int
     QUESTIONS_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     """Tenant the batch belongs to; required. Each question's tenant must be empty or this one."""
     @_builtins.property
     def questions(self) -> _containers.RepeatedCompositeFieldContainer[Global___QueryRequest]:
-        """The questions, each with the options of an interactive query; at least one, at most the
-        configured number.
+        """The questions, each with the options of an interactive query; or the documents (below):
+        at least one, at most the configured number.
         """
+
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Document]:
+        """Documents to ingest, as Ingest takes them, one work item each; not with questions."""
 
     def __init__(
         self,
         *,
         tenant: _builtins.str = ...,
         questions: _abc.Iterable[Global___QueryRequest] | None = ...,
+        documents: _abc.Iterable[Global___Document] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["questions", b"questions", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "questions", b"questions", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -645,8 +651,10 @@ class BatchItemResult(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     DEGRADATIONS_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    CHUNKS_FIELD_NUMBER: _builtins.int
     index: _builtins.int
-    """Position of the question in SubmitBatchRequest.questions."""
+    """Position of the question (or document) in the SubmitBatchRequest."""
     status: Global___BatchItemStatus.ValueType
     query: _builtins.str
     answer: _builtins.str
@@ -658,6 +666,9 @@ class BatchItemResult(_message.Message):
     error: _builtins.str
     """Why the question failed (status FAILED)."""
     attempts: _builtins.int
+    document_id: _builtins.str
+    """A document of the batch: its id and the chunks it was indexed as."""
+    chunks: _builtins.int
     @_builtins.property
     def citations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]: ...
     @_builtins.property
@@ -680,10 +691,12 @@ class BatchItemResult(_message.Message):
         error: _builtins.str = ...,
         attempts: _builtins.int = ...,
         degradations: _abc.Iterable[_common_pb2.Degradation] | None = ...,
+        document_id: _builtins.str = ...,
+        chunks: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "attempts", b"attempts", "citations", b"citations", "cost_usd", b"cost_usd", "degradations", b"degradations", "error", b"error", "index", b"index", "interactive_cost_usd", b"interactive_cost_usd", "model", b"model", "provider", b"provider", "query", b"query", "status", b"status", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "attempts", b"attempts", "chunks", b"chunks", "citations", b"citations", "cost_usd", b"cost_usd", "degradations", b"degradations", "document_id", b"document_id", "error", b"error", "index", b"index", "interactive_cost_usd", b"interactive_cost_usd", "model", b"model", "provider", b"provider", "query", b"query", "status", b"status", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -109,8 +109,8 @@ class QueryServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def SubmitBatch(self, request, context):
-        """Queues many questions to be answered when there is room, at lower priority and at the
-        batch price; returns the batch id at once. The queue is durable (Redis Streams): a batch
+        """Queues many questions to be answered (or documents to be ingested) when there is room,
+        at lower priority and at the batch price; returns the batch id at once. The queue is durable (Redis Streams): a batch
         survives restarts of the query service, and each question is answered once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

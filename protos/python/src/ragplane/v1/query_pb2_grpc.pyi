@@ -49,8 +49,8 @@ class QueryServiceStub:
     invalidates the tenant's cached answers.
     """
     SubmitBatch: _grpc.UnaryUnaryMultiCallable[_query_pb2.SubmitBatchRequest, _query_pb2.SubmitBatchResponse]
-    """Queues many questions to be answered when there is room, at lower priority and at the
-    batch price; returns the batch id at once. The queue is durable (Redis Streams): a batch
+    """Queues many questions to be answered (or documents to be ingested) when there is room,
+    at lower priority and at the batch price; returns the batch id at once. The queue is durable (Redis Streams): a batch
     survives restarts of the query service, and each question is answered once.
     """
     GetBatch: _grpc.UnaryUnaryMultiCallable[_query_pb2.GetBatchRequest, _query_pb2.GetBatchResponse]
@@ -79,8 +79,8 @@ class QueryServiceAsyncStub(QueryServiceStub):
     invalidates the tenant's cached answers.
     """
     SubmitBatch: _aio.UnaryUnaryMultiCallable[_query_pb2.SubmitBatchRequest, _query_pb2.SubmitBatchResponse]  # type: ignore[assignment]
-    """Queues many questions to be answered when there is room, at lower priority and at the
-    batch price; returns the batch id at once. The queue is durable (Redis Streams): a batch
+    """Queues many questions to be answered (or documents to be ingested) when there is room,
+    at lower priority and at the batch price; returns the batch id at once. The queue is durable (Redis Streams): a batch
     survives restarts of the query service, and each question is answered once.
     """
     GetBatch: _aio.UnaryUnaryMultiCallable[_query_pb2.GetBatchRequest, _query_pb2.GetBatchResponse]  # type: ignore[assignment]
@@ -136,8 +136,8 @@ class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _query_pb2.SubmitBatchRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_query_pb2.SubmitBatchResponse, _abc.Awaitable[_query_pb2.SubmitBatchResponse]]:
-        """Queues many questions to be answered when there is room, at lower priority and at the
-        batch price; returns the batch id at once. The queue is durable (Redis Streams): a batch
+        """Queues many questions to be answered (or documents to be ingested) when there is room,
+        at lower priority and at the batch price; returns the batch id at once. The queue is durable (Redis Streams): a batch
         survives restarts of the query service, and each question is answered once.
         """
 

@@ -5,8 +5,15 @@ from __future__ import annotations
 from abc import abstractmethod
 
 from ragplane.query.batches.mode import BatchMode
-from ragplane.query.batches.model import BatchState, BatchStatus, ItemResult, ItemStatus, Progress
-from ragplane.query.requests import question_from
+from ragplane.query.batches.model import (
+    BatchState,
+    BatchStatus,
+    ItemResult,
+    ItemStatus,
+    Progress,
+    Work,
+)
+from ragplane.query.requests import documents_from, question_from
 from ragplane.query.responses import citations, degradation_message
 from ragplane.runtime.context import RpcContext
 from ragplane.runtime.errors import InvalidArgument, NotFound
@@ -38,22 +45,13 @@ class BatchRpcs:
     ) -> query_pb2.SubmitBatchResponse:
         mode = self._batch_mode()
         check_tenant(request.tenant)
-        count, limit = len(request.questions), mode.settings.max_items
+        if request.questions and request.documents:
+            raise InvalidArgument.of("documents", "a batch holds questions or documents, not both")
+        count, limit = len(request.questions) + len(request.documents), mode.settings.max_items
         if not 1 <= count <= limit:
-            raise InvalidArgument.of("questions", f"{count} questions; from 1 to {limit} allowed")
-        questions = []
-        for index, asked in enumerate(request.questions):
-            if asked.tenant not in ("", request.tenant):
-                raise InvalidArgument.of(
-                    f"questions[{index}].tenant", "must be empty or the batch's tenant"
-                )
-            asked.tenant = request.tenant
-            try:
-                questions.append(question_from(asked, mode.query_settings))
-            except InvalidArgument as error:
-                # "query: is empty" becomes "questions[3].query: is empty".
-                raise InvalidArgument(f"questions[{index}].{error.message}") from error
-        batch_id = await mode.store.submit(request.tenant, questions)
+            raise InvalidArgument.of("questions", f"{count} items; from 1 to {limit} allowed")
+        work = _questions(request, mode) if request.questions else _documents(request, mode)
+        batch_id = await mode.store.submit(request.tenant, work)
         return query_pb2.SubmitBatchResponse(batch_id=batch_id, items=count)
 
     async def GetBatch(
@@ -90,6 +88,39 @@ class BatchRpcs:
         return status
 
 
+def _questions(request: query_pb2.SubmitBatchRequest, mode: BatchMode) -> list[Work]:
+    """Each question checked as Query checks it; a bad one refuses the batch, naming it."""
+    questions: list[Work] = []
+    for index, asked in enumerate(request.questions):
+        if asked.tenant not in ("", request.tenant):
+            raise InvalidArgument.of(
+                f"questions[{index}].tenant", "must be empty or the batch's tenant"
+            )
+        asked.tenant = request.tenant
+        try:
+            questions.append(question_from(asked, mode.query_settings))
+        except InvalidArgument as error:
+            # "query: is empty" becomes "questions[3].query: is empty".
+            raise InvalidArgument(f"questions[{index}].{error.message}") from error
+    return questions
+
+
+def _documents(request: query_pb2.SubmitBatchRequest, mode: BatchMode) -> list[Work]:
+    """Each document checked as Ingest checks it (one per call), ids unique in the batch."""
+    documents: list[Work] = []
+    seen: set[str] = set()
+    for index, document in enumerate(request.documents):
+        if document.document_id in seen:
+            raise InvalidArgument.of(f"documents[{index}].document_id", "appears twice")
+        seen.add(document.document_id)
+        alone = query_pb2.IngestRequest(tenant=request.tenant, documents=[document])
+        try:
+            documents.extend(documents_from(alone, mode.query_settings))
+        except InvalidArgument as error:
+            raise InvalidArgument(f"documents[{index}]: {error.message}") from error
+    return documents
+
+
 def _progress(progress: Progress) -> query_pb2.BatchProgress:
     return query_pb2.BatchProgress(
         total=progress.total,
@@ -119,4 +150,6 @@ def _result(result: ItemResult, snippet_chars: int) -> query_pb2.BatchItemResult
         error=result.error,
         attempts=result.attempts,
         degradations=[degradation_message(d) for d in result.degradations],
+        document_id=result.document_id,
+        chunks=result.chunks,
     )

@@ -63,15 +63,18 @@ def build_parts(
     )
     guard = build_guard(guard_settings, dependencies)
     pipeline = QueryPipeline(dependencies, settings)
+    ingestor = Ingestor(backends, chunker, settings)
     batches = None
     if guard_settings.redis_enabled:
-        batches = BatchMode.build(batch_settings, settings, guard_settings, guard, pipeline)
+        batches = BatchMode.build(
+            batch_settings, settings, guard_settings, guard, pipeline, ingestor
+        )
     return QueryParts(
         settings=settings,
         backends=backends,
         guard=guard,
         pipeline=pipeline,
-        ingestor=Ingestor(backends, chunker, settings),
+        ingestor=ingestor,
         batches=batches,
     )
 

@@ -15,6 +15,7 @@ from ragplane.query.batches.store import BatchStore
 from ragplane.query.batches.worker import BatchWorker
 from ragplane.query.config import BatchSettings, GuardSettings, QuerySettings
 from ragplane.query.guard import QueryGuard
+from ragplane.query.ingestion import Ingestor
 from ragplane.query.pipeline import QueryPipeline
 from ragplane.runtime.redis_client import SharedRedis
 
@@ -37,6 +38,7 @@ class BatchMode:
         guard_settings: GuardSettings,
         guard: QueryGuard,
         pipeline: QueryPipeline,
+        ingestor: Ingestor,
     ) -> BatchMode:
         """Batch mode on its own Redis client and breaker: a Redis hiccup in batch work does
         not open the breaker interactive queries' caches and limits go through."""
@@ -50,7 +52,14 @@ class BatchMode:
             consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             queue = BatchQueue(shared, consumer, settings.claim_idle_s)
             worker = BatchWorker(
-                queue, store, guard, pipeline, load, settings, query_settings.snippet_chars
+                queue,
+                store,
+                guard,
+                pipeline,
+                ingestor,
+                load,
+                settings,
+                query_settings.snippet_chars,
             )
         return cls(settings, query_settings, shared, store, load, worker)
 

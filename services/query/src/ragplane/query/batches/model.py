@@ -13,6 +13,7 @@ from ragplane.query.domain import (
     MetadataFilter,
     Passage,
     Question,
+    SourceDocument,
     ValueBounds,
 )
 from ragplane.query.timings import Stage
@@ -31,13 +32,18 @@ class ItemStatus(Enum):
     FAILED = "failed"
 
 
+# What one item of a batch asks for: a question answered, or a document ingested.
+Work = Question | SourceDocument
+
+
 @dataclass(frozen=True)
 class BatchItem:
-    """One question of a batch, as the queue carries it to a worker."""
+    """One question (or document) of a batch, as the queue carries it to a worker."""
 
     batch_id: str
+    tenant: str
     index: int
-    question: Question
+    work: Work
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,9 @@ class ItemResult:
     error: str = ""
     attempts: int = 0
     degradations: tuple[Degradation, ...] = ()
+    # A document: its id and how many chunks it was indexed as.
+    document_id: str = ""
+    chunks: int = 0
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "status": self.status.value})
@@ -106,12 +115,19 @@ class BatchStatus:
         return max(0.0, self.interactive_cost_usd - self.cost_usd)
 
 
-def question_to_json(question: Question) -> str:
-    return json.dumps(asdict(question))
+def work_to_json(work: Work) -> str:
+    kind = "document" if isinstance(work, SourceDocument) else "question"
+    return json.dumps({kind: asdict(work)})
 
 
-def question_from_json(text: str | bytes) -> Question:
+def work_from_json(text: str | bytes) -> Work:
     data: dict[str, Any] = json.loads(text)
+    if "document" in data:
+        return SourceDocument(**data["document"])
+    return _question(data["question"])
+
+
+def _question(data: dict[str, Any]) -> Question:
     filters = tuple(
         MetadataFilter(
             f["field"],

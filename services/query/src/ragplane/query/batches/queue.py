@@ -15,7 +15,7 @@ from typing import cast
 
 import redis.asyncio as redis
 
-from ragplane.query.batches.model import BatchItem, question_from_json, question_to_json
+from ragplane.query.batches.model import BatchItem, work_from_json, work_to_json
 from ragplane.runtime.redis_client import SharedRedis
 
 STREAM = "ragplane:batches:items"
@@ -32,7 +32,10 @@ class Taken:
 
 def _item(fields: dict[bytes, bytes]) -> BatchItem:
     return BatchItem(
-        fields[b"batch"].decode(), int(fields[b"index"]), question_from_json(fields[b"question"])
+        fields[b"batch"].decode(),
+        fields[b"tenant"].decode(),
+        int(fields[b"index"]),
+        work_from_json(fields[b"work"]),
     )
 
 
@@ -60,8 +63,9 @@ class BatchQueue:
         for item in items:
             fields = {
                 "batch": item.batch_id,
+                "tenant": item.tenant,
                 "index": str(item.index),
-                "question": question_to_json(item.question),
+                "work": work_to_json(item.work),
             }
             pipe.xadd(STREAM, fields)  # type: ignore[arg-type]
 

@@ -21,9 +21,9 @@ from ragplane.query.batches.model import (
     ItemResult,
     ItemStatus,
     Progress,
+    Work,
 )
 from ragplane.query.batches.queue import BatchQueue
-from ragplane.query.domain import Question
 from ragplane.runtime.redis_client import SharedRedis
 
 # KEYS: results, batch, running. ARGV: index, result JSON, counter (done|failed), cost,
@@ -64,10 +64,10 @@ class BatchStore:
         self._ttl_s = ttl_s
         self._record = shared.client.register_script(_RECORD)
 
-    async def submit(self, tenant: str, questions: Sequence[Question]) -> str:
-        """Create the batch and queue its questions in one transaction; its id."""
+    async def submit(self, tenant: str, work: Sequence[Work]) -> str:
+        """Create the batch and queue its items in one transaction; its id."""
         batch_id = uuid.uuid4().hex
-        items = [BatchItem(batch_id, index, q) for index, q in enumerate(questions)]
+        items = [BatchItem(batch_id, tenant, index, w) for index, w in enumerate(work)]
 
         async def create(client: redis.Redis) -> None:
             async with client.pipeline(transaction=True) as pipe:

@@ -19,12 +19,13 @@ import structlog
 
 from ragplane.query.batches import metrics
 from ragplane.query.batches.load import InteractiveLoad
-from ragplane.query.batches.model import BatchItem, ItemResult, ItemStatus
+from ragplane.query.batches.model import BatchItem, ItemResult, ItemStatus, Work
 from ragplane.query.batches.queue import BatchQueue, Taken
 from ragplane.query.batches.store import BatchStore
 from ragplane.query.config import BatchSettings
-from ragplane.query.domain import Answer, Passage
+from ragplane.query.domain import Answer, Passage, Question, SourceDocument
 from ragplane.query.guard import Admission, QueryGuard
+from ragplane.query.ingestion import Ingestor
 from ragplane.query.pipeline import QueryPipeline
 from ragplane.query.responses import cached_answer
 from ragplane.query.timings import Stage
@@ -48,6 +49,7 @@ class BatchWorker:
         store: BatchStore,
         guard: QueryGuard,
         pipeline: QueryPipeline,
+        ingestor: Ingestor,
         load: InteractiveLoad,
         settings: BatchSettings,
         snippet_chars: int,
@@ -56,6 +58,7 @@ class BatchWorker:
         self._store = store
         self._guard = guard
         self._pipeline = pipeline
+        self._ingestor = ingestor
         self._load = load
         self._settings = settings
         self._snippet_chars = snippet_chars
@@ -127,29 +130,56 @@ class BatchWorker:
                     await task
 
     async def _answer(self, item: BatchItem) -> ItemResult:
+        """The item's result, after at most ``retries`` further attempts."""
         attempts = 0
         while True:
             attempts += 1
             try:
-                answer, interactive_usd = await self._attempt(item)
+                return await self._attempt(item, attempts)
             except ItemFailed as failure:
                 if attempts > self._settings.retries:
-                    log.info("batch question failed", batch=item.batch_id, index=item.index)
+                    log.info("batch item failed", batch=item.batch_id, index=item.index)
                     return ItemResult(
                         item.index,
                         ItemStatus.FAILED,
-                        item.question.text,
+                        _query_of(item.work),
                         error=str(failure),
                         attempts=attempts,
+                        document_id=_document_id_of(item.work),
                     )
                 metrics.RETRIES.inc()
                 await asyncio.sleep(self._backoff.delay(attempts - 1))
-                continue
-            return self._result(item, answer, interactive_usd, attempts)
 
-    async def _attempt(self, item: BatchItem) -> tuple[Answer, float]:
+    async def _attempt(self, item: BatchItem, attempts: int) -> ItemResult:
+        if isinstance(item.work, SourceDocument):
+            chunks = await self._ingest(item.tenant, item.work)
+            return ItemResult(
+                item.index,
+                ItemStatus.DONE,
+                "",
+                attempts=attempts,
+                document_id=item.work.document_id,
+                chunks=chunks,
+            )
+        answer, interactive_usd = await self._ask(item, item.work)
+        return self._result(item, item.work, answer, interactive_usd, attempts)
+
+    async def _ingest(self, tenant: str, document: SourceDocument) -> int:
+        """Index the document as Ingest would (cached answers invalidated); its chunk count."""
+        deadline = Deadline(self._settings.item_timeout_s)
+        try:
+            [outcome] = await self._ingestor.ingest(tenant, [document], deadline)
+        except ServiceError as error:
+            raise ItemFailed(error.message) from error
+        finally:
+            await self._guard.documents_changed(tenant)
+        if not outcome.indexed:
+            raise ItemFailed(outcome.error)
+        return len(outcome.chunks)
+
+    async def _ask(self, item: BatchItem, question: Question) -> tuple[Answer, float]:
         """The answer (its cost at the batch price) and its cost at the interactive price."""
-        admission, deadline = await self._admitted(item)
+        admission, deadline = await self._admitted(item, question)
         if admission.cached is not None:
             return cached_answer(admission.cached, deadline.total_s or 0.0, 0.0), 0.0
         try:
@@ -166,14 +196,14 @@ class BatchWorker:
         await self._guard.settle(admission, answer)
         return answer, interactive_usd
 
-    async def _admitted(self, item: BatchItem) -> tuple[Admission, Deadline]:
+    async def _admitted(self, item: BatchItem, question: Question) -> tuple[Admission, Deadline]:
         """Through the guard; while the tenant is over its rate limit or budget, the batch is
         paused and the question waits."""
         paused = False
         while True:
             deadline = Deadline(self._settings.item_timeout_s)
             try:
-                admission = await self._guard.admit(item.question, deadline)
+                admission = await self._guard.admit(question, deadline)
             except ResourceExhausted as limit:
                 if not paused:
                     metrics.PAUSES.inc()
@@ -189,12 +219,17 @@ class BatchWorker:
             return admission, deadline
 
     def _result(
-        self, item: BatchItem, answer: Answer, interactive_usd: float, attempts: int
+        self,
+        item: BatchItem,
+        question: Question,
+        answer: Answer,
+        interactive_usd: float,
+        attempts: int,
     ) -> ItemResult:
         return ItemResult(
             index=item.index,
             status=ItemStatus.DONE,
-            query=item.question.text,
+            query=question.text,
             answer=answer.text,
             citations=tuple(
                 Passage(p.document_id, p.chunk_id, p.text[: self._snippet_chars], p.score)
@@ -209,3 +244,11 @@ class BatchWorker:
             attempts=attempts,
             degradations=tuple(answer.degradations),
         )
+
+
+def _query_of(work: Work) -> str:
+    return work.text if isinstance(work, Question) else ""
+
+
+def _document_id_of(work: Work) -> str:
+    return work.document_id if isinstance(work, SourceDocument) else ""
