@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings
 
 from ragplane.embedding.config import EmbeddingSettings
 from ragplane.generation.config import GenerationSettings
-from ragplane.query.config import GuardSettings, QuerySettings
+from ragplane.query.config import BatchSettings, GuardSettings, QuerySettings
 from ragplane.retrieval.config import RetrievalSettings
 
 SCHEMA = Path(__file__).resolve().parents[1] / "helm" / "ragplane" / "values.schema.json"
@@ -48,13 +48,20 @@ CHART_MANAGED: dict[str, set[str]] = {
         "weaviate_grpc_port",
         "api_keys_file",
         "api_keys",
+        # query.batch.*
+        "worker_enabled",
+        "concurrency",
+        "yield_in_flight",
+        "retries",
+        "result_ttl_s",
+        "price_factor",
     },
 }
 SERVICES: dict[str, tuple[type[BaseSettings], ...]] = {
     "embedding": (EmbeddingSettings,),
     "retrieval": (RetrievalSettings,),
     "generation": (GenerationSettings,),
-    "query": (QuerySettings, GuardSettings),
+    "query": (QuerySettings, GuardSettings, BatchSettings),
 }
 _KEPT = ("type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "pattern")
 

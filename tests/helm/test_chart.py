@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings
 
 from ragplane.embedding.config import EmbeddingSettings
 from ragplane.generation.config import GenerationSettings
-from ragplane.query.config import GuardSettings, QuerySettings
+from ragplane.query.config import BatchSettings, GuardSettings, QuerySettings
 from ragplane.retrieval.config import RetrievalSettings
 from ragplane.runtime.settings import ServiceSettings, load_settings
 from tests.helm.chart import (
@@ -47,7 +47,7 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "retrieval": RetrievalSettings,
     "generation": GenerationSettings,
 }
-EXTRA_SETTINGS: dict[str, list[type[BaseSettings]]] = {"query": [GuardSettings]}
+EXTRA_SETTINGS: dict[str, list[type[BaseSettings]]] = {"query": [GuardSettings, BatchSettings]}
 PRODUCTION = VALUES_FILES["production"]
 
 
@@ -209,14 +209,15 @@ def test_every_setting_the_chart_sets_is_read_and_valid(
 ) -> None:
     settings_class = SETTINGS[service]
     extra_classes = EXTRA_SETTINGS.get(service, [])
-    known = set(settings_class.model_fields).union(*(c.model_fields for c in extra_classes))
+    # Each class reads its fields under its own prefix (QUERY_, QUERY_BATCH_).
+    known = {
+        f"{c.model_config.get('env_prefix', '')}{name}".upper()
+        for c in (settings_class, *extra_classes)
+        for name in c.model_fields
+    }
     prefix = f"{service.upper()}_"
     environment = _environment(rendered, service)
-    unknown = [
-        name
-        for name in environment
-        if name.startswith(prefix) and name.removeprefix(prefix).lower() not in known
-    ]
+    unknown = [name for name in environment if name.startswith(prefix) and name not in known]
     assert unknown == [], f"the chart sets variables the {service} service does not read"
     for name, value in environment.items():
         monkeypatch.setenv(name, value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from ragplane.cli.stack import Stack
 from tests.conftest import DATA
@@ -43,3 +44,29 @@ def test_ask_reports_the_status_and_exits_1(stack: Stack) -> None:
     asked = _ragplane(stack, "ask", "anything", "--tenant", "no-documents-here")
     assert asked.returncode == 1
     assert "NOT_FOUND" in asked.stderr
+
+
+def test_batch_submit_follow_and_results(stack: Stack, tmp_path: Path) -> None:
+    ingested = _ragplane(stack, "ingest", str(DATA / "tenant-a"), "--tenant", "cli-batch")
+    assert ingested.returncode == 0, ingested.stderr
+    questions = tmp_path / "questions.jsonl"
+    asked = [f"How often is the impeller inspected? ({n})" for n in range(3)]
+    questions.write_text(
+        "\n".join(json.dumps({"query": q, "maxOutputTokens": 8}) for q in asked) + "\n"
+    )
+    submitted = _ragplane(stack, "batch", "submit", str(questions), "--tenant", "cli-batch")
+    assert submitted.returncode == 0, submitted.stderr
+    batch_id = submitted.stdout.strip()
+
+    # --follow polls GetBatch until the batch ends, drawing its progress bar on stderr.
+    followed = _ragplane(
+        stack, "batch", "status", batch_id, "--tenant", "cli-batch", "--follow", "--interval", "0.5"
+    )
+    assert followed.returncode == 0, followed.stderr
+    assert followed.stdout.startswith("done: 3 done, 0 failed"), followed.stdout
+    assert "3/3" in followed.stderr
+
+    results = _ragplane(stack, "batch", "results", batch_id, "--tenant", "cli-batch")
+    lines = [json.loads(line) for line in results.stdout.splitlines()]
+    assert [line["query"] for line in lines] == asked
+    assert all(line["status"] == "BATCH_ITEM_STATUS_DONE" for line in lines)

@@ -16,6 +16,7 @@ import pytest
         ("retrieval", "RETRIEVAL_DEFAULT_ALPHA", "2"),
         ("generation", "GENERATION_REQUEST_TIMEOUT_S", "-1"),
         ("query", "QUERY_MAX_TOP_K", "zero"),
+        ("query", "QUERY_BATCH_PRICE_FACTOR", "1.5"),
     ],
 )
 def test_bad_value_exits_2_naming_the_variable(service: str, variable: str, value: str) -> None:

@@ -129,6 +129,14 @@ QUERY_{{ upper $target }}_TARGET: {{ include "ragplane.target" (dict "root" $.ro
 QUERY_WEAVIATE_HOST: {{ $values.weaviate.host | quote }}
 QUERY_WEAVIATE_HTTP_PORT: {{ $values.weaviate.httpPort | quote }}
 QUERY_WEAVIATE_GRPC_PORT: {{ $values.weaviate.grpcPort | quote }}
+{{- with $svc.batch }}
+QUERY_BATCH_WORKER_ENABLED: {{ .workerEnabled | toJson | quote }}
+QUERY_BATCH_CONCURRENCY: {{ .concurrency | quote }}
+QUERY_BATCH_YIELD_IN_FLIGHT: {{ .yieldInFlight | quote }}
+QUERY_BATCH_RETRIES: {{ .retries | quote }}
+QUERY_BATCH_RESULT_TTL_S: {{ .resultTtlSeconds | quote }}
+QUERY_BATCH_PRICE_FACTOR: {{ .priceFactor | quote }}
+{{- end }}
 {{- with $svc.apiKeys.existingSecret }}
 QUERY_API_KEYS_FILE: {{ printf "/etc/ragplane/api-keys/%s" $svc.apiKeys.key | quote }}
 {{- end }}

@@ -12,25 +12,15 @@ import grpc
 from google.protobuf.json_format import MessageToJson
 from tqdm import tqdm
 
+from ragplane.cli import batch
+from ragplane.cli.calls import DEFAULT_TENANT, fail, target
 from ragplane.cli.documents import batches, document_id_for, find_files, read_text, select
 from ragplane.cli.journal import IngestJournal, JournalBusy, text_digest
 from ragplane.cli.stack import Ports, Stack
 from ragplane.v1 import common_pb2, query_pb2, query_pb2_grpc
 
-DEFAULT_TENANT = "demo"
 # Exit status when another ingestion already writes the journal (EX_TEMPFAIL: try again later).
 EXIT_JOURNAL_BUSY = 75
-
-
-def _target(args: argparse.Namespace) -> str:
-    return args.target or f"127.0.0.1:{Ports.from_env().query}"
-
-
-def _fail(error: grpc.RpcError) -> int:
-    code = error.code().name if isinstance(error, grpc.Call) else "UNKNOWN"
-    details = error.details() if isinstance(error, grpc.Call) else str(error)
-    print(f"error: {code}: {details}", file=sys.stderr)
-    return 1
 
 
 def quality_line(quality: query_pb2.AnswerQuality) -> str:
@@ -77,11 +67,11 @@ def ask(args: argparse.Namespace) -> int:
     request = query_pb2.QueryRequest(tenant=args.tenant, query=args.question, top_k=args.top_k)
     if args.alpha is not None:
         request.alpha = args.alpha
-    with grpc.insecure_channel(_target(args)) as channel:
+    with grpc.insecure_channel(target(args)) as channel:
         try:
             response = query_pb2_grpc.QueryServiceStub(channel).Query(request, timeout=args.timeout)
         except grpc.RpcError as error:
-            return _fail(error)
+            return fail(error)
     if args.json:
         print(MessageToJson(response))
     else:
@@ -159,7 +149,7 @@ def ingest(args: argparse.Namespace) -> int:
     try:
         _send(args, files, base, progress)
     except grpc.RpcError as error:
-        return _fail(error)
+        return fail(error)
     except KeyboardInterrupt:
         print(
             f"\ninterrupted after {progress.indexed} documents; "
@@ -183,7 +173,7 @@ def _send(
     options = [("grpc.max_send_message_length", 64 * 1024 * 1024)]
     # Two calls in flight: the service chunks and stores one while it embeds the other.
     with (
-        grpc.insecure_channel(_target(args), options=options) as channel,
+        grpc.insecure_channel(target(args), options=options) as channel,
         ThreadPoolExecutor(max_workers=args.concurrency) as pool,
     ):
         stub = query_pb2_grpc.QueryServiceStub(channel)
@@ -276,6 +266,8 @@ def parser() -> argparse.ArgumentParser:
         f"file resumes where it stopped (exit {EXIT_JOURNAL_BUSY} while another run writes it)",
     )
     ingest_cmd.set_defaults(handler=ingest)
+
+    batch.add_commands(commands)
 
     stack_cmd = commands.add_parser("stack", help="run the local stack (development)")
     stack_cmd.add_argument("action", choices=["up", "down", "status"])

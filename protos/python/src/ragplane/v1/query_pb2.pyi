@@ -143,6 +143,54 @@ RATING_UP: Rating.ValueType  # 1
 RATING_DOWN: Rating.ValueType  # 2
 Global___Rating: _TypeAlias = Rating  # noqa: Y015
 
+class _BatchState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BatchStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BatchState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BATCH_STATE_UNSPECIFIED: _BatchState.ValueType  # 0
+    BATCH_STATE_QUEUED: _BatchState.ValueType  # 1
+    """Nothing started yet."""
+    BATCH_STATE_RUNNING: _BatchState.ValueType  # 2
+    BATCH_STATE_PAUSED: _BatchState.ValueType  # 3
+    """Waiting for the tenant's rate limit or budget to allow more (paused_reason says which)."""
+    BATCH_STATE_DONE: _BatchState.ValueType  # 4
+    """Every question answered or failed."""
+    BATCH_STATE_CANCELLED: _BatchState.ValueType  # 5
+
+class BatchState(_BatchState, metaclass=_BatchStateEnumTypeWrapper): ...
+
+BATCH_STATE_UNSPECIFIED: BatchState.ValueType  # 0
+BATCH_STATE_QUEUED: BatchState.ValueType  # 1
+"""Nothing started yet."""
+BATCH_STATE_RUNNING: BatchState.ValueType  # 2
+BATCH_STATE_PAUSED: BatchState.ValueType  # 3
+"""Waiting for the tenant's rate limit or budget to allow more (paused_reason says which)."""
+BATCH_STATE_DONE: BatchState.ValueType  # 4
+"""Every question answered or failed."""
+BATCH_STATE_CANCELLED: BatchState.ValueType  # 5
+Global___BatchState: _TypeAlias = BatchState  # noqa: Y015
+
+class _BatchItemStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BatchItemStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BatchItemStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BATCH_ITEM_STATUS_UNSPECIFIED: _BatchItemStatus.ValueType  # 0
+    BATCH_ITEM_STATUS_DONE: _BatchItemStatus.ValueType  # 1
+    BATCH_ITEM_STATUS_FAILED: _BatchItemStatus.ValueType  # 2
+    """Failed on every attempt; error says why."""
+
+class BatchItemStatus(_BatchItemStatus, metaclass=_BatchItemStatusEnumTypeWrapper): ...
+
+BATCH_ITEM_STATUS_UNSPECIFIED: BatchItemStatus.ValueType  # 0
+BATCH_ITEM_STATUS_DONE: BatchItemStatus.ValueType  # 1
+BATCH_ITEM_STATUS_FAILED: BatchItemStatus.ValueType  # 2
+"""Failed on every attempt; error says why."""
+Global___BatchItemStatus: _TypeAlias = BatchItemStatus  # noqa: Y015
+
 @_typing.final
 class QueryRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -674,3 +722,279 @@ class FeedbackResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FeedbackResponse: _TypeAlias = FeedbackResponse  # noqa: Y015
+
+@_typing.final
+class SubmitBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    QUESTIONS_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    """Tenant the batch belongs to; required. Each question's tenant must be empty or this one."""
+    @_builtins.property
+    def questions(self) -> _containers.RepeatedCompositeFieldContainer[Global___QueryRequest]:
+        """The questions, each with the options of an interactive query; or the documents (below):
+        at least one, at most the configured number.
+        """
+
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___Document]:
+        """Documents to ingest, as Ingest takes them, one work item each; not with questions."""
+
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        questions: _abc.Iterable[Global___QueryRequest] | None = ...,
+        documents: _abc.Iterable[Global___Document] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "questions", b"questions", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitBatchRequest: _TypeAlias = SubmitBatchRequest  # noqa: Y015
+
+@_typing.final
+class SubmitBatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    items: _builtins.int
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        items: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitBatchResponse: _TypeAlias = SubmitBatchResponse  # noqa: Y015
+
+@_typing.final
+class BatchProgress(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTAL_FIELD_NUMBER: _builtins.int
+    QUEUED_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    CANCELLED_FIELD_NUMBER: _builtins.int
+    ETA_S_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    queued: _builtins.int
+    running: _builtins.int
+    done: _builtins.int
+    failed: _builtins.int
+    cancelled: _builtins.int
+    """Questions dropped by CancelBatch."""
+    eta_s: _builtins.float
+    """Estimated seconds until the batch is finished, from its pace so far; 0 when unknown."""
+    def __init__(
+        self,
+        *,
+        total: _builtins.int = ...,
+        queued: _builtins.int = ...,
+        running: _builtins.int = ...,
+        done: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        cancelled: _builtins.int = ...,
+        eta_s: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cancelled", b"cancelled", "done", b"done", "eta_s", b"eta_s", "failed", b"failed", "queued", b"queued", "running", b"running", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchProgress: _TypeAlias = BatchProgress  # noqa: Y015
+
+@_typing.final
+class BatchItemResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    ANSWER_FIELD_NUMBER: _builtins.int
+    CITATIONS_FIELD_NUMBER: _builtins.int
+    PROVIDER_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    INTERACTIVE_COST_USD_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    DEGRADATIONS_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    CHUNKS_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Position of the question (or document) in the SubmitBatchRequest."""
+    status: Global___BatchItemStatus.ValueType
+    query: _builtins.str
+    answer: _builtins.str
+    provider: _builtins.str
+    model: _builtins.str
+    cost_usd: _builtins.float
+    """Cost at the batch price, and what the same answer costs interactively."""
+    interactive_cost_usd: _builtins.float
+    error: _builtins.str
+    """Why the question failed (status FAILED)."""
+    attempts: _builtins.int
+    document_id: _builtins.str
+    """A document of the batch: its id and the chunks it was indexed as."""
+    chunks: _builtins.int
+    @_builtins.property
+    def citations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Citation]: ...
+    @_builtins.property
+    def usage(self) -> _common_pb2.TokenUsage: ...
+    @_builtins.property
+    def degradations(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Degradation]: ...
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        status: Global___BatchItemStatus.ValueType = ...,
+        query: _builtins.str = ...,
+        answer: _builtins.str = ...,
+        citations: _abc.Iterable[_common_pb2.Citation] | None = ...,
+        provider: _builtins.str = ...,
+        model: _builtins.str = ...,
+        usage: _common_pb2.TokenUsage | None = ...,
+        cost_usd: _builtins.float = ...,
+        interactive_cost_usd: _builtins.float = ...,
+        error: _builtins.str = ...,
+        attempts: _builtins.int = ...,
+        degradations: _abc.Iterable[_common_pb2.Degradation] | None = ...,
+        document_id: _builtins.str = ...,
+        chunks: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "attempts", b"attempts", "chunks", b"chunks", "citations", b"citations", "cost_usd", b"cost_usd", "degradations", b"degradations", "document_id", b"document_id", "error", b"error", "index", b"index", "interactive_cost_usd", b"interactive_cost_usd", "model", b"model", "provider", b"provider", "query", b"query", "status", b"status", "usage", b"usage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchItemResult: _TypeAlias = BatchItemResult  # noqa: Y015
+
+@_typing.final
+class GetBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    INCLUDE_RESULTS_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    batch_id: _builtins.str
+    include_results: _builtins.bool
+    """Include the results so far (in index order)."""
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        batch_id: _builtins.str = ...,
+        include_results: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "include_results", b"include_results", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBatchRequest: _TypeAlias = GetBatchRequest  # noqa: Y015
+
+@_typing.final
+class GetBatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    PAUSED_REASON_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    SAVED_USD_FIELD_NUMBER: _builtins.int
+    RESULTS_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    state: Global___BatchState.ValueType
+    paused_reason: _builtins.str
+    cost_usd: _builtins.float
+    """Cost of the batch so far at the batch price, and what it saved against the interactive
+    price.
+    """
+    saved_usd: _builtins.float
+    @_builtins.property
+    def progress(self) -> Global___BatchProgress: ...
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchItemResult]: ...
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        state: Global___BatchState.ValueType = ...,
+        progress: Global___BatchProgress | None = ...,
+        paused_reason: _builtins.str = ...,
+        cost_usd: _builtins.float = ...,
+        saved_usd: _builtins.float = ...,
+        results: _abc.Iterable[Global___BatchItemResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "cost_usd", b"cost_usd", "paused_reason", b"paused_reason", "progress", b"progress", "results", b"results", "saved_usd", b"saved_usd", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBatchResponse: _TypeAlias = GetBatchResponse  # noqa: Y015
+
+@_typing.final
+class CancelBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    batch_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        batch_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelBatchRequest: _TypeAlias = CancelBatchRequest  # noqa: Y015
+
+@_typing.final
+class CancelBatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_FIELD_NUMBER: _builtins.int
+    PROGRESS_FIELD_NUMBER: _builtins.int
+    state: Global___BatchState.ValueType
+    @_builtins.property
+    def progress(self) -> Global___BatchProgress: ...
+    def __init__(
+        self,
+        *,
+        state: Global___BatchState.ValueType = ...,
+        progress: Global___BatchProgress | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["progress", b"progress", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelBatchResponse: _TypeAlias = CancelBatchResponse  # noqa: Y015

@@ -60,6 +60,21 @@ class QueryServiceStub(object):
                 request_serializer=ragplane_dot_v1_dot_query__pb2.FeedbackRequest.SerializeToString,
                 response_deserializer=ragplane_dot_v1_dot_query__pb2.FeedbackResponse.FromString,
                 _registered_method=True)
+        self.SubmitBatch = channel.unary_unary(
+                '/ragplane.v1.QueryService/SubmitBatch',
+                request_serializer=ragplane_dot_v1_dot_query__pb2.SubmitBatchRequest.SerializeToString,
+                response_deserializer=ragplane_dot_v1_dot_query__pb2.SubmitBatchResponse.FromString,
+                _registered_method=True)
+        self.GetBatch = channel.unary_unary(
+                '/ragplane.v1.QueryService/GetBatch',
+                request_serializer=ragplane_dot_v1_dot_query__pb2.GetBatchRequest.SerializeToString,
+                response_deserializer=ragplane_dot_v1_dot_query__pb2.GetBatchResponse.FromString,
+                _registered_method=True)
+        self.CancelBatch = channel.unary_unary(
+                '/ragplane.v1.QueryService/CancelBatch',
+                request_serializer=ragplane_dot_v1_dot_query__pb2.CancelBatchRequest.SerializeToString,
+                response_deserializer=ragplane_dot_v1_dot_query__pb2.CancelBatchResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer(object):
@@ -108,6 +123,29 @@ class QueryServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitBatch(self, request, context):
+        """Queues many questions to be answered (or documents to be ingested) when there is room,
+        at lower priority and at the batch price; returns the batch id at once. The queue is durable (Redis Streams): a batch
+        survives restarts of the query service, and each question is answered once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBatch(self, request, context):
+        """A batch's progress, cost and (when asked) its results so far.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelBatch(self, request, context):
+        """Stops a batch: questions not yet answered are dropped; answered ones keep their results.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -135,6 +173,21 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.Feedback,
                     request_deserializer=ragplane_dot_v1_dot_query__pb2.FeedbackRequest.FromString,
                     response_serializer=ragplane_dot_v1_dot_query__pb2.FeedbackResponse.SerializeToString,
+            ),
+            'SubmitBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitBatch,
+                    request_deserializer=ragplane_dot_v1_dot_query__pb2.SubmitBatchRequest.FromString,
+                    response_serializer=ragplane_dot_v1_dot_query__pb2.SubmitBatchResponse.SerializeToString,
+            ),
+            'GetBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBatch,
+                    request_deserializer=ragplane_dot_v1_dot_query__pb2.GetBatchRequest.FromString,
+                    response_serializer=ragplane_dot_v1_dot_query__pb2.GetBatchResponse.SerializeToString,
+            ),
+            'CancelBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelBatch,
+                    request_deserializer=ragplane_dot_v1_dot_query__pb2.CancelBatchRequest.FromString,
+                    response_serializer=ragplane_dot_v1_dot_query__pb2.CancelBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -273,6 +326,87 @@ class QueryService(object):
             '/ragplane.v1.QueryService/Feedback',
             ragplane_dot_v1_dot_query__pb2.FeedbackRequest.SerializeToString,
             ragplane_dot_v1_dot_query__pb2.FeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragplane.v1.QueryService/SubmitBatch',
+            ragplane_dot_v1_dot_query__pb2.SubmitBatchRequest.SerializeToString,
+            ragplane_dot_v1_dot_query__pb2.SubmitBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragplane.v1.QueryService/GetBatch',
+            ragplane_dot_v1_dot_query__pb2.GetBatchRequest.SerializeToString,
+            ragplane_dot_v1_dot_query__pb2.GetBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ragplane.v1.QueryService/CancelBatch',
+            ragplane_dot_v1_dot_query__pb2.CancelBatchRequest.SerializeToString,
+            ragplane_dot_v1_dot_query__pb2.CancelBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,15 @@ class QueryServiceStub:
     unknown to the tenant (answers are kept QUERY_FEEDBACK_TTL_S); FAILED_PRECONDITION
     without Redis.
     """
+    SubmitBatch: _grpc.UnaryUnaryMultiCallable[_query_pb2.SubmitBatchRequest, _query_pb2.SubmitBatchResponse]
+    """Queues many questions to be answered (or documents to be ingested) when there is room,
+    at lower priority and at the batch price; returns the batch id at once. The queue is durable (Redis Streams): a batch
+    survives restarts of the query service, and each question is answered once.
+    """
+    GetBatch: _grpc.UnaryUnaryMultiCallable[_query_pb2.GetBatchRequest, _query_pb2.GetBatchResponse]
+    """A batch's progress, cost and (when asked) its results so far."""
+    CancelBatch: _grpc.UnaryUnaryMultiCallable[_query_pb2.CancelBatchRequest, _query_pb2.CancelBatchResponse]
+    """Stops a batch: questions not yet answered are dropped; answered ones keep their results."""
 
 @_typing.type_check_only
 class QueryServiceAsyncStub(QueryServiceStub):
@@ -81,6 +90,15 @@ class QueryServiceAsyncStub(QueryServiceStub):
     unknown to the tenant (answers are kept QUERY_FEEDBACK_TTL_S); FAILED_PRECONDITION
     without Redis.
     """
+    SubmitBatch: _aio.UnaryUnaryMultiCallable[_query_pb2.SubmitBatchRequest, _query_pb2.SubmitBatchResponse]  # type: ignore[assignment]
+    """Queues many questions to be answered (or documents to be ingested) when there is room,
+    at lower priority and at the batch price; returns the batch id at once. The queue is durable (Redis Streams): a batch
+    survives restarts of the query service, and each question is answered once.
+    """
+    GetBatch: _aio.UnaryUnaryMultiCallable[_query_pb2.GetBatchRequest, _query_pb2.GetBatchResponse]  # type: ignore[assignment]
+    """A batch's progress, cost and (when asked) its results so far."""
+    CancelBatch: _aio.UnaryUnaryMultiCallable[_query_pb2.CancelBatchRequest, _query_pb2.CancelBatchResponse]  # type: ignore[assignment]
+    """Stops a batch: questions not yet answered are dropped; answered ones keep their results."""
 
 class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
     """The public entry point of ragplane: questions in, cited answers out; documents in."""
@@ -135,5 +153,32 @@ class QueryServiceServicer(metaclass=_abc_1.ABCMeta):
         unknown to the tenant (answers are kept QUERY_FEEDBACK_TTL_S); FAILED_PRECONDITION
         without Redis.
         """
+
+    @_abc_1.abstractmethod
+    def SubmitBatch(
+        self,
+        request: _query_pb2.SubmitBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_query_pb2.SubmitBatchResponse, _abc.Awaitable[_query_pb2.SubmitBatchResponse]]:
+        """Queues many questions to be answered (or documents to be ingested) when there is room,
+        at lower priority and at the batch price; returns the batch id at once. The queue is durable (Redis Streams): a batch
+        survives restarts of the query service, and each question is answered once.
+        """
+
+    @_abc_1.abstractmethod
+    def GetBatch(
+        self,
+        request: _query_pb2.GetBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_query_pb2.GetBatchResponse, _abc.Awaitable[_query_pb2.GetBatchResponse]]:
+        """A batch's progress, cost and (when asked) its results so far."""
+
+    @_abc_1.abstractmethod
+    def CancelBatch(
+        self,
+        request: _query_pb2.CancelBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_query_pb2.CancelBatchResponse, _abc.Awaitable[_query_pb2.CancelBatchResponse]]:
+        """Stops a batch: questions not yet answered are dropped; answered ones keep their results."""
 
 def add_QueryServiceServicer_to_server(servicer: QueryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -18,6 +18,9 @@ ROLES_BY_METHOD = {
     f"{_SERVICE}Ingest": Role.INGEST,
     f"{_SERVICE}DeleteDocuments": Role.INGEST,
     f"{_SERVICE}Feedback": Role.QUERY,
+    f"{_SERVICE}SubmitBatch": Role.QUERY,
+    f"{_SERVICE}GetBatch": Role.QUERY,
+    f"{_SERVICE}CancelBatch": Role.QUERY,
 }
 AUDITED_ACTIONS = {
     f"{_SERVICE}Query": "query",
@@ -25,6 +28,8 @@ AUDITED_ACTIONS = {
     f"{_SERVICE}Ingest": "ingest",
     f"{_SERVICE}DeleteDocuments": "delete_documents",
     f"{_SERVICE}Feedback": "feedback",
+    f"{_SERVICE}SubmitBatch": "submit_batch",
+    f"{_SERVICE}CancelBatch": "cancel_batch",
 }
 
 

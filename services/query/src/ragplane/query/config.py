@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ragplane.query.quality.confidence import ConfidenceRouter
 from ragplane.query.quality.faithfulness import EvidenceThresholds
@@ -250,3 +250,43 @@ class GuardSettings(RedisSettings, WeaviateSettings):
             ),
             semantic_threshold=pick(override.semantic_threshold, self.semantic_threshold),
         )
+
+
+class BatchSettings(BaseSettings):
+    """Batch mode (prefix QUERY_BATCH_): the durable queue's worker and its results.
+
+    Batches live in the Redis of QUERY_REDIS_URL; without it SubmitBatch is refused.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="QUERY_BATCH_", frozen=True, extra="ignore")
+
+    # Off: this service takes batches (SubmitBatch, GetBatch) but answers none; query services
+    # with it on (the same pods, or a Deployment of their own) answer them.
+    worker_enabled: bool = True
+    # Questions of batches answered at once by one query service.
+    concurrency: int = Field(default=2, ge=1)
+    # Interactive queries in flight on this service at which the worker starts no new question.
+    yield_in_flight: int = Field(default=1, ge=1)
+    # Further attempts at a question that failed, before it is reported failed.
+    retries: int = Field(default=2, ge=0)
+    retry_delay_s: float = Field(default=1.0, gt=0)
+    # How long a batch and its results are kept after its last activity.
+    result_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    # The batch price as a fraction of the interactive price (providers' batch endpoints ask
+    # about half).
+    price_factor: float = Field(default=0.5, gt=0, le=1)
+    max_items: int = Field(default=10_000, ge=1)
+    # The time one question may take, like an interactive query's deadline.
+    item_timeout_s: float = Field(default=120.0, gt=0)
+    # A question taken by a worker that died is taken over after it was idle this long.
+    claim_idle_s: float = Field(default=30.0, gt=0)
+    # How often an idle worker looks for work, and a busy one for a cancellation.
+    poll_s: float = Field(default=0.5, gt=0)
+    # A paused batch (rate limit, budget) is tried again after at most this long.
+    pause_max_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _claim_after_an_item_could_finish(self) -> BatchSettings:
+        if self.worker_enabled and self.claim_idle_s <= self.poll_s:
+            raise ValueError("QUERY_BATCH_CLAIM_IDLE_S must be more than QUERY_BATCH_POLL_S")
+        return self

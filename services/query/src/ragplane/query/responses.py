@@ -72,7 +72,7 @@ def query_response(
         ),
         request_id=current_request_id.get(),
         cost_usd=answer.cost_usd,
-        degradations=[_degradation_message(d) for d in degradations],
+        degradations=[degradation_message(d) for d in degradations],
         budget_ms=answer.deadline_s * 1000,
         cache=_cache_info(cache),
         tier=answer.tier,  # type: ignore[arg-type]
@@ -118,7 +118,7 @@ def citations(passages: Sequence[Passage], snippet_chars: int) -> list[common_pb
     ]
 
 
-def _degradation_message(degradation: Degradation) -> common_pb2.Degradation:
+def degradation_message(degradation: Degradation) -> common_pb2.Degradation:
     return common_pb2.Degradation(
         stage=degradation.stage.value,  # type: ignore[arg-type]
         cause=degradation.cause.value,  # type: ignore[arg-type]

@@ -8,6 +8,9 @@ from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 
 from ragplane.query.backends import Backends
+from ragplane.query.batch_edge import BatchRpcs
+from ragplane.query.batches.load import InteractiveLoad, interactive, interactive_stream
+from ragplane.query.batches.mode import BatchMode
 from ragplane.query.config import QuerySettings
 from ragplane.query.domain import Answer, Passage, Sources
 from ragplane.query.guard import Admission, QueryGuard
@@ -45,16 +48,32 @@ class QueryParts:
     ingestor: Ingestor
     # None without Redis: answers are not kept, and Feedback is refused.
     feedback: FeedbackStore | None
+    # None without Redis: batch RPCs are refused.
+    batches: BatchMode | None = None
 
     async def close(self) -> None:
+        if self.batches is not None:
+            await self.batches.close()
         await self.backends.close()
         await self.guard.close()
 
 
-class QueryServicer(query_pb2_grpc.QueryServiceServicer):
+class QueryServicer(BatchRpcs, query_pb2_grpc.QueryServiceServicer):
     def __init__(self, parts: WarmedUp[QueryParts]) -> None:
         self._parts = parts
 
+    @property
+    def interactive_load(self) -> InteractiveLoad | None:
+        parts = self._parts.peek()
+        return parts.batches.load if parts is not None and parts.batches is not None else None
+
+    def _batch_mode(self) -> BatchMode:
+        batches = self._parts.get().batches
+        if batches is None:
+            raise FailedPrecondition("batch mode needs Redis: set QUERY_REDIS_URL")
+        return batches
+
+    @interactive
     async def Query(
         self, request: query_pb2.QueryRequest, context: RpcContext
     ) -> query_pb2.QueryResponse:
@@ -66,6 +85,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         await parts.guard.settle(admission, answer)
         return await self._response(admission, answer, elapsed_ms(started))
 
+    @interactive_stream
     async def QueryStream(
         self, request: query_pb2.QueryRequest, context: RpcContext
     ) -> AsyncIterator[query_pb2.QueryStreamResponse]:

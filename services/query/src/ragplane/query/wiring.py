@@ -12,9 +12,10 @@ import structlog
 
 from ragplane.query.access import log_protections
 from ragplane.query.backends import Backends
+from ragplane.query.batches.mode import BatchMode
 from ragplane.query.caching.semantic import SemanticCache
 from ragplane.query.chunking import Chunker
-from ragplane.query.config import GuardSettings, QuerySettings
+from ragplane.query.config import BatchSettings, GuardSettings, QuerySettings
 from ragplane.query.dependencies import Dependencies
 from ragplane.query.guard import QueryGuard
 from ragplane.query.ingestion import Ingestor
@@ -55,7 +56,9 @@ def build_faithfulness(
     return FaithfulnessScorer(dependencies.embed, settings.evidence_thresholds())
 
 
-def build_parts(settings: QuerySettings, guard_settings: GuardSettings) -> QueryParts:
+def build_parts(
+    settings: QuerySettings, guard_settings: GuardSettings, batch_settings: BatchSettings
+) -> QueryParts:
     # Dependencies are not awaited here: a query service whose dependencies are down still
     # serves, and each request says which dependency failed.
     backends = Backends(
@@ -72,13 +75,22 @@ def build_parts(settings: QuerySettings, guard_settings: GuardSettings) -> Query
     redis = None
     if guard_settings.redis_enabled:
         redis = SharedRedis.connect("query-redis", guard_settings, REDIS_AVAILABLE)
+    guard = build_guard(guard_settings, dependencies, redis)
+    pipeline = QueryPipeline(dependencies, settings, build_faithfulness(settings, dependencies))
+    ingestor = Ingestor(backends, chunker, settings)
+    batches = None
+    if guard_settings.redis_enabled:
+        batches = BatchMode.build(
+            batch_settings, settings, guard_settings, guard, pipeline, ingestor
+        )
     return QueryParts(
         settings=settings,
         backends=backends,
-        guard=build_guard(guard_settings, dependencies, redis),
+        guard=guard,
         feedback=FeedbackStore(redis, guard_settings.feedback_ttl_s) if redis else None,
-        pipeline=QueryPipeline(dependencies, settings, build_faithfulness(settings, dependencies)),
-        ingestor=Ingestor(backends, chunker, settings),
+        pipeline=pipeline,
+        ingestor=ingestor,
+        batches=batches,
     )
 
 
@@ -87,9 +99,15 @@ class QueryApplication:
 
     service_names = (query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name,)
 
-    def __init__(self, settings: QuerySettings, guard_settings: GuardSettings) -> None:
+    def __init__(
+        self,
+        settings: QuerySettings,
+        guard_settings: GuardSettings,
+        batch_settings: BatchSettings,
+    ) -> None:
         self._settings = settings
         self._guard_settings = guard_settings
+        self._batch_settings = batch_settings
         self._parts: WarmedUp[QueryParts] = WarmedUp("the query service")
 
     def register(self, server: grpc.aio.Server) -> None:
@@ -97,7 +115,10 @@ class QueryApplication:
         query_pb2_grpc.add_QueryServiceServicer_to_server(servicer, server)
 
     async def warm_up(self) -> None:
-        self._parts.set(build_parts(self._settings, self._guard_settings))
+        parts = build_parts(self._settings, self._guard_settings, self._batch_settings)
+        if parts.batches is not None:
+            parts.batches.start()
+        self._parts.set(parts)
         log_protections(self._guard_settings)
         settings = self._settings
         log.info("ready", embedding=settings.embedding_target, retrieval=settings.retrieval_target)
