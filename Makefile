@@ -11,10 +11,9 @@ PYTHON := .venv/bin/python
 RAGPLANE := .venv/bin/ragplane
 TENANT ?= demo
 QUESTION ?= How do I create a virtual environment with the venv module?
-DEMO_MARKER := .run/demo-corpus.ingested
 PY_SOURCES := protos/python/src runtime/src cli/src services/*/src tests bench
 
-.PHONY: help install install-test protos run ask stop status test test-unit helm-lint lint format clean
+.PHONY: help install install-test protos run ask stop status test test-unit helm-lint lint format clean images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -28,16 +27,9 @@ install-test: install ## and the tools only the tests use: grpcurl, grpc_health_
 protos: install ## regenerate the Python stubs from protos/
 	@scripts/gen-protos.sh
 
-run: install ## start the stack, ingest the demo corpus once, answer QUESTION
+run: install ## start the stack and answer QUESTION (the first run ingests the demo corpus: first pages, then the rest in the background)
 	@$(RAGPLANE) stack up
-	@if [ -f $(DEMO_MARKER) ]; then \
-	  echo "demo corpus already ingested (delete $(DEMO_MARKER) to ingest again)"; \
-	else \
-	  corpus=$$(scripts/fetch-corpus.sh) && $(RAGPLANE) ingest "$$corpus" --tenant $(TENANT) \
-	    --journal .run/demo-corpus.journal && touch $(DEMO_MARKER); \
-	fi
-	@echo; echo "Q: $(QUESTION)"; echo
-	@$(RAGPLANE) ask --tenant $(TENANT) "$(QUESTION)"
+	@scripts/demo.sh "$(TENANT)" "$(QUESTION)"
 	@echo; echo "The stack stays up: '.venv/bin/ragplane ask \"...\"' asks more, 'make stop' stops it."
 
 ask: ## ask QUESTION of the running stack
@@ -58,11 +50,14 @@ format: install ## apply ruff's formatting and fixes
 	@.venv/bin/ruff format $(PY_SOURCES)
 	@.venv/bin/ruff check --fix $(PY_SOURCES)
 
-test: install-test lint helm-lint ## lint, the Helm chart, then unit and integration tests against real components
+test: install-test lint helm-lint images ## lint, the Helm chart, the images, then unit and integration tests against real components
 	@$(PYTHON) -m pytest --ignore=tests/helm
 
 helm-lint: install-test ## the Helm chart: helm lint --strict, Kubernetes 1.27/1.37 schemas, policy, promtool on the alerts
 	@$(PYTHON) -m pytest tests/helm
+
+images: install-test ## build the four service images with podman (layers cached; the CUDA one: scripts/build-images.sh embedding-cuda)
+	@scripts/build-images.sh
 
 test-unit: install ## only the tests that need no running component
 	@$(PYTHON) -m pytest tests/unit
@@ -89,12 +84,10 @@ load: install ## ghz load profiles (bench/load/profiles) against the local stack
 bench-generation: install ## generation: answers under injected faults, overhead over the LLM server
 	@$(PYTHON) -m bench.generation
 
-.PHONY: reranker eval-retrieval
-reranker: install ## fine-tune the cross-encoder reranker on the demo corpus (cached by inputs)
-	@corpus=$$(scripts/fetch-corpus.sh) && $(PYTHON) -m ragplane.retrieval.reranker_training --corpus "$$corpus"
-
-eval-retrieval: reranker ## retrieval quality (nDCG/Recall/MRR@10) and p50 latency per search mode
-	@$(PYTHON) -m bench.retrieval
+.PHONY: eval-retrieval
+# RERANKER=DIR adds hybrid + rerank with that cross-encoder (a deployment's own; see README).
+eval-retrieval: install ## retrieval quality on the whole demo corpus (nDCG/Recall/MRR) and p50 latency per search mode
+	@$(PYTHON) -m bench.retrieval $(if $(RERANKER),--reranker "$(RERANKER)")
 
 .PHONY: fuzz chaos
 fuzz: install ## the fuzz suite with many cases per RPC (make test runs a few); prints the statuses seen

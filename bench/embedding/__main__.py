@@ -35,11 +35,11 @@ REPO = Path(__file__).resolve().parents[2]
 # (b) and (c): the service as deployed, and the same with every call its own model run. The cache
 # is off in both: every text is new anyway, and a hit would measure Redis, not the model.
 RAGPLANE_PHASES = {
-    "ragplane-batched": ("(b)", "ragplane, batched", {"EMBEDDING_CACHE_ENABLED": "false"}),
+    "ragplane-batched": ("(b)", "ragplane, batched", {"EMBEDDING_REDIS_URL": ""}),
     "ragplane-unbatched": (
         "(c)",
         "ragplane, max batch size 1",
-        {"EMBEDDING_CACHE_ENABLED": "false", "EMBEDDING_MAX_BATCH_SIZE": "1"},
+        {"EMBEDDING_REDIS_URL": "", "EMBEDDING_MAX_BATCH_SIZE": "1"},
     ),
 }
 

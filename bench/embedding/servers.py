@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from ragplane.cli.stack import stop_process
 
 # Every server reads its model from a local directory; nothing may come from a model hub.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
@@ -63,18 +64,6 @@ def wait_until_ready(spec: ServerSpec, process: subprocess.Popen[bytes], log_pat
         time.sleep(0.5)
 
 
-def stop(process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    """SIGTERM (both servers shut down gracefully on it), then SIGKILL if it hangs."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @contextlib.contextmanager
 def running(spec: ServerSpec, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Runs the server while the block runs; it is stopped afterwards whatever happens."""
@@ -92,4 +81,4 @@ def running(spec: ServerSpec, log_path: Path) -> Iterator[subprocess.Popen[bytes
             wait_until_ready(spec, process, log_path)
             yield process
         finally:
-            stop(process, spec.stop_timeout_s)
+            stop_process(process, spec.stop_timeout_s)

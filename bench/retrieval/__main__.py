@@ -1,17 +1,18 @@
 """python -m bench.retrieval: retrieval quality and latency per search mode on a labelled set.
 
-Scores nDCG@10, Recall@10 and MRR@10 (ir-measures) at the document level for BM25 only, vector
-only, hybrid at several alphas and fusions, and hybrid + cross-encoder rerank, over the
-hand-labelled questions in tests/data/retrieval-eval.jsonl, and the p50 latency of one Search
-call per mode (the query vector is computed once beforehand, so embedding time is not in it).
+Scores nDCG@10 (graded), Recall@10, Recall@50 and MRR@10 (ir-measures) at the document level for
+BM25 only, vector only, hybrid at several alphas and fusions, and hybrid + cross-encoder rerank
+when a reranker is given (--reranker DIR), over the hand-labelled questions in
+tests/data/retrieval-eval.jsonl, for all of them and for the low-overlap ones, with the p50
+latency of one Search call per mode (the query vector is computed once beforehand, so embedding
+time is not in it).
 
-Where the chunks come from, in this order:
-1. the `make run` stack, when it is up and its tenant `demo` holds every labelled document: its
-   Weaviate and embedding service are used, with a retrieval service of our own beside them
-   (ours has the reranker configured);
-2. otherwise a stack of our own in .run/eval-retrieval (kept between runs), whose tenant `eval`
-   gets the labelled documents plus distractors: all of tutorial/, howto/, reference/, faq/ and
-   every second file of library/ (documents already there are not ingested again).
+The chunks are the whole demo corpus (every document of scripts/fetch-corpus.sh with text):
+1. the `make run` stack's tenant `demo`, when that stack is up and the tenant holds every one
+   of them: its Weaviate and embedding service are used, with a retrieval service of our own
+   beside them (ours has the reranker configured);
+2. otherwise a stack of our own in .run/eval-retrieval (ports kept between runs), whose tenant
+   `eval` gets the documents it does not hold yet.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from bench.retrieval.scoring import (
 )
 from ragplane.cli.documents import batches
 from ragplane.cli.stack import Ports, Stack, free_ports, grpc_serving
-from ragplane.retrieval.reranker_training import TrainingSettings, build_reranker
 from ragplane.v1 import (
     embedding_pb2,
     embedding_pb2_grpc,
@@ -65,10 +65,14 @@ class Target:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.retrieval", description=__doc__)
-    parser.add_argument("--chunks", type=int, default=30, help="chunks fetched per search")
-    parser.add_argument("--rerank-candidates", type=int, default=30)
+    parser.add_argument(
+        "--chunks", type=int, default=100, help="chunks fetched per search (Recall@50 needs many)"
+    )
+    parser.add_argument("--rerank-candidates", type=int, default=100)
     parser.add_argument("--run-dir", type=Path, default=REPO / ".run" / "eval-retrieval")
     parser.add_argument("--reuse-tenant", default="demo", help="tenant of the `make run` stack")
+    parser.add_argument("--tenant", default="eval", help="tenant of the bench's own stack")
+    parser.add_argument("--reranker", type=Path, default=None, help="cross-encoder directory")
     parser.add_argument("--reports", type=Path, default=REPO / "reports" / "eval-retrieval")
     return parser.parse_args(argv)
 
@@ -96,14 +100,16 @@ def _holds_all(
     return all(counts.per_document[document_id] > 0 for document_id in ids)
 
 
-def _reranker_env(reranker: Path) -> dict[str, str]:
+def _reranker_env(reranker: Path | None) -> dict[str, str]:
+    if reranker is None:
+        return {}
     # A generous budget: this measures what rerank achieves, and reports what it costs.
     return {"RETRIEVAL_RERANKER_PATH": str(reranker), "RETRIEVAL_RERANK_BUDGET_MS": "60000"}
 
 
 @contextmanager
 def reused_stack(
-    args: argparse.Namespace, reranker: Path, labelled: list[str]
+    args: argparse.Namespace, reranker: Path | None, documents: list[str]
 ) -> Iterator[Target | None]:
     ports = Ports.from_env()
     if not (grpc_serving(ports.retrieval)() and grpc_serving(ports.embedding)()):
@@ -111,7 +117,7 @@ def reused_stack(
         return
     with _channel(ports.retrieval) as channel:
         if not _holds_all(
-            retrieval_pb2_grpc.RetrievalServiceStub(channel), args.reuse_tenant, labelled
+            retrieval_pb2_grpc.RetrievalServiceStub(channel), args.reuse_tenant, documents
         ):
             yield None
             return
@@ -137,15 +143,9 @@ def reused_stack(
         stack.stop("retrieval")
 
 
-def subset(corpus: Path, labelled: list[str]) -> list[Path]:
-    library = sorted(corpus.glob("library/*.txt"))[::2]
-    folders = [
-        p
-        for p in sorted(corpus.rglob("*.txt"))
-        if str(p.relative_to(corpus)).startswith(DISTRACTOR_FOLDERS)
-    ]
-    chosen = {corpus / d for d in labelled} | set(library) | set(folders)
-    return sorted(p for p in chosen if p.read_text(errors="replace").strip())
+def corpus_files(corpus: Path) -> list[Path]:
+    """Every document of the demo corpus that has text: what `make run` ingests."""
+    return sorted(p for p in corpus.rglob("*.txt") if p.read_text(errors="replace").strip())
 
 
 def ingest_missing(
@@ -176,7 +176,7 @@ def ingest_missing(
 
 @contextmanager
 def own_stack(
-    args: argparse.Namespace, reranker: Path, corpus: Path, labelled: list[str]
+    args: argparse.Namespace, reranker: Path | None, corpus: Path, files: list[Path]
 ) -> Iterator[Target]:
     ports = Ports.kept_in(args.run_dir)
     stack = Stack(args.run_dir, ports, REPO / ".bin", sys.executable, _reranker_env(reranker))
@@ -189,20 +189,18 @@ def own_stack(
             _channel(ports.query) as q,
         ):
             retrieval = retrieval_pb2_grpc.RetrievalServiceStub(r)
-            files = subset(corpus, labelled)
             started = time.monotonic()
             added = ingest_missing(
-                query_pb2_grpc.QueryServiceStub(q), retrieval, "eval", files, corpus
+                query_pb2_grpc.QueryServiceStub(q), retrieval, args.tenant, files, corpus
             )
             print(
                 f"  {added} documents ingested in {time.monotonic() - started:.0f} s",
                 file=sys.stderr,
             )
             yield Target(
-                f"own stack in {args.run_dir}, tenant 'eval': {len(files)} of the corpus's "
-                f"documents (the {len(labelled)} labelled ones, tutorial/, howto/, reference/, "
-                "faq/ and every second file of library/)",
-                "eval",
+                f"own stack in {args.run_dir}, tenant {args.tenant!r}: all {len(files)} "
+                "documents of the demo corpus",
+                args.tenant,
                 retrieval,
                 embedding_pb2_grpc.EmbeddingServiceStub(e),
             )
@@ -247,17 +245,19 @@ def main(argv: list[str] | None = None) -> None:
     problems = missing_evidence(queries, corpus)
     if problems:
         raise SystemExit("labelled set does not match the corpus:\n" + "\n".join(problems))
-    labelled = sorted({d for q in queries for d in q.evidence})
-    reranker = build_reranker(corpus, [], TrainingSettings(), Path.home() / ".cache" / "ragplane")
+    files = corpus_files(corpus)
+    documents = [str(p.relative_to(corpus)) for p in files]
+    reranker = args.reranker
     with ExitStack() as stacks:
-        reused = stacks.enter_context(reused_stack(args, reranker, labelled))
-        target = reused or stacks.enter_context(own_stack(args, reranker, corpus, labelled))
+        reused = stacks.enter_context(reused_stack(args, reranker, documents))
+        target = reused or stacks.enter_context(own_stack(args, reranker, corpus, files))
         texts = [q.question for q in queries]
         embedded = target.embedding.Embed(embedding_pb2.EmbedRequest(texts=texts), timeout=300)
         vectors = {
             q.query_id: list(e.values) for q, e in zip(queries, embedded.embeddings, strict=True)
         }
-        results = [run_mode(target, mode, queries, vectors, args) for mode in MODES]
+        modes = [m for m in MODES if reranker is not None or not m.rerank]
+        results = [run_mode(target, mode, queries, vectors, args) for mode in modes]
     report(args, target, queries, results, reranker)
 
 
@@ -266,21 +266,29 @@ def report(
     target: Target,
     queries: Sequence[LabelledQuery],
     results: list[ModeResult],
-    reranker: Path,
+    reranker: Path | None,
 ) -> None:
     print(f"\nretrieval eval: {len(queries)} labelled questions, document level")
     print(f"data: {target.description}")
-    print(f"reranker: {reranker}")
+    print(f"reranker: {reranker or 'none given (--reranker DIR measures one)'}")
     print(
         f"each search fetches {args.chunks} chunks (rerank: {args.rerank_candidates} candidates)\n"
     )
+    low_overlap = [q for q in queries if q.low_overlap]
     print(table(results, queries))
+    print(f"\nthe {len(low_overlap)} low-overlap questions (same searches):\n")
+    print(table(results, low_overlap))
     args.reports.mkdir(parents=True, exist_ok=True)
     summary = {
         "data": target.description,
         "reranker": str(reranker),
         "modes": {
-            r.mode.name: {**r.scores(queries), "p50_ms": r.p50_ms(), "degraded": r.degraded}
+            r.mode.name: {
+                "all": r.scores(queries),
+                "low_overlap": r.scores(low_overlap),
+                "p50_ms": r.p50_ms(),
+                "degraded": r.degraded,
+            }
             for r in results
         },
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,20 +14,87 @@ from ir_measures import RR, R, nDCG
 
 from ragplane.v1 import retrieval_pb2
 
-MEASURES = {"nDCG@10": nDCG @ 10, "Recall@10": R @ 10, "MRR@10": RR @ 10}
+# Graded judgements: nDCG uses the grades; Recall and MRR count grade 1 (partly answers) too.
+MEASURES = {
+    "nDCG@10": nDCG @ 10,
+    "Recall@10": R(rel=1) @ 10,
+    "Recall@50": R(rel=1) @ 50,
+    "MRR@10": RR(rel=1) @ 10,
+}
+ANSWERS = 2  # the grade of a document that answers the question; 1 answers it partly
+
+# A reST heading (a line underlined, maybe overlined, with one punctuation character repeated)
+# and the markup kept as its text (:mod:`venv` -> venv); words are compared after both.
+_HEADING = re.compile(r"^[ \t]*(\S[^\n]*)\n([=\-~^*#+\"'`])\2{2,}[ \t]*$", re.MULTILINE)
+_MARKUP = re.compile(r":[a-z:]+:`!?~?([^`<]*?)\s*(?:<[^>]*>)?`")
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP_WORDS = frozenset(
+    _WORD.findall(
+        """a an the and or but if then else of to in on at by for with without from into onto
+        over under about as is are was were be been being do does did doing done have has had i
+        me my we our you your it its this that these those there here what which who whom whose
+        when where why how can could should would will shall may might must not no than so such
+        too very just only also any some each every all both either neither one ones get got make
+        makes use using used way ways out"""
+    )
+)
 
 
 @dataclass(frozen=True)
 class LabelledQuery:
     query_id: str
     question: str
+    # Relevant document id -> grade (2 answers the question, 1 partly).
+    grades: Mapping[str, int]
     # Relevant document id -> a phrase of the answer that the document contains.
     evidence: Mapping[str, str]
+    # Written without the words of the title and headings of the documents that answer it.
+    low_overlap: bool
 
 
 def load_queries(path: Path) -> list[LabelledQuery]:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [LabelledQuery(row["id"], row["question"], row["relevant"]) for row in rows]
+    return [
+        LabelledQuery(
+            row["id"],
+            row["question"],
+            {document: label["grade"] for document, label in row["relevant"].items()},
+            {document: label["evidence"] for document, label in row["relevant"].items()},
+            row["low_overlap"],
+        )
+        for row in rows
+    ]
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(_MARKUP.sub(r"\1", text).lower()) if len(w) >= 3} - _STOP_WORDS
+
+
+def _same_word(a: str, b: str) -> bool:
+    """One word is the other's prefix (sort, sorting), or they share five letters (creating,
+    creation): strict on purpose, so a low-overlap question cannot lean on a variant."""
+    shorter, longer = sorted((a, b), key=len)
+    return longer.startswith(shorter) or (len(shorter) >= 5 and longer[:5] == shorter[:5])
+
+
+def heading_words(document: Path) -> set[str]:
+    """Content words of a document's headings (its title first) and of its file name."""
+    text = document.read_text(errors="replace")
+    headings = " ".join(match.group(1) for match in _HEADING.finditer(text))
+    return content_words(headings) | content_words(document.name.removesuffix(".rst.txt"))
+
+
+def shared_heading_words(query: LabelledQuery, corpus: Path) -> set[str]:
+    """Words of the question that the headings of a document answering it also use."""
+    question = content_words(query.question)
+    return {
+        word
+        for document, grade in query.grades.items()
+        if grade == ANSWERS
+        for heading in heading_words(corpus / document)
+        for word in question
+        if _same_word(word, heading)
+    }
 
 
 def missing_evidence(queries: Sequence[LabelledQuery], corpus: Path) -> list[str]:
@@ -80,11 +148,12 @@ class ModeResult:
     degraded: int = 0
 
     def scores(self, queries: Sequence[LabelledQuery]) -> dict[str, float]:
-        qrels = {q.query_id: dict.fromkeys(q.evidence, 1) for q in queries}
+        qrels = {q.query_id: dict(q.grades) for q in queries}
         # ir-measures ranks by score: give the n-th document the score -n.
         run = {
             query_id: {document: -float(rank) for rank, document in enumerate(documents)}
             for query_id, documents in self.rankings.items()
+            if query_id in qrels
         }
         aggregate = ir_measures.calc_aggregate(list(MEASURES.values()), qrels, run)
         return {name: float(aggregate[measure]) for name, measure in MEASURES.items()}

@@ -8,7 +8,7 @@ import pytest
 from ragplane.v1 import query_pb2_grpc
 from tests.conftest import DATA
 from tests.fuzz import tally
-from tests.integration.conftest import ingest_folder
+from tests.integration.corpus import ingest_folder
 
 # Tenant A is queried by the fuzzed calls; B's documents must never show up in A's answers.
 TENANT_A, TENANT_B = "fuzz-a", "fuzz-b"

@@ -8,13 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ragplane.cli.documents import document_for, find_files
+from ragplane.cli.documents import document_for
 from ragplane.v1 import query_pb2, query_pb2_grpc
 from tests.conftest import REPO
+from tests.integration.corpus import CORPUS_SUBSET
 from tests.integration.toxiproxy import Toxiproxy, toxiproxy_server
-
-# A few pages of the demo corpus (Debian's Python 3.11 documentation).
-CORPUS_SUBSET = ["library/venv.rst.txt", "tutorial/venv.rst.txt", "tutorial/interpreter.rst.txt"]
 
 
 @pytest.fixture(scope="session")
@@ -36,14 +34,6 @@ def docs_tenant(query: query_pb2_grpc.QueryServiceStub, corpus_dir: Path) -> str
         documents
     ), response
     return "docs"
-
-
-def ingest_folder(query: query_pb2_grpc.QueryServiceStub, tenant: str, folder: Path) -> None:
-    documents = [document_for(path, folder) for path in find_files(folder)]
-    response = query.Ingest(
-        query_pb2.IngestRequest(tenant=tenant, documents=documents), timeout=120
-    )
-    assert all(r.status == query_pb2.DOCUMENT_STATUS_INDEXED for r in response.results), response
 
 
 @pytest.fixture(scope="session")

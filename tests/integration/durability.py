@@ -8,8 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -18,6 +17,7 @@ import grpc
 from ragplane.cli.stack import Stack
 from ragplane.v1 import retrieval_pb2, retrieval_pb2_grpc
 from tests.integration.hostile import DIMENSIONS, failure, rpc_metric
+from tests.integration.polling import wait_until
 
 # Kill cycles of the test: `make test` runs a few, `make chaos` at least 20.
 CYCLES_VARIABLE = "RAGPLANE_DURABILITY_CYCLES"
@@ -168,11 +168,5 @@ def wait_until_handled(metrics_port: int, call: InFlightUpsert) -> None:
         lambda: upserts_in_flight(metrics_port) >= 1 or call.done.is_set(),
         30,
         "the Upsert to be handled",
+        interval_s=0.005,
     )
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)

@@ -30,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ragplane.cli.stack import Stack
 from ragplane.runtime.index_versions import index_version_key
 from ragplane.v1 import common_pb2, embedding_pb2, generation_pb2, query_pb2, retrieval_pb2
+from tests.integration.polling import wait_until
 
 # The public RPCs that take caller input, by service (Info, ListTenants and Providers take none).
 PUBLIC_RPCS: dict[str, tuple[str, ...]] = {
@@ -385,13 +386,12 @@ def generation_key(tenant: str) -> str:
 
 def wait_for_log_line(log: Path, needle: str, timeout_s: float) -> str:
     """The first line of ``log`` that contains ``needle``, polled until ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        for line in log.read_text(errors="replace").splitlines():
-            if needle in line:
-                return line
-        assert time.monotonic() < deadline, f"no line with {needle!r} in {log}"
-        time.sleep(0.2)
+
+    def found() -> list[str]:
+        return [line for line in log.read_text(errors="replace").splitlines() if needle in line]
+
+    wait_until(lambda: bool(found()), timeout_s, f"a line with {needle!r} in {log}", 0.2)
+    return found()[0]
 
 
 # -- health, watched while a test runs ----------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragplane.cli.stack import OFFLINE_ENV, free_ports, grpc_serving
+from ragplane.cli.stack import OFFLINE_ENV, free_ports, grpc_serving, stop_process
 
 
 @dataclass
@@ -71,10 +70,4 @@ def service_process(
             time.sleep(0.2)
         yield service
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pytest
 
-from ragplane.cli.documents import document_for, find_files
 from ragplane.cli.stack import Stack
 from ragplane.v1 import query_pb2, query_pb2_grpc
 from tests.conftest import DATA
+from tests.integration.corpus import ingest_folder
 from tests.integration.guarded import ask, query_env
 from tests.integration.services import RunningService, service_process
 
-A, B, C = "cache-a", "cache-b", "cache-c"
 QUESTION = "How often is the Aurora 7 impeller inspected?"
+PARAPHRASE = "How often does the Aurora 7 impeller get inspected?"
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +32,11 @@ def cached_query(
         yield service, query_pb2_grpc.QueryServiceStub(channel)
 
 
-def _ingest(stub: query_pb2_grpc.QueryServiceStub, tenant: str, folder: Path) -> None:
-    documents = [document_for(path, folder) for path in find_files(folder)]
-    response = stub.Ingest(query_pb2.IngestRequest(tenant=tenant, documents=documents), timeout=120)
-    assert all(r.status == query_pb2.DOCUMENT_STATUS_INDEXED for r in response.results)
+def _tenant(stub: query_pb2_grpc.QueryServiceStub, name: str, folder: str) -> str:
+    """A tenant of one test's own (so that no test sees another's cached answers), holding
+    the documents of tests/data/<folder>."""
+    ingest_folder(stub, name, DATA / folder)
+    return name
 
 
 def _metrics_text(service: RunningService) -> str:
@@ -65,11 +65,10 @@ def test_a_repeated_question_is_an_exact_hit_and_says_so(
     cached_query: tuple[RunningService, query_pb2_grpc.QueryServiceStub],
 ) -> None:
     service, stub = cached_query
-    _ingest(stub, A, DATA / "tenant-a")
-    _ingest(stub, B, DATA / "tenant-b")
-    first = ask(stub, A, QUESTION)
+    tenant = _tenant(stub, "exact-a", "tenant-a")
+    first = ask(stub, tenant, QUESTION)
     assert not first.cache.hit
-    again = ask(stub, A, "  how often is the aurora 7 impeller INSPECTED ")
+    again = ask(stub, tenant, "  how often is the aurora 7 impeller INSPECTED ")
     assert again.cache.hit
     assert again.cache.layer == query_pb2.CACHE_LAYER_EXACT
     assert again.cache.similarity == pytest.approx(1.0)
@@ -85,7 +84,9 @@ def test_a_paraphrase_is_a_semantic_hit_but_negation_and_changed_number_are_not(
     cached_query: tuple[RunningService, query_pb2_grpc.QueryServiceStub],
 ) -> None:
     _, stub = cached_query
-    paraphrase = ask(stub, A, "How often does the Aurora 7 impeller get inspected?")
+    tenant = _tenant(stub, "semantic-a", "tenant-a")
+    ask(stub, tenant, QUESTION)
+    paraphrase = ask(stub, tenant, PARAPHRASE)
     assert paraphrase.cache.hit, paraphrase.cache
     assert paraphrase.cache.layer == query_pb2.CACHE_LAYER_SEMANTIC
     assert 0.95 <= paraphrase.cache.similarity < 1.0
@@ -94,7 +95,7 @@ def test_a_paraphrase_is_a_semantic_hit_but_negation_and_changed_number_are_not(
         "How often is the Aurora 7 impeller not inspected?",
         "How often is the Aurora 8 impeller inspected?",
     ):
-        assert not ask(stub, A, different).cache.hit, different
+        assert not ask(stub, tenant, different).cache.hit, different
 
 
 def test_another_tenant_never_gets_the_cached_answer(
@@ -103,11 +104,12 @@ def test_another_tenant_never_gets_the_cached_answer(
     _, stub = cached_query
     # A's cache holds QUESTION. B asks it word for word (exact layer), C a paraphrase of it
     # (semantic layer); each tenant asks first, so any hit could only be A's answer.
-    _ingest(stub, C, DATA / "tenant-b")
-    for tenant, question in (
-        (B, QUESTION),
-        (C, "How often does the Aurora 7 impeller get inspected?"),
-    ):
+    a = _tenant(stub, "isolated-a", "tenant-a")
+    assert ask(stub, a, QUESTION).citations
+    assert ask(stub, a, QUESTION).cache.hit
+    b = _tenant(stub, "isolated-b", "tenant-b")
+    c = _tenant(stub, "isolated-c", "tenant-b")
+    for tenant, question in ((b, QUESTION), (c, PARAPHRASE)):
         response = ask(stub, tenant, question, top_k=10)
         assert not response.cache.hit, tenant
         assert {c.document_id for c in response.citations} == {"zephyr-kilns.md"}
@@ -118,7 +120,9 @@ def test_temperature_above_zero_bypasses_the_caches(
 ) -> None:
     service, stub = cached_query
     before = service.metric("ragplane_query_cache_lookups_total", 'layer="exact",outcome="bypass"')
-    response = ask(stub, A, QUESTION, temperature=0.7)
+    tenant = _tenant(stub, "warm-a", "tenant-a")
+    ask(stub, tenant, QUESTION)
+    response = ask(stub, tenant, QUESTION, temperature=0.7)
     assert not response.cache.hit
     after = service.metric("ragplane_query_cache_lookups_total", 'layer="exact",outcome="bypass"')
     assert after == before + 1
@@ -128,20 +132,22 @@ def test_ingest_or_delete_for_a_tenant_invalidates_only_its_answers(
     cached_query: tuple[RunningService, query_pb2_grpc.QueryServiceStub],
 ) -> None:
     _, stub = cached_query
+    a = _tenant(stub, "invalidated-a", "tenant-a")
+    b = _tenant(stub, "invalidated-b", "tenant-b")
     b_question = "How long is the Zephyr kiln held at peak temperature?"
-    ask(stub, B, b_question)
-    assert ask(stub, B, b_question).cache.hit
-    assert ask(stub, A, QUESTION).cache.hit
+    for tenant, question in ((a, QUESTION), (b, b_question)):
+        ask(stub, tenant, question)
+        assert ask(stub, tenant, question).cache.hit
 
-    _ingest(stub, A, DATA / "tenant-a")
-    assert not ask(stub, A, QUESTION).cache.hit
-    assert ask(stub, A, QUESTION).cache.hit
-    assert ask(stub, B, b_question).cache.hit, "B's cache must survive A's ingest"
+    ingest_folder(stub, a, DATA / "tenant-a")
+    assert not ask(stub, a, QUESTION).cache.hit
+    assert ask(stub, a, QUESTION).cache.hit
+    assert ask(stub, b, b_question).cache.hit, "B's cache must survive A's ingest"
 
     removed = stub.DeleteDocuments(
-        query_pb2.DeleteDocumentsRequest(tenant=B, document_ids=["no-such-document.md"]),
+        query_pb2.DeleteDocumentsRequest(tenant=b, document_ids=["no-such-document.md"]),
         timeout=60,
     )
     assert removed.deleted_chunks == 0
-    assert not ask(stub, B, b_question).cache.hit
-    assert ask(stub, A, QUESTION).cache.hit
+    assert not ask(stub, b, b_question).cache.hit
+    assert ask(stub, a, QUESTION).cache.hit

@@ -11,10 +11,10 @@ from typing import Any
 import grpc
 import pytest
 
-from ragplane.cli.documents import document_for, find_files
 from ragplane.cli.stack import Stack
 from ragplane.v1 import query_pb2, query_pb2_grpc
 from tests.conftest import DATA
+from tests.integration.corpus import ingest_folder
 from tests.integration.guarded import ask, key_file_text, query_env, status_of
 from tests.integration.services import RunningService, service_process
 
@@ -50,18 +50,9 @@ def keyed_query(
         grpc.insecure_channel(service.target) as channel,
     ):
         stub = query_pb2_grpc.QueryServiceStub(channel)
-        _ingest(stub, A, DATA / "tenant-a", WRITER_A)
-        _ingest(stub, B, DATA / "tenant-b", WRITER_B)
+        ingest_folder(stub, A, DATA / "tenant-a", key=WRITER_A)
+        ingest_folder(stub, B, DATA / "tenant-b", key=WRITER_B)
         yield service, stub
-
-
-def _ingest(stub: query_pb2_grpc.QueryServiceStub, tenant: str, folder: Path, key: str) -> None:
-    documents = [document_for(path, folder) for path in find_files(folder)]
-    stub.Ingest(
-        query_pb2.IngestRequest(tenant=tenant, documents=documents),
-        timeout=120,
-        metadata=(("authorization", f"Bearer {key}"),),
-    )
 
 
 def _refused(call: Callable[[], object]) -> grpc.StatusCode:
@@ -143,6 +134,7 @@ def test_audit_records_every_call_and_no_log_holds_a_key_or_personal_data(
     response = ask(stub, A, PII_QUESTION, key=WRITER_A)
     with pytest.raises(grpc.RpcError):
         ask(stub, B, PII_QUESTION, key=WRITER_A)
+    assert _refused(lambda: ask(stub, A, PII_QUESTION)) == grpc.StatusCode.UNAUTHENTICATED
 
     text = service.log.read_text()
     for other in ("embedding", "retrieval", "generation"):

@@ -3,9 +3,6 @@ and reported by the Providers RPC without ever turning the service's health NOT_
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -14,56 +11,27 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ragplane.cli.stack import Stack, free_ports, redis_pong
+from ragplane.cli.stack import Stack
 from ragplane.v1 import generation_pb2, generation_pb2_grpc
-from tests.integration.services import RunningService, service_process
-from tests.integration.test_generation_fallback import (
+from tests.integration.generation_chain import (
     ask,
     breaker_state,
     chain_env,
     dead_port,
     provider,
 )
+from tests.integration.polling import wait_until
+from tests.integration.redis_server import RedisServer, redis_server
+from tests.integration.services import RunningService, service_process
 
 SKIPPED = generation_pb2.ATTEMPT_OUTCOME_SKIPPED
 FAILED = generation_pb2.ATTEMPT_OUTCOME_FAILED
 
 
-class RedisServer:
-    """A redis-server of this test's own, to stop and start again on the same port."""
-
-    def __init__(self, port: int, folder: Path) -> None:
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self._folder = folder
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout_s: float = 30) -> None:
-        argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port)]
-        argv += ["--dir", str(self._folder), "--save", "", "--appendonly", "no"]
-        with (self._folder / "redis.log").open("ab") as log:
-            self._process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout_s
-        while not redis_pong(self.port)():
-            assert self._process.poll() is None, "redis-server exited during start-up"
-            assert time.monotonic() < deadline, "redis-server did not answer PING"
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            self._process.wait(timeout=20)
-        self._process = None
-
-
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(free_ports(1)[0], tmp_path)
-    server.start()
-    try:
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    with redis_server(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def providers(service: RunningService) -> dict[str, generation_pb2.ProviderStatus]:
@@ -90,14 +58,14 @@ def shared_env(stack: Stack, redis_url: str) -> dict[str, str]:
         breaker_fail_max="2",
         breaker_reset_timeout_s="120",
         redis_url=redis_url,
-        breaker_redis_retry_s="0.5",
+        redis_retry_after_s="0.5",
     )
 
 
 def test_two_replicas_see_the_same_open_breaker(
-    stack: Stack, redis_server: RedisServer, tmp_path: Path
+    stack: Stack, own_redis: RedisServer, tmp_path: Path
 ) -> None:
-    env = shared_env(stack, redis_server.url)
+    env = shared_env(stack, own_redis.url())
     with ExitStack() as replicas:
         first = replicas.enter_context(service_process("generation", env, tmp_path))
         second = replicas.enter_context(service_process("generation", env, tmp_path))
@@ -105,8 +73,12 @@ def test_two_replicas_see_the_same_open_breaker(
             assert ask(first).attempts[0].outcome == FAILED
         assert breaker_state(first, "primary") == 2
 
-        # The second replica never called the primary, yet skips it at once.
-        assert breaker_state(second, "primary") == 2
+        # The second replica never called the primary, yet learns within a sync interval.
+        wait_until(
+            lambda: breaker_state(second, "primary") == 2,
+            10,
+            "the second replica to see the breaker the first one opened",
+        )
         response = ask(second)
         assert response.provider == "secondary"
         skipped = response.attempts[0]
@@ -124,26 +96,36 @@ def test_two_replicas_see_the_same_open_breaker(
         )
 
         # Redis gone: the replica's own memory starts from the open breaker it last saw.
-        redis_server.stop()
+        own_redis.stop()
         assert ask(second).attempts[0].outcome == SKIPPED
-        assert providers(second)["primary"].breaker_storage == (
-            generation_pb2.BREAKER_STORAGE_LOCAL
+        local = generation_pb2.BREAKER_STORAGE_LOCAL
+        wait_until(
+            lambda: providers(second)["primary"].breaker_storage == local,
+            10,
+            "the replica to notice Redis is gone",
         )
+        assert ask(second).attempts[0].outcome == SKIPPED
 
 
 def test_redis_down_keeps_answering_with_local_breakers_and_shares_again_on_its_return(
-    stack: Stack, redis_server: RedisServer, tmp_path: Path
+    stack: Stack, own_redis: RedisServer, tmp_path: Path
 ) -> None:
-    with service_process("generation", shared_env(stack, redis_server.url), tmp_path) as service:
+    with service_process("generation", shared_env(stack, own_redis.url()), tmp_path) as service:
         assert providers(service)["primary"].breaker_storage == (
             generation_pb2.BREAKER_STORAGE_SHARED
         )
-        redis_server.stop()
+        own_redis.stop()
 
         # Still answers; the failures are counted in this replica's memory and open its breaker.
         for _ in range(2):
             response = ask(service)
             assert (response.provider, response.attempts[0].outcome) == ("secondary", FAILED)
+        local = generation_pb2.BREAKER_STORAGE_LOCAL
+        wait_until(
+            lambda: providers(service)["primary"].breaker_storage == local,
+            10,
+            "the replica to notice Redis is gone",
+        )
         status = providers(service)["primary"]
         assert (status.breaker_storage, status.breaker_state) == (
             generation_pb2.BREAKER_STORAGE_LOCAL,
@@ -151,9 +133,14 @@ def test_redis_down_keeps_answering_with_local_breakers_and_shares_again_on_its_
         )
         assert ask(service).attempts[0].outcome == SKIPPED
 
-        # A Redis back after breaker_redis_retry_s (empty: it kept nothing) is used again.
-        redis_server.start()
-        time.sleep(1.0)  # twice breaker_redis_retry_s
+        # A Redis back (empty: it kept nothing) is used again once redis_retry_after_s passed.
+        own_redis.start()
+        shared = generation_pb2.BREAKER_STORAGE_SHARED
+        wait_until(
+            lambda: providers(service)["primary"].breaker_storage == shared,
+            30,
+            "the breaker state to be shared through Redis again",
+        )
         response = ask(service)
         assert (response.provider, response.attempts[0].outcome) == ("secondary", FAILED)
         status = providers(service)["primary"]

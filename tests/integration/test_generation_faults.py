@@ -12,14 +12,14 @@ import pytest
 from ragplane.cli.stack import Stack
 from ragplane.v1 import common_pb2, generation_pb2, generation_pb2_grpc
 from tests.integration.fault_injecting_proxy import Fault, FaultInjectingProxy, StreamFault
-from tests.integration.services import RunningService, service_process
-from tests.integration.test_generation_fallback import (
+from tests.integration.generation_chain import (
     PASSAGES,
     QUESTION,
     ask,
     chain_env,
     provider,
 )
+from tests.integration.services import RunningService, service_process
 
 OVERFLOW_MESSAGE = (
     "This model's maximum context length is 2048 tokens. However, you requested 4100 tokens."

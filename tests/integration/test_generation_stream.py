@@ -9,14 +9,14 @@ import grpc
 
 from ragplane.cli.stack import Stack
 from ragplane.v1 import common_pb2, generation_pb2, generation_pb2_grpc
-from tests.integration.services import service_process
-from tests.integration.test_generation_fallback import (
+from tests.integration.generation_chain import (
     PASSAGES,
     QUESTION,
     chain_env,
     dead_port,
     provider,
 )
+from tests.integration.services import service_process
 
 
 def stream(

@@ -26,7 +26,7 @@ from ragplane.v1 import (
     retrieval_pb2_grpc,
 )
 from tests.conftest import DATA
-from tests.integration.conftest import ingest_folder
+from tests.integration.corpus import ingest_folder
 from tests.integration.hostile import (
     DIMENSIONS,
     PASSAGE_TEXT,

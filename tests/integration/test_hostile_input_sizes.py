@@ -15,7 +15,7 @@ from ragplane.cli.stack import Stack
 from ragplane.query.config import QuerySettings
 from ragplane.v1 import query_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
 from tests.conftest import DATA
-from tests.integration.conftest import ingest_folder
+from tests.integration.corpus import ingest_folder
 from tests.integration.hostile import (
     PUBLIC_RPCS,
     QUESTION,

@@ -16,16 +16,19 @@ from ragplane.cli.stack import Stack
 from ragplane.runtime.errors import retry_after_s
 from ragplane.v1 import generation_pb2, query_pb2_grpc
 from tests.conftest import DATA
-from tests.integration.conftest import ingest_folder
+from tests.integration.corpus import ingest_folder
+from tests.integration.generation_chain import chain_env, provider
 from tests.integration.guarded import ask, details_of, query_env, status_of
 from tests.integration.services import RunningService, service_process
-from tests.integration.test_generation_fallback import chain_env, provider
 
 POLICIES = {
     "limited": {"rate_per_s": 0.05, "burst": 2},
     "thrifty": {"daily_budget_usd": 1e-9},
     "capped": {"daily_hard_budget_usd": 1e-9},
 }
+# A tenant without limits or budgets (the defaults).
+UNBUDGETED = "unbudgeted"
+QUESTION = "How often is the Aurora 7 impeller inspected?"
 # An analysis cue: the generation service's router sends this to the large tier.
 HARD_QUESTION = "Explain why the Aurora 7 impeller is inspected so often"
 
@@ -59,7 +62,7 @@ def limited_query(
             grpc.insecure_channel(service.target) as channel,
         ):
             stub = query_pb2_grpc.QueryServiceStub(channel)
-            for tenant in POLICIES:
+            for tenant in (*POLICIES, UNBUDGETED):
                 ingest_folder(stub, tenant, DATA / "tenant-a")
             yield service, stub
 
@@ -68,11 +71,10 @@ def test_past_its_rate_a_tenant_gets_resource_exhausted_with_a_retry_delay(
     limited_query: tuple[RunningService, query_pb2_grpc.QueryServiceStub],
 ) -> None:
     service, stub = limited_query
-    question = "How often is the Aurora 7 impeller inspected?"
-    ask(stub, "limited", question)
-    ask(stub, "limited", question)
+    ask(stub, "limited", QUESTION)
+    ask(stub, "limited", QUESTION)
     with pytest.raises(grpc.RpcError) as refused:
-        ask(stub, "limited", question)
+        ask(stub, "limited", QUESTION)
     assert status_of(refused.value) == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "rate limit" in details_of(refused.value)
     delay = retry_after_s(refused.value)
@@ -81,15 +83,16 @@ def test_past_its_rate_a_tenant_gets_resource_exhausted_with_a_retry_delay(
     assert 0 < delay <= 20
     assert service.metric("ragplane_query_rate_limited_total", 'reason="rate"') >= 1
     # Another tenant is not affected.
-    ask(stub, "thrifty", question)
+    ask(stub, "thrifty", QUESTION)
 
 
 def test_past_its_soft_budget_a_tenant_gets_the_small_tier(
     limited_query: tuple[RunningService, query_pb2_grpc.QueryServiceStub],
 ) -> None:
     _, stub = limited_query
+    # Any answer the model writes costs more than thrifty's budget of 1e-9 USD a day.
+    assert ask(stub, "thrifty", QUESTION).answer
     first = ask(stub, "thrifty", HARD_QUESTION)
-    # thrifty already spent on the question above; the budget is 1e-9 USD.
     assert first.tier == generation_pb2.MODEL_TIER_SMALL
     assert "budget" in first.tier_reason
     assert first.provider == "cheap-small"
@@ -99,7 +102,7 @@ def test_without_budget_the_hard_question_goes_to_the_large_tier(
     limited_query: tuple[RunningService, query_pb2_grpc.QueryServiceStub],
 ) -> None:
     _, stub = limited_query
-    response = ask(stub, "capped", HARD_QUESTION)
+    response = ask(stub, UNBUDGETED, HARD_QUESTION)
     assert response.tier == generation_pb2.MODEL_TIER_LARGE
     assert response.provider == "dear-large"
     assert response.cost_usd > 0
@@ -109,6 +112,8 @@ def test_past_its_hard_budget_only_cached_answers_are_served(
     limited_query: tuple[RunningService, query_pb2_grpc.QueryServiceStub],
 ) -> None:
     service, stub = limited_query
+    # The first answer costs more than capped's hard budget of 1e-9 USD a day, and is cached.
+    assert ask(stub, "capped", HARD_QUESTION).answer
     repeated = ask(stub, "capped", HARD_QUESTION)
     # The cached answer costs nothing, so it is served past the budget, with what it saved.
     assert repeated.cache.hit

@@ -21,9 +21,9 @@ from ragplane.cli.stack import Stack
 from ragplane.runtime.channels import open_channel
 from ragplane.runtime.tls import TlsSettings
 from ragplane.v1 import generation_pb2, generation_pb2_grpc
+from tests.integration.generation_chain import PASSAGES, QUESTION, chain_env, provider
 from tests.integration.guarded import status_of
 from tests.integration.services import RunningService, service_process
-from tests.integration.test_generation_fallback import PASSAGES, QUESTION, chain_env, provider
 
 
 @dataclass(frozen=True)

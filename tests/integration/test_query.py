@@ -7,7 +7,7 @@ import pytest
 
 from ragplane.cli.stack import Stack
 from ragplane.v1 import common_pb2, query_pb2, query_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
-from tests.integration.conftest import CORPUS_SUBSET
+from tests.integration.corpus import CORPUS_SUBSET
 from tests.integration.errors import expect_status
 
 

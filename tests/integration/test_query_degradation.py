@@ -1,4 +1,5 @@
-"""The degradation matrix, each row produced for real: a dependency stopped, slowed or cut.
+"""The degradation matrix, each row produced for real: a dependency's process stopped, hung,
+overloaded or slowed, or its port closed.
 
 Every row answers OK (or with the documented UNAVAILABLE) before the caller's deadline and names
 the degraded stage, its cause and the dependency in structured fields.
@@ -8,22 +9,37 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
 import pytest
 
 from ragplane.cli.stack import Ports, Stack
-from ragplane.v1 import common_pb2, query_pb2, query_pb2_grpc, retrieval_pb2
-from tests.conftest import REPO
+from ragplane.v1 import (
+    common_pb2,
+    embedding_pb2,
+    embedding_pb2_grpc,
+    query_pb2,
+    query_pb2_grpc,
+    retrieval_pb2,
+)
+from tests.conftest import DATA, REPO
+from tests.integration.corpus import ingest_folder
 from tests.integration.errors import expect_status
+from tests.integration.generation_chain import chain_env, dead_port, provider
+from tests.integration.guarded import ask
 from tests.integration.orchestrator import degraded, query_service, stack_caches
-from tests.integration.services import service_process
-from tests.integration.test_generation_fallback import chain_env, dead_port, provider
+from tests.integration.polling import wait_until
+from tests.integration.services import RunningService, service_process
 from tests.integration.toxiproxy import Toxiproxy
 from tests.reranker import trained_test_reranker
 
 QUESTION = "How do I create a venv?"
+# A tenant and question of the Weaviate-down test: its documents live in that test's Weaviate.
+CACHED_TENANT = "weaviate-down"
+CACHED_QUESTION = "How often is the Aurora 7 impeller inspected?"
 
 
 def test_embedding_down_searches_with_bm25_only_then_stops_calling_it(
@@ -48,6 +64,85 @@ def test_embedding_down_searches_with_bm25_only_then_stops_calling_it(
         common_pb2.DEGRADATION_CAUSE_UNAVAILABLE,
         common_pb2.DEGRADATION_CAUSE_CIRCUIT_OPEN,
     ]
+
+
+@pytest.fixture(scope="module")
+def small_embedding(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    """An embedding service whose queue holds one call, and whose model takes one text at a
+    time: a single call of many texts keeps it full for seconds."""
+    env = {
+        "EMBEDDING_REDIS_URL": "",
+        "EMBEDDING_MAX_QUEUED_REQUESTS": "1",
+        "EMBEDDING_MAX_BATCH_SIZE": "1",
+    }
+    with service_process("embedding", env, tmp_path_factory.mktemp("small-embedding")) as service:
+        yield service
+
+
+@contextmanager
+def _queue_filled(service: RunningService) -> Iterator[None]:
+    """One call of 256 long texts queued in ``service`` while the block runs, cancelled after
+    (a cancelled call leaves the queue before its texts reach the model)."""
+    texts = [f"Flood text {n}: " + "gaskets, flanges and impellers " * 30 for n in range(256)]
+    queued = "ragplane_embedding_queued_requests"
+    with grpc.insecure_channel(service.target) as channel:
+        flood = embedding_pb2_grpc.EmbeddingServiceStub(channel).Embed.future(
+            embedding_pb2.EmbedRequest(texts=texts), timeout=300
+        )
+        try:
+            wait_until(lambda: service.metric(queued) >= 1, 60, "the flood to be queued")
+            yield
+        finally:
+            flood.cancel()
+            wait_until(lambda: service.metric(queued) == 0, 60, "the flood to leave the queue")
+
+
+def test_an_overloaded_embedding_service_gives_bm25_only_search(
+    stack: Stack, docs_tenant: str, small_embedding: RunningService, tmp_path: Path
+) -> None:
+    queue_full = 'reason="queue_full"'
+    refused = small_embedding.metric("ragplane_embedding_rejected_total", queue_full)
+    with (
+        query_service(
+            stack, tmp_path, embedding_target=small_embedding.target, generation_min_s="600"
+        ) as query,
+        _queue_filled(small_embedding),
+    ):
+        response = query.ask(docs_tenant, QUESTION, timeout_s=30)
+        # Still full: the query's embedding call found no room.
+        assert small_embedding.metric("ragplane_embedding_queued_requests") >= 1
+    # It was refused with RESOURCE_EXHAUSTED (queue full), not lost or timed out.
+    assert small_embedding.metric("ragplane_embedding_rejected_total", queue_full) > refused
+    embedding = degraded(response)[common_pb2.STAGE_EMBEDDING]
+    assert embedding.dependency == "embedding service"
+    assert embedding.cause == common_pb2.DEGRADATION_CAUSE_UNAVAILABLE
+    assert "BM25 only" in embedding.reason
+    assert response.citations, "BM25 still finds the passages"
+
+
+def test_a_stopped_embedding_process_times_out_into_bm25_only_search_then_is_skipped(
+    stack: Stack, docs_tenant: str, small_embedding: RunningService, tmp_path: Path
+) -> None:
+    with query_service(
+        stack,
+        tmp_path,
+        embedding_target=small_embedding.target,
+        embed_timeout_s="0.5",
+        breaker_fail_max="2",
+        generation_min_s="600",
+    ) as query:
+        small_embedding.process.send_signal(signal.SIGSTOP)  # hung: it answers nothing
+        try:
+            responses = [query.ask(docs_tenant, QUESTION, timeout_s=30) for _ in range(3)]
+        finally:
+            small_embedding.process.send_signal(signal.SIGCONT)
+    causes = [degraded(r)[common_pb2.STAGE_EMBEDDING].cause for r in responses]
+    assert causes == [
+        common_pb2.DEGRADATION_CAUSE_TIMEOUT,
+        common_pb2.DEGRADATION_CAUSE_TIMEOUT,
+        common_pb2.DEGRADATION_CAUSE_CIRCUIT_OPEN,
+    ]
+    assert all(response.citations for response in responses)
 
 
 def test_slow_embedding_times_out_into_bm25_only_search_within_the_deadline(
@@ -79,36 +174,93 @@ def test_slow_embedding_times_out_into_bm25_only_search_within_the_deadline(
     assert elapsed < 5, elapsed
 
 
-def test_weaviate_down_is_unavailable_and_says_what_is_down(stack: Stack, tmp_path: Path) -> None:
+def _retrieval_env(weaviate: Stack, **settings: str) -> dict[str, str]:
+    """Settings of a retrieval service of a test's own, on the Weaviate of ``weaviate``."""
+    return {
+        "RETRIEVAL_WEAVIATE_HTTP_PORT": str(weaviate.ports.weaviate_http),
+        "RETRIEVAL_WEAVIATE_GRPC_PORT": str(weaviate.ports.weaviate_grpc),
+        **settings,
+    }
+
+
+def test_weaviate_down_serves_cached_answers_and_names_weaviate_for_the_rest(
+    stack: Stack, tmp_path: Path
+) -> None:
     own = Stack(tmp_path / "own", Ports.free(), bin_dir=REPO / ".bin")
     own.up(["weaviate"], report=lambda line: None)
     try:
-        retrieval_env = {
-            "RETRIEVAL_WEAVIATE_HTTP_PORT": str(own.ports.weaviate_http),
-            "RETRIEVAL_WEAVIATE_GRPC_PORT": str(own.ports.weaviate_grpc),
-            "RETRIEVAL_WEAVIATE_TIMEOUT_S": "2",
+        retrieval_env = _retrieval_env(own, RETRIEVAL_WEAVIATE_TIMEOUT_S="2")
+        # Every Weaviate this query service uses is the one stopped below: its documents and
+        # its semantic cache; the exact cache is in the stack's Redis.
+        caches = {
+            **stack_caches(stack),
+            "weaviate_http_port": str(own.ports.weaviate_http),
+            "weaviate_grpc_port": str(own.ports.weaviate_grpc),
         }
-        with service_process("retrieval", retrieval_env, tmp_path) as retrieval:
+        with (
+            service_process("retrieval", retrieval_env, tmp_path) as retrieval,
+            query_service(stack, tmp_path, retrieval_target=retrieval.target, **caches) as query,
+        ):
+            ingest_folder(query.stub, CACHED_TENANT, DATA / "tenant-a")
+            fresh = ask(query.stub, CACHED_TENANT, CACHED_QUESTION)
+            assert (fresh.cache.hit, list(fresh.degradations)) == (False, []), fresh
+
             own.stop("weaviate", signal.SIGKILL)
-            with query_service(stack, tmp_path, retrieval_target=retrieval.target) as query:
-                expect_status(
-                    lambda: query.ask("docs", QUESTION, timeout_s=20),
-                    grpc.StatusCode.UNAVAILABLE,
-                    "retrieval service",
-                    "Weaviate",
-                )
+            cached = ask(query.stub, CACHED_TENANT, CACHED_QUESTION)
+            assert (cached.cache.hit, cached.cache.layer) == (True, query_pb2.CACHE_LAYER_EXACT)
+            assert cached.answer == fresh.answer
+            assert [c.chunk_id for c in cached.citations] == [c.chunk_id for c in fresh.citations]
+            expect_status(
+                lambda: ask(query.stub, CACHED_TENANT, "Which grease do Aurora 7 bearings take?"),
+                grpc.StatusCode.UNAVAILABLE,
+                "retrieval service",
+                "Weaviate",
+            )
     finally:
         own.down(report=lambda line: None)
+
+
+def test_a_stopped_retrieval_service_is_unavailable_and_named_except_for_cached_answers(
+    stack: Stack, docs_tenant: str, tmp_path: Path
+) -> None:
+    retrieval_env = _retrieval_env(stack, RETRIEVAL_DRAIN_DELAY_S="0.2")
+    question = "How do I remove a virtual environment?"
+    with (
+        service_process("retrieval", retrieval_env, tmp_path) as retrieval,
+        query_service(
+            stack, tmp_path, retrieval_target=retrieval.target, **stack_caches(stack)
+        ) as query,
+    ):
+        fresh = ask(query.stub, docs_tenant, question)
+        retrieval.process.send_signal(signal.SIGTERM)
+        assert retrieval.process.wait(timeout=60) == 0
+        cached = ask(query.stub, docs_tenant, question)
+        expect_status(
+            lambda: ask(query.stub, docs_tenant, "What does the -m switch of python do?"),
+            grpc.StatusCode.UNAVAILABLE,
+            "retrieval service",
+        )
+    assert not fresh.cache.hit
+    assert cached.cache.hit
+    assert cached.answer == fresh.answer
 
 
 def test_generation_service_down_gives_an_extractive_answer_then_stops_calling_it(
     stack: Stack, docs_tenant: str, tmp_path: Path
 ) -> None:
-    dead = f"127.0.0.1:{dead_port()}"
-    with query_service(stack, tmp_path, generation_target=dead, breaker_fail_max="1") as query:
-        first = query.ask(docs_tenant, QUESTION, timeout_s=30)
-        second = query.ask(docs_tenant, QUESTION, timeout_s=30)
-        assert query.breaker_state("generation") == 2
+    generation_env = {
+        **chain_env(provider("local", stack.ports.llm)),
+        "GENERATION_DRAIN_DELAY_S": "0.2",
+    }
+    with service_process("generation", generation_env, tmp_path) as stopped:
+        stopped.process.send_signal(signal.SIGTERM)
+        assert stopped.process.wait(timeout=60) == 0
+        with query_service(
+            stack, tmp_path, generation_target=stopped.target, breaker_fail_max="1"
+        ) as query:
+            first = query.ask(docs_tenant, QUESTION, timeout_s=30)
+            second = query.ask(docs_tenant, QUESTION, timeout_s=30)
+            assert query.breaker_state("generation") == 2
     for response, cause in (
         (first, common_pb2.DEGRADATION_CAUSE_UNAVAILABLE),
         (second, common_pb2.DEGRADATION_CAUSE_CIRCUIT_OPEN),
@@ -167,16 +319,20 @@ def test_a_rerank_that_cannot_run_keeps_the_hybrid_order_and_says_so(
 def test_a_rerank_that_runs_is_reported_as_a_stage_of_its_own(
     stack: Stack, docs_tenant: str, tmp_path: Path
 ) -> None:
-    retrieval_env = {
-        "RETRIEVAL_WEAVIATE_HTTP_PORT": str(stack.ports.weaviate_http),
-        "RETRIEVAL_WEAVIATE_GRPC_PORT": str(stack.ports.weaviate_grpc),
-        "RETRIEVAL_RERANKER_PATH": str(trained_test_reranker()),
-        "RETRIEVAL_RERANK_BUDGET_MS": "60000",
-    }
+    retrieval_env = _retrieval_env(
+        stack,
+        RETRIEVAL_RERANKER_PATH=str(trained_test_reranker()),
+        RETRIEVAL_RERANK_BUDGET_MS="60000",
+    )
     with (
         service_process("retrieval", retrieval_env, tmp_path) as retrieval,
+        # The search's cap leaves the reranker its own limit on a busy machine.
         query_service(
-            stack, tmp_path, retrieval_target=retrieval.target, generation_min_s="600"
+            stack,
+            tmp_path,
+            retrieval_target=retrieval.target,
+            generation_min_s="600",
+            search_timeout_s="60",
         ) as service,
     ):
         request = query_pb2.QueryRequest(

@@ -1,24 +1,24 @@
 """Redis stopped in the middle of a run: queries are still answered and flagged, the gauge
 drops, limits follow their policy, and everything comes back when Redis does.
 
-The test runs its own redis-server: the session stack's Redis is shared by other tests.
+The test runs its own redis-server (tests/integration/redis_server.py).
 """
 
 from __future__ import annotations
 
-import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
-from ragplane.cli.stack import Stack, free_ports, redis_pong
-from ragplane.v1 import common_pb2, query_pb2_grpc
+from ragplane.cli.stack import Stack
+from ragplane.v1 import common_pb2, query_pb2, query_pb2_grpc
 from tests.conftest import DATA
-from tests.integration.conftest import ingest_folder
+from tests.integration.corpus import ingest_folder
 from tests.integration.guarded import ask, details_of, query_env, status_of
+from tests.integration.polling import wait_until
+from tests.integration.redis_server import RedisServer, redis_server
 from tests.integration.services import service_process
 
 TENANT = "redis-down"
@@ -26,50 +26,20 @@ QUESTION = "How often is the Aurora 7 impeller inspected?"
 RETRY_AFTER_S = 1.0
 
 
-class OwnRedis:
-    def __init__(self, folder: Path) -> None:
-        self.port = free_ports(1)[0]
-        self._folder = folder
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port)]
-        argv += ["--dir", str(self._folder), "--save", "", "--appendonly", "no"]
-        self._process = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-        _wait_for(redis_pong(self.port), "redis-server to answer PING")
-
-    def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            self._process.wait(timeout=30)
+def cache_degradations(response: query_pb2.QueryResponse) -> list[common_pb2.Degradation]:
+    return [d for d in response.degradations if d.stage == common_pb2.STAGE_CACHE]
 
 
-def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 30) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout_s} s for {what}")
-        time.sleep(0.1)
-
-
-@pytest.fixture(scope="module")
-def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnRedis]:
-    redis = OwnRedis(tmp_path_factory.mktemp("own-redis"))
-    redis.start()
-    try:
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    with redis_server(tmp_path) as redis:
         yield redis
-    finally:
-        redis.stop()
 
 
 def test_queries_survive_redis_going_away_and_say_so(
-    stack: Stack, own_redis: OwnRedis, tmp_path: Path
+    stack: Stack, own_redis: RedisServer, tmp_path: Path
 ) -> None:
-    settings = {"redis_url": own_redis.url, "redis_retry_after_s": str(RETRY_AFTER_S)}
+    settings = {"redis_url": own_redis.url(), "redis_retry_after_s": str(RETRY_AFTER_S)}
     settings["rate_per_s"], settings["burst"] = "100", "100"
     open_env = query_env(stack, redis_db=0, **settings)
     closed_env = query_env(stack, redis_db=0, limits_when_redis_down="closed", **settings)
@@ -85,12 +55,12 @@ def test_queries_survive_redis_going_away_and_say_so(
         ask(open_stub, TENANT, QUESTION)
         assert ask(open_stub, TENANT, QUESTION).cache.hit
 
-        own_redis.stop()
+        own_redis.stop()  # SIGTERM: the redis-server process ends
         during = ask(open_stub, TENANT, QUESTION)
         assert during.answer
         assert during.citations
         assert not during.cache.hit
-        cache_flags = [d for d in during.degradations if d.stage == common_pb2.STAGE_CACHE]
+        cache_flags = cache_degradations(during)
         assert cache_flags, during.degradations
         assert any("rate limits not enforced" in d.reason for d in cache_flags)
         assert fail_open.metric("ragplane_query_redis_available") == 0.0
@@ -100,9 +70,14 @@ def test_queries_survive_redis_going_away_and_say_so(
         assert "Redis" in details_of(refused.value)
 
         own_redis.start()
-        time.sleep(RETRY_AFTER_S + 0.5)
-        after = ask(open_stub, TENANT, QUESTION)
-        assert not [d for d in after.degradations if d.stage == common_pb2.STAGE_CACHE]
+        # The service tries Redis again RETRY_AFTER_S after it gave up on it: asked until then,
+        # it keeps saying the caches are off.
+        wait_until(
+            lambda: not cache_degradations(ask(open_stub, TENANT, QUESTION)),
+            30 + RETRY_AFTER_S,
+            "an answer without a cache degradation",
+            interval_s=RETRY_AFTER_S / 4,
+        )
         assert fail_open.metric("ragplane_query_redis_available") == 1.0
         # The restarted Redis kept nothing; the answer is cached again from here on.
         assert ask(open_stub, TENANT, QUESTION).cache.hit

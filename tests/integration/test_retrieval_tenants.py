@@ -138,8 +138,10 @@ def test_tenant_a_never_sees_tenant_b_chunks_even_with_filters_matching_b(
         [common_pb2.MetadataFilter(field="section", range=common_pb2.ValueRange(greater_than="a"))],
     ]
     for filters in [None, *b_filters]:
+        # The same search finds B's chunks in B, so it would find them in A if they were there.
+        assert _search(retrieval, "iso-b", "kiln firing glaze", filters), filters
         hits = _search(retrieval, "iso-a", "kiln firing glaze", filters)
-        assert all(hit.chunk.text == "pump impeller maintenance" for hit in hits), hits
+        assert {hit.chunk.text for hit in hits} <= {"pump impeller maintenance"}, hits
     counts = retrieval.CountChunks(
         retrieval_pb2.CountChunksRequest(tenant="iso-a", document_ids=["shared.md", "only-b.md"]),
         timeout=30,

@@ -12,17 +12,23 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ragplane.cli.stack import Stack
 from ragplane.v1 import common_pb2, generation_pb2, generation_pb2_grpc
+from tests.integration.hostile import rpc_metric
+from tests.integration.polling import wait_until
 from tests.integration.services import service_process
 
 GRACE_PERIOD_S = 30.0
 DRAIN_DELAY_S = 1.5
 
 
-def _health(port: int) -> int:
+def _health(port: int) -> int | None:
+    """The server's health status; None once it no longer answers."""
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(), timeout=2
-        )
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=2
+            )
+        except grpc.RpcError:
+            return None
     return int(reply.status)
 
 
@@ -52,13 +58,19 @@ def test_sigterm_lets_the_call_in_flight_finish_then_exits_zero(
 
         caller = threading.Thread(target=call)
         caller.start()
-        time.sleep(1.0)  # the call is now waiting on the LLM server
+        # The call has reached the server: its handler is running (the LLM writes for seconds).
+        wait_until(
+            lambda: rpc_metric(service.metrics_port, "ragplane_rpc_in_flight", "Generate") >= 1,
+            60,
+            "the Generate call to be in flight",
+        )
         assert caller.is_alive()
         signalled = time.monotonic()
         service.process.send_signal(signal.SIGTERM)
 
-        time.sleep(DRAIN_DELAY_S / 3)
-        assert _health(service.port) == health_pb2.HealthCheckResponse.NOT_SERVING
+        # Health turns NOT_SERVING during the drain delay, before the server stops answering.
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+        wait_until(lambda: _health(service.port) == not_serving, DRAIN_DELAY_S, "NOT_SERVING")
 
         caller.join(timeout=120)
         response = outcome.get("response")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ragplane.v1 import query_pb2, query_pb2_grpc
 from tests.conftest import DATA
-from tests.integration.conftest import ingest_folder
+from tests.integration.corpus import ingest_folder
 
 
 def test_tenant_a_never_gets_tenant_b_chunks(query: query_pb2_grpc.QueryServiceStub) -> None:

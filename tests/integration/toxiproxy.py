@@ -2,9 +2,9 @@
 
 toxiproxy (github.com/Shopify/toxiproxy, built from its Go module by scripts/install.sh) is a TCP
 proxy whose faults are real network faults, not a double's imitation of them: added latency,
-connections that go silent and are closed later (timeout), connections reset by the peer
-(reset_peer) and a proxy that refuses connections (disabled). Put a proxy between a service and
-its dependency, point the service at ``proxy.address``, then add and remove toxics at will.
+connections that go silent and are closed later (timeout) and connections reset by the peer
+(reset_peer). Put a proxy between a service and
+its dependency, point the service at ``proxy.address``, then add toxics.
 
 API reference: https://github.com/Shopify/toxiproxy#http-api
 """
@@ -12,7 +12,6 @@ API reference: https://github.com/Shopify/toxiproxy#http-api
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
 import urllib.error
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from ragplane.cli.stack import free_ports
+from ragplane.cli.stack import free_ports, stop_process
 
 # Downstream: server -> client (the answer); upstream: client -> server (the request).
 Direction = Literal["upstream", "downstream"]
@@ -59,14 +58,6 @@ class Toxiproxy:
         """A new enabled proxy to ``upstream`` (host:port); port 0 listens on a free port."""
         data = self.call("POST", "/proxies", {"name": name, "upstream": upstream, "listen": listen})
         return Proxy(self, data["name"], data["listen"], data["upstream"])
-
-    def proxy(self, name: str) -> Proxy:
-        data = self.call("GET", f"/proxies/{name}")
-        return Proxy(self, data["name"], data["listen"], data["upstream"])
-
-    def reset(self) -> None:
-        """Every proxy enabled again and every toxic removed (the proxies stay)."""
-        self.call("POST", "/reset")
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """One API call; the decoded JSON reply (None for an empty one)."""
@@ -126,19 +117,6 @@ class Proxy:
         """Reset connections (TCP RST, "connection reset by peer") after ``timeout_ms``."""
         return self._add("reset_peer", stream, {"timeout": timeout_ms})
 
-    def remove_toxic(self, name: str) -> None:
-        self._api.call("DELETE", f"/proxies/{self.name}/toxics/{name}")
-
-    def toxics(self) -> list[Toxic]:
-        return [Toxic.of(data) for data in self._api.call("GET", f"/proxies/{self.name}/toxics")]
-
-    def disable(self) -> None:
-        """Close every connection and refuse new ones, as if the upstream were down."""
-        self._set_enabled(False)
-
-    def enable(self) -> None:
-        self._set_enabled(True)
-
     def delete(self) -> None:
         self._api.call("DELETE", f"/proxies/{self.name}")
 
@@ -151,9 +129,6 @@ class Proxy:
             "attributes": attributes,
         }
         return Toxic.of(self._api.call("POST", f"/proxies/{self.name}/toxics", body))
-
-    def _set_enabled(self, enabled: bool) -> None:
-        self._api.call("PATCH", f"/proxies/{self.name}", {"enabled": enabled})
 
 
 @contextmanager
@@ -173,12 +148,7 @@ def toxiproxy_server(binary: Path, log: Path, ready_timeout_s: float = 30) -> It
         _wait_until_ready(api, process, log, ready_timeout_s)
         yield api
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout_s=10)
 
 
 def _wait_until_ready(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ragplane.cli.documents import batches, document_for, title_of
+from ragplane.cli.documents import batches, document_for, find_files, select, title_of
 
 
 def test_rst_title_is_found_under_or_between_rules() -> None:
@@ -34,3 +34,16 @@ def test_batches_hold_at_most_the_given_documents(tmp_path: Path) -> None:
         files.append(path)
     sizes = [len(batch) for batch in batches(files, tmp_path, max_documents=2, max_chars=10_000)]
     assert sizes == [2, 2, 1]
+
+
+def test_select_keeps_the_folders_and_pages_named_by_prefix(tmp_path: Path) -> None:
+    for page in ("tutorial/venv.rst.txt", "library/venv.rst.txt", "library/os.rst.txt"):
+        (tmp_path / page).parent.mkdir(exist_ok=True)
+        (tmp_path / page).write_text(page)
+    files = find_files(tmp_path)
+    chosen = select(files, tmp_path, ["tutorial/", "library/venv.rst.txt"])
+    assert [path.relative_to(tmp_path).as_posix() for path in chosen] == [
+        "library/venv.rst.txt",
+        "tutorial/venv.rst.txt",
+    ]
+    assert select(files, tmp_path, []) == files

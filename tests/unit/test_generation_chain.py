@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from ragplane.generation.config import GenerationSettings, ProviderSettings
-from ragplane.generation.generator import Generator
+from ragplane.generation.generator import AnswerRequest, Generator
 from ragplane.generation.prompt import ContextPassage
 from ragplane.generation.providers import Completion, ProviderFailure
 
@@ -83,7 +83,7 @@ def _generator(sleeps: list[float], **overrides: object) -> Generator:
 async def test_retryable_failures_are_retried_then_answered(sleeps: list[float]) -> None:
     generator = _generator(sleeps)
     script = Script(generator, {"primary": [_fail(503), _fail(502), _ok()]})
-    answer = await generator.answer("What is venv?", PASSAGES, 8, None, timeout_s=30)
+    answer = await generator.answer(AnswerRequest("What is venv?", PASSAGES, 8, timeout_s=30))
     assert script.calls == ["primary"] * 3
     assert len(sleeps) == 2
     assert answer.provider == "primary"
@@ -100,7 +100,7 @@ async def test_non_retryable_failure_goes_to_the_next_provider_at_once(
 ) -> None:
     generator = _generator(sleeps)
     script = Script(generator, {"primary": [_fail(401)], "secondary": [_ok()]})
-    answer = await generator.answer("What is venv?", PASSAGES, 8, None, timeout_s=30)
+    answer = await generator.answer(AnswerRequest("What is venv?", PASSAGES, 8, timeout_s=30))
     assert script.calls == ["primary", "secondary"]
     assert sleeps == []
     assert answer.provider == "secondary"
@@ -112,7 +112,7 @@ async def test_retry_after_beyond_the_deadline_skips_to_the_next_provider(
 ) -> None:
     generator = _generator(sleeps)
     script = Script(generator, {"primary": [_fail(429, 60.0)], "secondary": [_ok()]})
-    answer = await generator.answer("What is venv?", PASSAGES, 8, None, timeout_s=5)
+    answer = await generator.answer(AnswerRequest("What is venv?", PASSAGES, 8, timeout_s=5))
     assert script.calls == ["primary", "secondary"]
     assert sleeps == []
     assert "miss the deadline" in answer.attempts[0].reason
@@ -121,7 +121,7 @@ async def test_retry_after_beyond_the_deadline_skips_to_the_next_provider(
 async def test_retry_after_within_the_deadline_is_waited_out(sleeps: list[float]) -> None:
     generator = _generator(sleeps)
     Script(generator, {"primary": [_fail(429, 2.0), _ok()]})
-    answer = await generator.answer("What is venv?", PASSAGES, 8, None, timeout_s=30)
+    answer = await generator.answer(AnswerRequest("What is venv?", PASSAGES, 8, timeout_s=30))
     assert sleeps == [2.0]
     assert answer.provider == "primary"
 
@@ -131,7 +131,7 @@ async def test_every_provider_failing_gives_a_degraded_extractive_answer(
 ) -> None:
     generator = _generator(sleeps, retry_max_attempts=1)
     Script(generator, {"primary": [_fail(500)], "secondary": [_fail(401)]})
-    answer = await generator.answer("What is venv?", PASSAGES, 8, None, timeout_s=30)
+    answer = await generator.answer(AnswerRequest("What is venv?", PASSAGES, 8, timeout_s=30))
     assert answer.degraded_reason is not None
     assert "primary" in answer.degraded_reason
     assert "secondary" in answer.degraded_reason
@@ -142,7 +142,7 @@ async def test_every_provider_failing_gives_a_degraded_extractive_answer(
 async def test_no_time_left_skips_every_provider(sleeps: list[float]) -> None:
     generator = _generator(sleeps)
     script = Script(generator, {})
-    answer = await generator.answer("What is venv?", PASSAGES, 8, None, timeout_s=0.1)
+    answer = await generator.answer(AnswerRequest("What is venv?", PASSAGES, 8, timeout_s=0.1))
     assert script.calls == []
     assert [a.outcome for a in answer.attempts] == ["skipped", "skipped"]
     assert answer.degraded_reason is not None
@@ -151,9 +151,9 @@ async def test_no_time_left_skips_every_provider(sleeps: list[float]) -> None:
 async def test_open_breaker_skips_its_provider(sleeps: list[float]) -> None:
     generator = _generator(sleeps, breaker_fail_max=1, retry_max_attempts=3)
     script = Script(generator, {"primary": [_fail(503)], "secondary": [_ok(), _ok()]})
-    first = await generator.answer("What is venv?", PASSAGES, 8, None, timeout_s=30)
+    first = await generator.answer(AnswerRequest("What is venv?", PASSAGES, 8, timeout_s=30))
     assert "circuit breaker opened" in first.attempts[0].reason
-    second = await generator.answer("What is venv?", PASSAGES, 8, None, timeout_s=30)
+    second = await generator.answer(AnswerRequest("What is venv?", PASSAGES, 8, timeout_s=30))
     assert script.calls == ["primary", "secondary", "secondary"]
     assert (second.attempts[0].outcome, second.attempts[0].reason) == (
         "skipped",
@@ -167,6 +167,8 @@ async def test_forced_tier_orders_the_chain(sleeps: list[float]) -> None:
         update={"tier": "large"}
     )
     script = Script(generator, {"secondary": [_ok()]})
-    answer = await generator.answer("What is venv?", PASSAGES, 8, None, 30, tier="large")
+    answer = await generator.answer(
+        AnswerRequest("What is venv?", PASSAGES, 8, timeout_s=30, tier="large")
+    )
     assert script.calls == ["secondary"]
     assert (answer.tier, answer.tier_reason) == ("large", "forced by the request")

@@ -19,7 +19,6 @@ from ragplane.generation.pricing import (
 )
 from ragplane.generation.prompt import ContextPassage, build_messages
 from ragplane.generation.providers import Provider, parse_retry_after
-from ragplane.generation.retry import Backoff, Deadline
 from ragplane.generation.router import route
 from ragplane.runtime.bundled import bundled_model_dir
 from ragplane.runtime.extractive import extractive_answer, first_sentence
@@ -27,24 +26,6 @@ from ragplane.runtime.extractive import extractive_answer, first_sentence
 
 def _passage(n: int, text: str) -> ContextPassage:
     return ContextPassage(f"doc{n}.md", f"doc{n}.md#0", text, 1.0 / n)
-
-
-def test_full_jitter_stays_under_the_exponential_cap() -> None:
-    seen: list[tuple[float, float]] = []
-
-    def upper(low: float, high: float) -> float:
-        seen.append((low, high))
-        return high
-
-    backoff = Backoff(base_delay_s=0.1, max_delay_s=0.5, uniform=upper)
-    assert [backoff.delay(n) for n in range(4)] == pytest.approx([0.1, 0.2, 0.4, 0.5])
-    assert all(low == 0.0 for low, _ in seen)
-
-
-def test_retry_after_is_a_floor_for_the_wait() -> None:
-    backoff = Backoff(base_delay_s=0.1, max_delay_s=0.5, uniform=lambda low, high: high)
-    assert backoff.delay(0, retry_after_s=2.0) == 2.0
-    assert backoff.delay(3, retry_after_s=0.01) == 0.5
 
 
 def test_retry_after_header_as_seconds_or_http_date() -> None:
@@ -55,16 +36,6 @@ def test_retry_after_header_as_seconds_or_http_date() -> None:
     date = email.utils.formatdate(1_000_010, usegmt=True)
     assert parse_retry_after(date, now=1_000_000) == pytest.approx(10.0)
     assert parse_retry_after(date, now=2_000_000) == 0.0
-
-
-def test_deadline_counts_down_on_the_given_clock() -> None:
-    now = [100.0]
-    deadline = Deadline(5.0, clock=lambda: now[0])
-    now[0] = 103.0
-    assert deadline.remaining() == pytest.approx(2.0)
-    assert deadline.allows(2.0)
-    assert not deadline.allows(2.5)
-    assert Deadline(None).allows(1e9)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,14 @@ def find_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith(TEXT_SUFFIXES))
 
 
+def select(files: list[Path], root: Path, prefixes: list[str]) -> list[Path]:
+    """The files whose document id starts with one of the prefixes (all files when none):
+    "tutorial/" selects a folder, "library/venv.rst.txt" one page."""
+    if not prefixes:
+        return files
+    return [path for path in files if document_id_for(path, root).startswith(tuple(prefixes))]
+
+
 def title_of(text: str, fallback: str) -> str:
     match = _RST_TITLE.search(text[:4000])
     if match:

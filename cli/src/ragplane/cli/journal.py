@@ -5,10 +5,13 @@ SHA-256 of the text sent and the chunks stored. A line is written (and fsynced) 
 service acknowledged the document, so a document in flight when the run was interrupted is sent
 again next time; chunk ids are deterministic, so sending it again replaces it, never adds a copy.
 A document whose text changed since its line was written has another hash and is sent again.
+One ingestion at a time writes a journal (an exclusive lock on FILE.lock), so two runs never
+send the same documents side by side.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -20,8 +23,19 @@ def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
+class JournalBusy(Exception):
+    """Another ingestion holds the journal's lock."""
+
+
 class IngestJournal:
     def __init__(self, path: Path, tenant: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = path.with_name(path.name + ".lock").open("a")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            raise JournalBusy(f"another ingestion is writing {path}") from None
         self._path = path
         self._tenant = tenant
         self._stored: dict[str, str] = {}
@@ -38,7 +52,6 @@ class IngestJournal:
 
     def record(self, document_id: str, digest: str, chunks: int) -> None:
         if self._file is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self._path.open("a", encoding="utf-8")
         entry = {"tenant": self._tenant, "document_id": document_id, "sha256": digest}
         self._file.write(json.dumps({**entry, "chunks": chunks}) + "\n")
@@ -49,6 +62,7 @@ class IngestJournal:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
+        self._lock.close()
 
 
 def _parse(line: str) -> dict[str, object] | None:

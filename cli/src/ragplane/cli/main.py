@@ -12,12 +12,14 @@ import grpc
 from google.protobuf.json_format import MessageToJson
 from tqdm import tqdm
 
-from ragplane.cli.documents import batches, document_id_for, find_files, read_text
-from ragplane.cli.journal import IngestJournal, text_digest
+from ragplane.cli.documents import batches, document_id_for, find_files, read_text, select
+from ragplane.cli.journal import IngestJournal, JournalBusy, text_digest
 from ragplane.cli.stack import Ports, Stack
 from ragplane.v1 import common_pb2, query_pb2, query_pb2_grpc
 
 DEFAULT_TENANT = "demo"
+# Exit status when another ingestion already writes the journal (EX_TEMPFAIL: try again later).
+EXIT_JOURNAL_BUSY = 75
 
 
 def _target(args: argparse.Namespace) -> str:
@@ -133,8 +135,12 @@ def ingest(args: argparse.Namespace) -> int:
         print(f"error: {root} does not exist", file=sys.stderr)
         return 2
     base = root if root.is_dir() else root.parent
-    journal = IngestJournal(Path(args.journal), args.tenant) if args.journal else None
-    files, digests = _pending(find_files(root), base, journal)
+    try:
+        journal = IngestJournal(Path(args.journal), args.tenant) if args.journal else None
+    except JournalBusy as busy:
+        print(f"{busy}; it goes on", file=sys.stderr)
+        return EXIT_JOURNAL_BUSY
+    files, digests = _pending(select(find_files(root), base, args.only), base, journal)
     progress = _IngestProgress(len(files), args.tenant, journal, digests)
     try:
         _send(args, files, base, progress)
@@ -237,6 +243,13 @@ def parser() -> argparse.ArgumentParser:
     )
     ingest_cmd.add_argument("path")
     ingest_cmd.add_argument("--tenant", default=DEFAULT_TENANT)
+    ingest_cmd.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="only the documents whose id (path under the folder) starts with PREFIX; repeatable",
+    )
     ingest_cmd.add_argument("--batch-documents", type=int, default=16)
     ingest_cmd.add_argument("--batch-chars", type=int, default=400_000)
     ingest_cmd.add_argument("--concurrency", type=int, default=2, help="Ingest calls in flight")
@@ -246,7 +259,7 @@ def parser() -> argparse.ArgumentParser:
     ingest_cmd.add_argument(
         "--journal",
         help="file recording each acknowledged document; an interrupted run given the same "
-        "file resumes where it stopped",
+        f"file resumes where it stopped (exit {EXIT_JOURNAL_BUSY} while another run writes it)",
     )
     ingest_cmd.set_defaults(handler=ingest)
 

@@ -107,6 +107,18 @@ class Component:
     stop_timeout_s: float = 20.0
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 30) -> None:
+    """SIGTERM a process this program started, then SIGKILL if it does not exit in time."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def http_ok(url: str) -> Callable[[], bool]:
     def check() -> bool:
         try:
@@ -319,7 +331,8 @@ class Stack:
     def start(self, component: Component) -> None:
         for folder in ("pids", "logs"):
             (self.run_dir / folder).mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **OFFLINE_ENV, **self._extra_env, **component.env}
+        # The caller's extra settings win: a test may turn off what the stack turns on.
+        env = {**os.environ, **OFFLINE_ENV, **component.env, **self._extra_env}
         with self.log_file(component.name).open("ab") as log:
             process = subprocess.Popen(
                 component.argv,

@@ -7,10 +7,11 @@ with ``audit_note``; personal data is masked by the logging pipeline like in eve
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import grpc
 import structlog
@@ -18,12 +19,10 @@ import structlog
 from ragplane.runtime.auth import Principal
 from ragplane.runtime.context import RpcContext, current_request_id
 from ragplane.runtime.errors import ServiceError
+from ragplane.runtime.handlers import StreamBehavior, UnaryBehavior, WrappingInterceptor
 
 AUDIT_LOGGER = "ragplane.audit"
 audit_log = structlog.get_logger(AUDIT_LOGGER)
-
-UnaryBehavior = Callable[[Any, RpcContext], Awaitable[Any]]
-StreamBehavior = Callable[[Any, RpcContext], AsyncIterator[Any]]
 
 
 @dataclass
@@ -68,39 +67,19 @@ def _outcome(error: BaseException | None, context: RpcContext) -> str:
     if isinstance(error, grpc.aio.AbortError):
         code = context.code()
         return code.name if isinstance(code, grpc.StatusCode) else "ABORTED"
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        return grpc.StatusCode.CANCELLED.name
     return grpc.StatusCode.INTERNAL.name
 
 
-class AuditInterceptor(grpc.aio.ServerInterceptor):
+class AuditInterceptor(WrappingInterceptor):
     """Writes an audit record for each call to the listed methods, denied calls included."""
 
     def __init__(self, actions_by_method: Mapping[str, str]) -> None:
         self._actions = dict(actions_by_method)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(details)
-        action = self._actions.get(details.method)
-        if handler is None or action is None:
-            return handler
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._audit_unary(action, cast(UnaryBehavior, handler.unary_unary)),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._audit_stream(action, cast(StreamBehavior, handler.unary_stream)),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+    def applies_to(self, method: str) -> bool:
+        return method in self._actions
 
     @staticmethod
     def _open(action: str, request: Any) -> AuditRecord:
@@ -119,7 +98,11 @@ class AuditInterceptor(grpc.aio.ServerInterceptor):
         details = fields.pop("details")
         audit_log.info("audit", **fields, **details)
 
-    def _audit_unary(self, action: str, behavior: UnaryBehavior) -> UnaryBehavior:
+    def wrap_unary(
+        self, method: str, behavior: UnaryBehavior, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> UnaryBehavior:
+        action = self._actions[method]
+
         async def handle(request: Any, context: RpcContext) -> Any:
             record = self._open(action, request)
             try:
@@ -132,7 +115,11 @@ class AuditInterceptor(grpc.aio.ServerInterceptor):
 
         return handle
 
-    def _audit_stream(self, action: str, behavior: StreamBehavior) -> StreamBehavior:
+    def wrap_stream(
+        self, method: str, behavior: StreamBehavior, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> StreamBehavior:
+        action = self._actions[method]
+
         async def handle(request: Any, context: RpcContext) -> AsyncIterator[Any]:
             record = self._open(action, request)
             try:

@@ -8,11 +8,11 @@ key file does not leak keys. The key itself is never logged: only its id is.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import grpc
 import yaml
@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ragplane.runtime.context import RpcContext
 from ragplane.runtime.errors import PermissionDenied, Unauthenticated
+from ragplane.runtime.handlers import StreamBehavior, UnaryBehavior, WrappingInterceptor
 
 ANY_TENANT = "*"
 _UNGUARDED_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
@@ -115,9 +116,6 @@ def presented_key(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | N
 # Called with the principal of each authenticated call (the audit trail records the key id).
 PrincipalObserver = Callable[[Principal], None]
 
-UnaryBehavior = Callable[[Any, RpcContext], Awaitable[Any]]
-StreamBehavior = Callable[[Any, RpcContext], AsyncIterator[Any]]
-
 
 class Authorizer:
     """Decides whether the holder of a key may call a method for a tenant."""
@@ -155,37 +153,15 @@ class Authorizer:
         return principal
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):
+class AuthInterceptor(WrappingInterceptor):
     """Authenticates every call but health and reflection, before its handler runs."""
 
     def __init__(self, authorizer: Authorizer, observe: PrincipalObserver | None = None) -> None:
         self._authorizer = authorizer
         self._observe = observe
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(details)
-        method = details.method
-        if handler is None or method.startswith(_UNGUARDED_PREFIXES):
-            return handler
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._guard_unary(method, cast(UnaryBehavior, handler.unary_unary)),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._guard_stream(method, cast(StreamBehavior, handler.unary_stream)),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+    def applies_to(self, method: str) -> bool:
+        return not method.startswith(_UNGUARDED_PREFIXES)
 
     def _admit(self, method: str, request: Any, context: RpcContext) -> None:
         principal = self._authorizer.identify(context.invocation_metadata())
@@ -194,14 +170,18 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             self._observe(principal)
         self._authorizer.permit(principal, method, str(getattr(request, "tenant", "") or ""))
 
-    def _guard_unary(self, method: str, behavior: UnaryBehavior) -> UnaryBehavior:
+    def wrap_unary(
+        self, method: str, behavior: UnaryBehavior, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> UnaryBehavior:
         async def handle(request: Any, context: RpcContext) -> Any:
             self._admit(method, request, context)
             return await behavior(request, context)
 
         return handle
 
-    def _guard_stream(self, method: str, behavior: StreamBehavior) -> StreamBehavior:
+    def wrap_stream(
+        self, method: str, behavior: StreamBehavior, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> StreamBehavior:
         async def handle(request: Any, context: RpcContext) -> AsyncIterator[Any]:
             self._admit(method, request, context)
             async for response in behavior(request, context):

@@ -63,6 +63,23 @@ def check_rerank_candidates(rerank_candidates: int) -> None:
         )
 
 
+def check_max_output_tokens(max_output_tokens: int, limit: int) -> None:
+    """0 asks for the generation service's default; otherwise at most ``limit`` tokens."""
+    if not 0 <= max_output_tokens <= limit:
+        raise InvalidArgument.of(
+            "max_output_tokens", f"must be between 0 and {limit}, got {max_output_tokens}"
+        )
+
+
+def check_question(text: str, field: str, max_chars: int) -> None:
+    """A question: not blank, within ``max_chars``, and with something to read in it."""
+    if not text.strip():
+        raise InvalidArgument.of(field, "is required and must not be blank")
+    if len(text) > max_chars:
+        raise InvalidArgument.of(field, f"has {len(text)} characters; the limit is {max_chars}")
+    require_words(text, field)
+
+
 def require_words(text: str, field: str) -> None:
     """Text that something is meant to be read from: at least one letter or digit.
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, cast
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import grpc
 import structlog
@@ -16,17 +16,15 @@ from ragplane.runtime.context import (
     current_request_id,
     new_request_id,
 )
-from ragplane.runtime.edge import Deserializer, StringLimits, decode_request
+from ragplane.runtime.edge import StringLimits, decode_request
 from ragplane.runtime.errors import ServiceError, with_retry_info
+from ragplane.runtime.handlers import StreamBehavior, UnaryBehavior, WrappingInterceptor
 from ragplane.runtime.telemetry import RPC_DURATION, RPC_IN_FLIGHT, RPC_REQUESTS
 
 log = structlog.get_logger("ragplane.rpc")
 
 # Probes and tooling call these often; they are counted but logged only at debug level.
 _QUIET_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
-
-UnaryBehavior = Callable[[Any, RpcContext], Awaitable[Any]]
-StreamBehavior = Callable[[Any, RpcContext], AsyncIterator[Any]]
 
 
 def _request_id_from(context: RpcContext) -> str:
@@ -87,7 +85,7 @@ class _CallRecord:
         structlog.contextvars.unbind_contextvars("request_id", "rpc")
 
 
-class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
+class ObservabilityInterceptor(WrappingInterceptor):
     """Gives each call a request id, maps domain errors to status codes, logs and counts it.
 
     It also decodes the request itself, under the edge rules (ragplane.runtime.edge), so that
@@ -98,36 +96,13 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         self._service = service
         self._limits = limits or StringLimits()
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = handler_call_details.method
-        deserializer = handler.request_deserializer
-        # The handlers below get the raw bytes and decode them inside the call, where a bad
-        # request becomes INVALID_ARGUMENT rather than grpc's UNKNOWN.
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, cast(UnaryBehavior, handler.unary_unary), deserializer),
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, cast(StreamBehavior, handler.unary_stream), deserializer),
-                response_serializer=handler.response_serializer,
-            )
-        # Client-streaming and bidirectional RPCs (reflection) pass through untouched.
-        return handler
+    receives_raw_bytes = True
 
-    def _wrap_unary(
-        self, method: str, behavior: UnaryBehavior, deserializer: Deserializer | None
+    def wrap_unary(
+        self, method: str, behavior: UnaryBehavior, handler: grpc.RpcMethodHandler[Any, Any]
     ) -> UnaryBehavior:
+        deserializer = handler.request_deserializer
+
         async def handle(raw: Any, context: RpcContext) -> Any:
             call = _CallRecord(self._service, method, context)
             try:
@@ -146,9 +121,11 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
 
         return handle
 
-    def _wrap_stream(
-        self, method: str, behavior: StreamBehavior, deserializer: Deserializer | None
+    def wrap_stream(
+        self, method: str, behavior: StreamBehavior, handler: grpc.RpcMethodHandler[Any, Any]
     ) -> StreamBehavior:
+        deserializer = handler.request_deserializer
+
         async def handle(raw: Any, context: RpcContext) -> AsyncIterator[Any]:
             call = _CallRecord(self._service, method, context)
             try:
@@ -158,7 +135,9 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                     yield response
             except grpc.aio.AbortError:
                 raise
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, GeneratorExit):
+                # GeneratorExit: the stream was closed before its end (the caller went away
+                # while a message was being sent), which is a cancelled call, not an OK one.
                 call.cancelled()
                 raise
             except Exception as error:  # noqa: BLE001 - every error must become a status

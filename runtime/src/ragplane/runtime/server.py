@@ -13,7 +13,6 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
-from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.interceptors import ObservabilityInterceptor
 from ragplane.runtime.logs import configure_logging
 from ragplane.runtime.settings import ServiceSettings
@@ -28,10 +27,6 @@ class Application(Protocol):
     @property
     def service_names(self) -> Sequence[str]:
         """Full gRPC service names, for example ``ragplane.v1.EmbeddingService``."""
-
-    @property
-    def string_limits(self) -> StringLimits:
-        """How long each string field of a request may be (checked before anything else)."""
 
     def register(self, server: grpc.aio.Server) -> None:
         """Add the servicers to the server."""
@@ -81,7 +76,7 @@ class ServiceRunner:
         server = grpc.aio.server(
             interceptors=[
                 aio_server_interceptor(),
-                ObservabilityInterceptor(self._name, self._app.string_limits),
+                ObservabilityInterceptor(self._name, self._settings.string_limits()),
                 *self._interceptors,
             ],
             options=server_options(self._settings),

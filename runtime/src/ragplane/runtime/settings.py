@@ -9,6 +9,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ragplane.runtime.channels import ChannelSettings
+from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.tls import TlsSettings
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -45,6 +46,46 @@ class ServiceSettings(BaseSettings):
     tls: TlsSettings = Field(default_factory=TlsSettings)
     # Shared by every service: RAGPLANE_CHANNEL_* (see ragplane.runtime.channels).
     channels: ChannelSettings = Field(default_factory=ChannelSettings)
+
+    def string_limits(self) -> StringLimits:
+        """How long each string field of a request may be (checked before anything else)."""
+        return StringLimits()
+
+
+class RedisSettings(BaseSettings):
+    """How a service reaches Redis (its own prefix: QUERY_REDIS_URL, EMBEDDING_REDIS_URL, ...).
+
+    An empty URL turns off what the service keeps in Redis: the one convention for "off".
+    """
+
+    redis_url: str = ""
+    # Seconds one Redis call may take before the call counts as failed.
+    redis_timeout_s: float = Field(default=0.25, gt=0)
+    # After this many Redis failures in a row, Redis is left alone for redis_retry_after_s.
+    redis_fail_max: int = Field(default=3, ge=1)
+    redis_retry_after_s: float = Field(default=5.0, gt=0)
+
+    @property
+    def redis_enabled(self) -> bool:
+        return bool(self.redis_url)
+
+
+class WeaviateSettings(BaseSettings):
+    """How a service reaches Weaviate (its own prefix: RETRIEVAL_WEAVIATE_HOST, ...)."""
+
+    weaviate_host: str = "127.0.0.1"
+    weaviate_http_port: int = Field(default=8080, ge=1, le=65535)
+    weaviate_grpc_port: int = Field(default=50060, ge=1, le=65535)
+    # Seconds to wait for one Weaviate call.
+    weaviate_timeout_s: float = Field(default=30.0, gt=0)
+
+
+class BreakerSettings(BaseSettings):
+    """The circuit breakers a service puts in front of what it calls."""
+
+    # Failures in a row that open a breaker, and how long it then stays open.
+    breaker_fail_max: int = Field(default=5, ge=1)
+    breaker_reset_timeout_s: float = Field(default=10.0, gt=0)
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

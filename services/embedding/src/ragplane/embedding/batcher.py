@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from ragplane.embedding import metrics
 from ragplane.runtime.errors import DeadlineExceeded, ResourceExhausted, Unavailable
+from ragplane.runtime.resilience import Deadline
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +51,7 @@ class BatchedVectors:
 class _Call:
     texts: list[str]
     tokens: list[int]
-    deadline: float | None
+    deadline: Deadline
     future: asyncio.Future[None]
     enqueued_at: float = field(default_factory=time.perf_counter)
     vectors: list[NDArray[np.float32] | None] = field(init=False)
@@ -100,9 +101,9 @@ class DynamicBatcher:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def embed(
-        self, texts: Sequence[str], tokens: Sequence[int], deadline: float | None
+        self, texts: Sequence[str], tokens: Sequence[int], deadline: Deadline
     ) -> BatchedVectors:
-        """Queue the texts and wait for their vectors; ``deadline`` is a perf_counter time."""
+        """Queue the texts and wait for their vectors, unless ``deadline`` passes first."""
         self._admit(sum(tokens))
         call = _Call(
             list(texts), list(tokens), deadline, asyncio.get_running_loop().create_future()
@@ -198,11 +199,10 @@ class DynamicBatcher:
     def _take_batch(self) -> list[_Text]:
         batch: list[_Text] = []
         longest = 0
-        now = time.perf_counter()
         while self._queue and len(batch) < self._limits.max_batch_size:
             text = self._queue[0]
             call = text.call
-            if call.deadline is not None and now > call.deadline and not call.ended:
+            if call.deadline.passed() and not call.ended:
                 call.future.set_exception(
                     DeadlineExceeded("the call's deadline passed in the queue")
                 )

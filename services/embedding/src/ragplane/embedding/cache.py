@@ -1,7 +1,8 @@
 """Embedding cache in Redis: key = hash(model, text), value = the float32 vector.
 
 The cache only ever saves work: when Redis is slow or down, lookups count as errors, the texts
-go to the model, and a circuit breaker keeps further calls off Redis until it recovers.
+go to the model, and the shared Redis' circuit breaker keeps further calls off Redis until it
+recovers.
 """
 
 from __future__ import annotations
@@ -11,17 +12,14 @@ from collections.abc import Sequence
 from typing import cast
 
 import numpy as np
-import pybreaker
 import redis.asyncio as redis
 import structlog
 from numpy.typing import NDArray
 
 from ragplane.embedding import metrics
-from ragplane.runtime.redis_client import connect_redis
+from ragplane.runtime.redis_client import RedisDown, SharedRedis
 
 log = structlog.get_logger(__name__)
-
-_REDIS_ERRORS = (redis.RedisError, OSError, pybreaker.CircuitBreakerError)
 
 
 def cache_key(model: str, text: str) -> str:
@@ -30,26 +28,17 @@ def cache_key(model: str, text: str) -> str:
 
 
 class EmbeddingCache:
-    def __init__(self, client: redis.Redis, model: str, ttl_s: int) -> None:
-        self._client = client
+    def __init__(self, redis: SharedRedis, model: str, ttl_s: int) -> None:
+        self._redis = redis
         self._model = model
         self._ttl_s = ttl_s
-        self._breaker = pybreaker.CircuitBreaker(
-            fail_max=3, reset_timeout=10, name="embedding-cache-redis"
-        )
-
-    @classmethod
-    def connect(cls, url: str, model: str, ttl_s: int, timeout_s: float) -> EmbeddingCache:
-        return cls(connect_redis(url, timeout_s), model, ttl_s)
 
     async def get_many(self, texts: Sequence[str]) -> list[NDArray[np.float32] | None]:
         """The cached vector of each text, or None where there is none (or Redis failed)."""
         keys = [cache_key(self._model, text) for text in texts]
         try:
-            # pybreaker's decorator cannot see a coroutine fail; drive the breaker around the await.
-            with self._breaker.calling():
-                values = await self._client.mget(keys)
-        except _REDIS_ERRORS as error:
+            values = await self._redis.run(lambda client: client.mget(keys))
+        except RedisDown as error:
             metrics.CACHE_LOOKUPS.labels("error").inc(len(texts))
             log.warning("embedding cache lookup failed", error=str(error))
             return [None] * len(texts)
@@ -63,15 +52,17 @@ class EmbeddingCache:
         return vectors
 
     async def put_many(self, texts: Sequence[str], vectors: Sequence[NDArray[np.float32]]) -> None:
+        async def store(client: redis.Redis) -> None:
+            async with client.pipeline(transaction=False) as pipe:
+                for text, vector in zip(texts, vectors, strict=True):
+                    value = np.asarray(vector, dtype=np.float32).tobytes()
+                    pipe.set(cache_key(self._model, text), value, ex=self._ttl_s)
+                await pipe.execute()
+
         try:
-            with self._breaker.calling():
-                async with self._client.pipeline(transaction=False) as pipe:
-                    for text, vector in zip(texts, vectors, strict=True):
-                        value = np.asarray(vector, dtype=np.float32).tobytes()
-                        pipe.set(cache_key(self._model, text), value, ex=self._ttl_s)
-                    await pipe.execute()
-        except _REDIS_ERRORS as error:
+            await self._redis.run(store)
+        except RedisDown as error:
             log.warning("embedding cache store failed", error=str(error))
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._redis.close()

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ragplane.runtime.bundled import bundled_model_dir
 from ragplane.runtime.edge import StringLimits
-from ragplane.runtime.settings import ServiceSettings
+from ragplane.runtime.settings import RedisSettings, ServiceSettings
 
 
 def bundled_model_path() -> Path:
@@ -18,7 +18,7 @@ def bundled_model_path() -> Path:
     return bundled_model_dir()
 
 
-class EmbeddingSettings(ServiceSettings):
+class EmbeddingSettings(ServiceSettings, RedisSettings):
     model_config = SettingsConfigDict(env_prefix="EMBEDDING_")
 
     port: int = Field(default=50052, ge=1, le=65535)
@@ -30,7 +30,9 @@ class EmbeddingSettings(ServiceSettings):
     # torch, or ONNX Runtime on CPU (exported once from the model and cached; onnx-int8 is its
     # dynamically quantised variant, with slightly different vectors). auto: ONNX on CPU, where
     # it is faster for small batches and as fast for large ones; torch fp16 on CUDA.
-    backend: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
+    # onnxruntime: ONNX Runtime and tokenizers alone, without torch (the CPU image), on a model
+    # already exported to ONNX in model_path (python -m ragplane.embedding.export_onnx).
+    backend: Literal["auto", "torch", "onnx", "onnx-int8", "onnxruntime"] = "auto"
     # Where the ONNX export of the model is kept between starts.
     onnx_cache_dir: Path = Path.home() / ".cache" / "ragplane" / "onnx"
     # Intra-op threads on CPU; 0 means one per core.
@@ -53,12 +55,19 @@ class EmbeddingSettings(ServiceSettings):
     max_texts_per_request: int = Field(default=256, ge=1)
     max_chars_per_text: int = Field(default=8_000, ge=1)
 
-    # Embedding cache in Redis, keyed by model name and text hash.
-    cache_enabled: bool = True
+    # Embedding cache in Redis, keyed by model name and text hash; an empty
+    # EMBEDDING_REDIS_URL turns it off.
     redis_url: str = "redis://127.0.0.1:6379/0"
     cache_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
-    # Seconds a Redis call may take before the cache is skipped for that call.
-    redis_timeout_s: float = Field(default=0.25, gt=0)
+
+    @model_validator(mode="after")
+    def _onnxruntime_needs_an_export_on_cpu(self) -> EmbeddingSettings:
+        if self.backend == "onnxruntime" and (self.model_path is None or self.device == "cuda"):
+            raise ValueError(
+                "EMBEDDING_BACKEND=onnxruntime runs on CPU a model exported to ONNX: set"
+                " EMBEDDING_MODEL_PATH to the export and EMBEDDING_DEVICE to cpu or auto"
+            )
+        return self
 
     def string_limits(self) -> StringLimits:
         return StringLimits({"ragplane.v1.EmbedRequest.texts": self.max_chars_per_text})

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from ragplane.embedding.backends import EncodingModel
 from ragplane.embedding.batcher import DynamicBatcher
 from ragplane.embedding.cache import EmbeddingCache
-from ragplane.embedding.model import EmbeddingModel
 from ragplane.runtime.errors import InvalidArgument
+from ragplane.runtime.resilience import Deadline
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class EmbedResult:
 class Embedder:
     def __init__(
         self,
-        model: EmbeddingModel,
+        model: EncodingModel,
         batcher: DynamicBatcher,
         cache: EmbeddingCache | None,
         limits: EmbedLimits,
@@ -87,9 +88,9 @@ class Embedder:
                 )
 
     async def embed(
-        self, texts: Sequence[str], allow_truncation: bool, deadline: float | None = None
+        self, texts: Sequence[str], allow_truncation: bool, deadline: Deadline
     ) -> EmbedResult:
-        """Vectors for the texts, in order; ``deadline`` is a time.perf_counter() value."""
+        """Vectors for the texts, in order, unless ``deadline`` passes while they wait."""
         self._validate(texts)
         started = time.perf_counter()
         token_counts = await self._count_tokens(texts)

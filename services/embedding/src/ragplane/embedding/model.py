@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime
 import structlog
 import torch
 from numpy.typing import NDArray
 from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model
+
+from ragplane.embedding.ort_model import onnx_session_options
 
 log = structlog.get_logger(__name__)
 
@@ -64,15 +65,6 @@ def onnx_model_dir(model_path: Path, cache_dir: Path, model_name: str) -> Path:
     return target
 
 
-def _onnx_session_options(threads: int) -> onnxruntime.SessionOptions:
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    # Idle ONNX Runtime threads spin by default, taking the CPU that the event loop needs to
-    # accept calls and hand out results between batches.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return options
-
-
 def _int8_file(model_dir: Path) -> str | None:
     found = sorted((model_dir / "onnx").glob("model_qint8_*.onnx"))
     return f"onnx/{found[0].name}" if found else None
@@ -106,7 +98,7 @@ class EmbeddingModel:
                 model_kwargs={
                     "provider": "CPUExecutionProvider",
                     "file_name": onnx_file,
-                    "session_options": _onnx_session_options(threads),
+                    "session_options": onnx_session_options(threads),
                 },
             )
         else:

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import grpc
 import structlog
 
+from ragplane.embedding.backends import load_model
 from ragplane.embedding.batcher import BatchLimits, DynamicBatcher
 from ragplane.embedding.cache import EmbeddingCache
 from ragplane.embedding.config import EmbeddingSettings
 from ragplane.embedding.embedder import Embedder, EmbedLimits
-from ragplane.embedding.model import EmbeddingModel, pick_backend, pick_device
 from ragplane.runtime.context import RpcContext
-from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.readiness import WarmedUp
+from ragplane.runtime.redis_client import SharedRedis
+from ragplane.runtime.resilience import Deadline
 from ragplane.v1 import embedding_pb2, embedding_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -30,8 +30,7 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
         self, request: embedding_pb2.EmbedRequest, context: RpcContext
     ) -> embedding_pb2.EmbedResponse:
         embedder = self._embedder.get()
-        remaining = context.time_remaining()
-        deadline = None if remaining is None else time.perf_counter() + remaining
+        deadline = Deadline(context.time_remaining())
         allow_truncation = request.truncation != embedding_pb2.TRUNCATION_POLICY_REJECT
         result = await embedder.embed(list(request.texts), allow_truncation, deadline)
         return embedding_pb2.EmbedResponse(
@@ -79,29 +78,14 @@ class EmbeddingApplication:
         self._batcher: DynamicBatcher | None = None
         self._cache: EmbeddingCache | None = None
 
-    @property
-    def string_limits(self) -> StringLimits:
-        return self._settings.string_limits()
-
     def register(self, server: grpc.aio.Server) -> None:
         servicer = EmbeddingServicer(self._embedder, self._settings)
         embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server(servicer, server)
 
     async def warm_up(self) -> None:
         settings = self._settings
-        path = settings.resolved_model_path()
-        device = pick_device(settings.device)
-        backend = pick_backend(settings.backend, device)
-        log.info("loading model", path=str(path), device=device, backend=backend)
-        model = await asyncio.to_thread(
-            EmbeddingModel,
-            path,
-            device,
-            backend,
-            settings.cpu_threads,
-            settings.onnx_cache_dir,
-            settings.model_name,
-        )
+        log.info("loading model", path=str(settings.resolved_model_path()))
+        model = await asyncio.to_thread(load_model, settings)
         # The first forward pass allocates and compiles; pay for it before reporting SERVING.
         await asyncio.to_thread(model.encode, ["warm-up"])
         self._batcher = DynamicBatcher(
@@ -115,22 +99,18 @@ class EmbeddingApplication:
             ),
         )
         self._batcher.start()
-        if settings.cache_enabled:
-            self._cache = EmbeddingCache.connect(
-                settings.redis_url,
-                settings.model_name,
-                settings.cache_ttl_s,
-                settings.redis_timeout_s,
-            )
+        if settings.redis_enabled:
+            redis = SharedRedis.connect("embedding-cache-redis", settings)
+            self._cache = EmbeddingCache(redis, settings.model_name, settings.cache_ttl_s)
         limits = EmbedLimits(settings.max_texts_per_request, settings.max_chars_per_text)
         self._embedder.set(Embedder(model, self._batcher, self._cache, limits))
         log.info(
             "model ready",
             dimensions=model.dimensions,
             max_tokens=model.max_tokens,
-            backend=backend,
+            backend=model.backend,
             device=model.device,
-            cache=settings.cache_enabled,
+            cache=settings.redis_enabled,
         )
 
     async def close(self) -> None:

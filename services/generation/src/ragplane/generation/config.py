@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, model_va
 from pydantic_settings import SettingsConfigDict
 
 from ragplane.runtime.edge import StringLimits
-from ragplane.runtime.settings import ServiceSettings
+from ragplane.runtime.settings import BreakerSettings, RedisSettings, ServiceSettings
 
 Tier = Literal["small", "large"]
 
@@ -45,7 +45,7 @@ class ProviderSettings(BaseModel):
         return self
 
 
-class GenerationSettings(ServiceSettings):
+class GenerationSettings(ServiceSettings, BreakerSettings, RedisSettings):
     model_config = SettingsConfigDict(env_prefix="GENERATION_")
 
     port: int = Field(default=50054, ge=1, le=65535)
@@ -76,16 +76,15 @@ class GenerationSettings(ServiceSettings):
     # Full-jitter exponential backoff: wait uniform(0, min(max, base * 2**retry)).
     retry_base_delay_s: float = Field(default=0.2, ge=0)
     retry_max_delay_s: float = Field(default=5.0, ge=0)
-    # Failures in a row that open a provider's breaker, and how long it stays open.
-    breaker_fail_max: int = Field(default=5, ge=1)
+    # How long a provider's breaker stays open (GENERATION_BREAKER_FAIL_MAX failures open it).
     breaker_reset_timeout_s: float = Field(default=30.0, gt=0)
-    # Redis that shares breaker state between the replicas (GENERATION_REDIS_URL); unset keeps
+    # Redis that shares breaker state between the replicas (GENERATION_REDIS_URL); empty keeps
     # each replica's breakers in its own memory. While Redis is down each replica falls back
-    # to its own memory and tries Redis again every breaker_redis_retry_s.
-    redis_url: str | None = None
-    # Breaker state is read on the request path: a slow Redis must not slow every answer.
+    # to its own memory and tries Redis again every redis_retry_after_s.
     redis_timeout_s: float = Field(default=0.1, gt=0)
-    breaker_redis_retry_s: float = Field(default=5.0, gt=0)
+    # How often each replica exchanges breaker state with Redis (in the background: breaker
+    # state is read on the request path, which never waits for Redis).
+    breaker_sync_interval_s: float = Field(default=0.2, gt=0)
     # Key prefix; each provider's breaker lives under "<namespace>:<provider name>:pybreaker:*".
     breaker_redis_namespace: str = Field(default="ragplane:generation:breaker", min_length=1)
     # An LLM call with less time than this left is not started: the extractive answer is

@@ -11,30 +11,34 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Generic, Literal, TypeVar
 
-import pybreaker
 import structlog
 
 from ragplane.generation import metrics
 from ragplane.generation.breakers import (
     BreakerStatus,
-    FailoverStorage,
+    SharedBreakerStorage,
     breaker_status,
     new_breaker,
-    redis_client,
 )
 from ragplane.generation.config import GenerationSettings, ProviderSettings, Tier
 from ragplane.generation.fitting import FittedPrompt, fit_prompt
 from ragplane.generation.pricing import cost_usd
 from ragplane.generation.prompt import ContextPassage, cited_passage_numbers
 from ragplane.generation.providers import Completion, Provider, ProviderFailure, TextStream
-from ragplane.generation.retry import Backoff, Deadline
 from ragplane.generation.router import Route, route
-from ragplane.runtime.breakers import OPEN, breaker_state_value
 from ragplane.runtime.errors import InvalidArgument, Unavailable
 from ragplane.runtime.extractive import extractive_answer
-from ragplane.runtime.fields import check_temperature, check_tenant, require_words
+from ragplane.runtime.fields import (
+    check_max_output_tokens,
+    check_question,
+    check_temperature,
+    check_tenant,
+)
+from ragplane.runtime.redis_client import SharedRedis
+from ragplane.runtime.resilience import AsyncBreaker, Backoff, CircuitOpen, Deadline
 from ragplane.runtime.telemetry import BoundedLabel
 
 log = structlog.get_logger(__name__)
@@ -103,6 +107,24 @@ class _Request:
     tenant: str
 
 
+@dataclass(frozen=True)
+class AnswerRequest:
+    """What a caller asks the generator for; the gRPC edge builds it from the contract."""
+
+    question: str
+    passages: Sequence[ContextPassage]
+    # 0: the configured default.
+    max_output_tokens: int = 0
+    # None: the configured default.
+    temperature: float | None = None
+    # None: no deadline.
+    timeout_s: float | None = None
+    # For cost accounting only; empty is allowed.
+    tenant: str = ""
+    # None lets the router choose.
+    tier: Tier | None = None
+
+
 class Generator:
     """The provider chain; failures become attempts in the answer, not errors for the caller."""
 
@@ -118,10 +140,12 @@ class Generator:
         default_key = settings.api_key.get_secret_value()
         self._providers = [Provider(p, default_key) for p in settings.chain()]
         self._redis = (
-            redis_client(settings.redis_url, settings.redis_timeout_s)
-            if settings.redis_url
+            SharedRedis.connect("generation-breaker-redis", settings)
+            if settings.redis_enabled
             else None
         )
+        self._shared_states: list[SharedBreakerStorage] = []
+        self._syncing: asyncio.Task[None] | None = None
         self._breakers = {
             p.name: new_breaker(
                 p.name,
@@ -132,16 +156,33 @@ class Generator:
             for p in self._providers
         }
 
-    def _breaker_storage(self, provider: str) -> FailoverStorage | None:
+    def _breaker_storage(self, provider: str) -> SharedBreakerStorage | None:
         """Shared through Redis when one is configured; None keeps it in this process."""
         if self._redis is None:
             return None
-        settings = self._settings
-        return FailoverStorage(
-            provider, self._redis, settings.breaker_redis_namespace, settings.breaker_redis_retry_s
+        storage = SharedBreakerStorage(
+            provider, self._redis, self._settings.breaker_redis_namespace
         )
+        self._shared_states.append(storage)
+        return storage
 
-    def breaker(self, provider: str) -> pybreaker.CircuitBreaker:
+    async def start(self) -> None:
+        """Read the shared breaker states once, then keep them in step in the background."""
+        if not self._shared_states:
+            return
+        await self._sync_breakers()
+        self._syncing = asyncio.create_task(self._keep_breakers_in_step())
+
+    async def _sync_breakers(self) -> None:
+        for storage in self._shared_states:
+            await storage.sync()
+
+    async def _keep_breakers_in_step(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.breaker_sync_interval_s)
+            await self._sync_breakers()
+
+    def breaker(self, provider: str) -> AsyncBreaker:
         return self._breakers[provider]
 
     def statuses(self) -> list[ProviderStatus]:
@@ -151,27 +192,14 @@ class Generator:
             for p in self._providers
         ]
 
-    def validate(
-        self,
-        question: str,
-        passages: Sequence[ContextPassage],
-        max_output_tokens: int,
-        temperature: float | None,
-        tenant: str,
-    ) -> None:
+    def validate(self, asked: AnswerRequest) -> None:
         limits = self._settings
+        question, passages, tenant = asked.question, asked.passages, asked.tenant
         if tenant:
             # Optional here (cost accounting only); when given, the same rule as everywhere.
             check_tenant(tenant)
-        if not question.strip():
-            raise InvalidArgument.of("question", "is required and must not be blank")
-        require_words(question, "question")
-        check_temperature(temperature)
-        if len(question) > limits.max_question_chars:
-            raise InvalidArgument.of(
-                "question",
-                f"has {len(question)} characters; the limit is {limits.max_question_chars}",
-            )
+        check_question(question, "question", limits.max_question_chars)
+        check_temperature(asked.temperature)
         if len(passages) > limits.max_passages:
             raise InvalidArgument.of(
                 "passages", f"{len(passages)} passages; the limit is {limits.max_passages}"
@@ -182,34 +210,23 @@ class Generator:
                     f"passages[{index}].text",
                     f"has {len(passage.text)} characters; the limit is {limits.max_passage_chars}",
                 )
-        if not 0 <= max_output_tokens <= limits.max_output_tokens_limit:
-            raise InvalidArgument.of(
-                "max_output_tokens",
-                f"must be between 0 and {limits.max_output_tokens_limit}, got {max_output_tokens}",
-            )
+        check_max_output_tokens(asked.max_output_tokens, limits.max_output_tokens_limit)
 
-    def _request(
-        self,
-        question: str,
-        passages: Sequence[ContextPassage],
-        max_output_tokens: int,
-        temperature: float | None,
-        timeout_s: float | None,
-        tenant: str,
-        tier: Tier | None,
-    ) -> _Request:
-        self.validate(question, passages, max_output_tokens, temperature, tenant)
+    def _request(self, asked: AnswerRequest) -> _Request:
+        self.validate(asked)
         settings = self._settings
+        question, passages, tier = asked.question, asked.passages, asked.tier
+        timeout_s, temperature = asked.timeout_s, asked.temperature
         return _Request(
             question=question,
             passages=passages,
-            max_tokens=max_output_tokens or settings.default_max_output_tokens,
+            max_tokens=asked.max_output_tokens or settings.default_max_output_tokens,
             temperature=settings.default_temperature if temperature is None else temperature,
             deadline=Deadline(
                 None if timeout_s is None else timeout_s - settings.deadline_reserve_s
             ),
             route=Route(tier, "forced by the request") if tier else route(question, len(passages)),
-            tenant=tenant,
+            tenant=asked.tenant,
         )
 
     def _chain(self, chosen: Route) -> list[Provider]:
@@ -217,19 +234,8 @@ class Generator:
         chain = [p for p in self._providers if p.settings.tier == chosen.tier]
         return chain + [p for p in self._providers if p.settings.tier != chosen.tier]
 
-    async def answer(
-        self,
-        question: str,
-        passages: Sequence[ContextPassage],
-        max_output_tokens: int,
-        temperature: float | None,
-        timeout_s: float | None,
-        tenant: str = "",
-        tier: Tier | None = None,
-    ) -> Answer:
-        request = self._request(
-            question, passages, max_output_tokens, temperature, timeout_s, tenant, tier
-        )
+    async def answer(self, asked: AnswerRequest) -> Answer:
+        request = self._request(asked)
 
         async def complete(provider: Provider, prompt: FittedPrompt, limit_s: float) -> Completion:
             return await provider.complete(
@@ -256,21 +262,10 @@ class Generator:
                 )
         return self._extractive(request, attempts)
 
-    async def stream(
-        self,
-        question: str,
-        passages: Sequence[ContextPassage],
-        max_output_tokens: int,
-        temperature: float | None,
-        timeout_s: float | None,
-        tenant: str = "",
-        tier: Tier | None = None,
-    ) -> AsyncGenerator[str | Answer, None]:
+    async def stream(self, asked: AnswerRequest) -> AsyncGenerator[str | Answer, None]:
         """Text deltas as they come, then the complete Answer (with time to first token)."""
         started = time.monotonic()
-        request = self._request(
-            question, passages, max_output_tokens, temperature, timeout_s, tenant, tier
-        )
+        request = self._request(asked)
         idle_timeout_s = self._settings.stream_idle_timeout_s
 
         async def open_stream(
@@ -332,7 +327,7 @@ class Generator:
         question, passages, deadline = request.question, request.passages, request.deadline
         name = provider.name
         breaker = self._breakers[name]
-        if breaker_state_value(breaker) == OPEN:
+        if breaker.is_open:
             return _Outcome(Attempt(name, "skipped", "circuit breaker open"))
         budget = (
             provider.settings.context_window - request.max_tokens - settings.context_margin_tokens
@@ -360,7 +355,7 @@ class Generator:
             )
 
         while True:
-            remaining = deadline.remaining()
+            remaining = deadline.seconds_left()
             if remaining is not None and remaining < settings.min_call_time_s:
                 why = f"{reason}; no time left" if reason else "no time left for a call"
                 return _Outcome(attempt("failed" if calls else "skipped", why))
@@ -368,9 +363,8 @@ class Generator:
             if remaining is not None:
                 timeout = min(timeout, remaining)
             try:
-                with breaker.calling():
-                    result = await call(provider, prompt, timeout)
-            except pybreaker.CircuitBreakerError:
+                result = await breaker.call(partial(call, provider, prompt, timeout))
+            except CircuitOpen:
                 # Another request opened it while this one waited.
                 why = f"{reason}; circuit breaker open" if reason else "circuit breaker open"
                 return _Outcome(attempt("failed" if calls else "skipped", why))
@@ -389,7 +383,7 @@ class Generator:
                         continue
                 if not failure.retryable:
                     return _Outcome(attempt("failed", reason))
-                if breaker_state_value(breaker) == OPEN:
+                if breaker.is_open:
                     return _Outcome(attempt("failed", f"{reason}; circuit breaker opened"))
                 if calls >= settings.retry_max_attempts:
                     return _Outcome(attempt("failed", f"{reason}; gave up after {calls} calls"))
@@ -468,8 +462,10 @@ class Generator:
     async def close(self) -> None:
         for provider in self._providers:
             await provider.close()
+        if self._syncing is not None:
+            self._syncing.cancel()
         if self._redis is not None:
-            self._redis.close()
+            await self._redis.close()
 
 
 def _context_note(prompt: FittedPrompt, given: int, provider: str) -> str | None:

@@ -7,7 +7,7 @@ import email.utils
 import os
 import time
 from dataclasses import dataclass
-from typing import cast
+from typing import TypedDict, cast
 
 import httpx
 import openai
@@ -22,6 +22,16 @@ log = structlog.get_logger(__name__)
 # HTTP statuses worth another call to the same provider; everything else 4xx is the request's
 # or the configuration's fault and would fail again.
 _RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
+
+
+class _ChatRequest(TypedDict):
+    """The arguments of a chat completion, streamed or not."""
+
+    model: str
+    messages: list[ChatCompletionMessageParam]
+    max_tokens: int
+    temperature: float
+    timeout: float
 
 
 class ProviderFailure(Exception):
@@ -175,6 +185,21 @@ class Provider:
     def name(self) -> str:
         return self.settings.name
 
+    def _request(
+        self,
+        messages: list[dict[str, str]],
+        max_output_tokens: int,
+        temperature: float,
+        timeout_s: float,
+    ) -> _ChatRequest:
+        return _ChatRequest(
+            model=self.settings.model,
+            messages=cast("list[ChatCompletionMessageParam]", messages),
+            max_tokens=max_output_tokens,
+            temperature=temperature,
+            timeout=timeout_s,
+        )
+
     async def complete(
         self,
         messages: list[dict[str, str]],
@@ -182,14 +207,9 @@ class Provider:
         temperature: float,
         timeout_s: float,
     ) -> Completion:
+        request = self._request(messages, max_output_tokens, temperature, timeout_s)
         try:
-            completion = await self._client.chat.completions.create(
-                model=self.settings.model,
-                messages=cast("list[ChatCompletionMessageParam]", messages),
-                max_tokens=max_output_tokens,
-                temperature=temperature,
-                timeout=timeout_s,
-            )
+            completion = await self._client.chat.completions.create(**request, stream=False)
         except openai.APIError as error:
             raise classify(self.name, error) from error
         if not completion.choices:
@@ -217,15 +237,9 @@ class Provider:
         Everything up to the first text counts as the call: a failure here may still go to
         another provider; after it, the caller is committed to this provider's stream.
         """
+        request = self._request(messages, max_output_tokens, temperature, timeout_s)
         try:
-            stream = await self._client.chat.completions.create(
-                model=self.settings.model,
-                messages=cast("list[ChatCompletionMessageParam]", messages),
-                max_tokens=max_output_tokens,
-                temperature=temperature,
-                timeout=timeout_s,
-                stream=True,
-            )
+            stream = await self._client.chat.completions.create(**request, stream=True)
         except openai.APIError as error:
             raise classify(self.name, error) from error
         text_stream = TextStream(self.name, stream, idle_timeout_s)

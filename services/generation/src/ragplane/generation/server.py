@@ -8,13 +8,24 @@ from collections.abc import AsyncIterator
 import grpc
 
 from ragplane.generation.config import GenerationSettings, Tier
-from ragplane.generation.generator import Answer, Attempt, Generator, ProviderStatus
+from ragplane.generation.generator import Answer, AnswerRequest, Attempt, Generator, ProviderStatus
 from ragplane.generation.prompt import ContextPassage
-from ragplane.runtime.breakers import CLOSED, HALF_OPEN, OPEN
 from ragplane.runtime.context import RpcContext
-from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.readiness import WarmedUp
+from ragplane.runtime.resilience import CLOSED, HALF_OPEN, OPEN
 from ragplane.v1 import common_pb2, generation_pb2, generation_pb2_grpc
+
+
+def _asked(request: generation_pb2.GenerateRequest, context: RpcContext) -> AnswerRequest:
+    return AnswerRequest(
+        request.question,
+        _passages(request),
+        request.max_output_tokens,
+        request.temperature if request.HasField("temperature") else None,
+        context.time_remaining(),
+        tenant=request.tenant,
+        tier=_TIERS_IN.get(request.tier),
+    )
 
 
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
@@ -24,30 +35,13 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
     async def Generate(
         self, request: generation_pb2.GenerateRequest, context: RpcContext
     ) -> generation_pb2.GenerateResponse:
-        answer = await self._generator.get().answer(
-            request.question,
-            _passages(request),
-            request.max_output_tokens,
-            request.temperature if request.HasField("temperature") else None,
-            context.time_remaining(),
-            tenant=request.tenant,
-            tier=_TIERS_IN.get(request.tier),
-        )
+        answer = await self._generator.get().answer(_asked(request, context))
         return response_of(answer)
 
     async def GenerateStream(
         self, stream_request: generation_pb2.GenerateStreamRequest, context: RpcContext
     ) -> AsyncIterator[generation_pb2.GenerateStreamResponse]:
-        request = stream_request.request
-        events = self._generator.get().stream(
-            request.question,
-            _passages(request),
-            request.max_output_tokens,
-            request.temperature if request.HasField("temperature") else None,
-            context.time_remaining(),
-            tenant=request.tenant,
-            tier=_TIERS_IN.get(request.tier),
-        )
+        events = self._generator.get().stream(_asked(stream_request.request, context))
         # aclosing: a caller that cancels while a delta is being sent still closes the
         # generator at once, and with it the upstream request.
         async with contextlib.aclosing(events):
@@ -159,10 +153,6 @@ class GenerationApplication:
         self._settings = settings
         self._generator: WarmedUp[Generator] = WarmedUp("the LLM client")
 
-    @property
-    def string_limits(self) -> StringLimits:
-        return self._settings.string_limits()
-
     def register(self, server: grpc.aio.Server) -> None:
         generation_pb2_grpc.add_GenerationServiceServicer_to_server(
             GenerationServicer(self._generator), server
@@ -171,7 +161,9 @@ class GenerationApplication:
     async def warm_up(self) -> None:
         # No call to the provider here: a provider that is down must not keep this service
         # from serving; each request reports the provider's state instead.
-        self._generator.set(Generator(self._settings))
+        generator = Generator(self._settings)
+        await generator.start()
+        self._generator.set(generator)
 
     async def close(self) -> None:
         generator = self._generator.peek()

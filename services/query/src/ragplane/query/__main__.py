@@ -1,8 +1,8 @@
 """python -m ragplane.query"""
 
+from ragplane.query.access import access_interceptors
 from ragplane.query.config import GuardSettings, QuerySettings
-from ragplane.query.gateway import server_interceptors
-from ragplane.query.server import QueryApplication
+from ragplane.query.wiring import QueryApplication
 from ragplane.runtime.server import run_service
 from ragplane.runtime.settings import load_settings
 
@@ -14,7 +14,7 @@ def main() -> None:
         "query",
         QueryApplication(settings, guard_settings),
         settings,
-        interceptors=server_interceptors(guard_settings),
+        interceptors=access_interceptors(guard_settings),
     )
 
 

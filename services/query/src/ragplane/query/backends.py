@@ -1,13 +1,28 @@
-"""The services the query service calls, behind plain async methods and plain data."""
+"""The services the query service calls, behind plain async methods and the domain's types.
+
+This module and the gRPC edge (requests.py, responses.py) are the only places that translate
+between the domain and the protobuf contracts.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
 
 import grpc
 
-from ragplane.runtime.channels import open_channel
+from ragplane.query.domain import (
+    Cause,
+    Chunk,
+    Degradation,
+    GeneratedAnswer,
+    MetadataFilter,
+    Passage,
+    Question,
+    SearchResult,
+)
+from ragplane.query.timings import Stage
+from ragplane.runtime.channels import ChannelSettings, open_channel
 from ragplane.runtime.context import REQUEST_ID_HEADER, current_request_id
 from ragplane.runtime.errors import FailedPrecondition, from_downstream
 from ragplane.runtime.tls import TlsSettings
@@ -20,66 +35,6 @@ from ragplane.v1 import (
     retrieval_pb2,
     retrieval_pb2_grpc,
 )
-
-
-@dataclass(frozen=True)
-class Hit:
-    document_id: str
-    chunk_id: str
-    text: str
-    score: float
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    """The caller's search knobs; 0 and None leave the retrieval service's defaults."""
-
-    alpha: float | None
-    top_k: int
-    filters: Sequence[common_pb2.MetadataFilter]
-    fusion_type: int = 0
-    rerank: int = 0
-    rerank_candidates: int = 0
-    min_score: float | None = None
-
-
-@dataclass(frozen=True)
-class Found:
-    """A search's hits, best first, with what the retrieval service says about them."""
-
-    hits: list[Hit]
-    # STAGE_RERANK when the reranker was asked for and could not run.
-    degradations: list[common_pb2.Degradation]
-    # Time the reranker took inside the search; 0 when it did not run.
-    rerank_ms: float
-
-
-@dataclass(frozen=True)
-class GeneratedAnswer:
-    text: str
-    cited_chunk_ids: list[str]
-    provider: str
-    model: str
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
-    degradations: list[common_pb2.Degradation]
-    tier: int = 0
-    tier_reason: str = ""
-
-
-@dataclass
-class ChunkToStore:
-    document_id: str
-    chunk_index: int
-    text: str
-    title: str
-    metadata: dict[str, str]
-    vector: list[float] = field(default_factory=list)
-
-    @property
-    def chunk_id(self) -> str:
-        return f"{self.document_id}#{self.chunk_index}"
 
 
 @dataclass(frozen=True)
@@ -97,9 +52,10 @@ class Backends:
         generation: str,
         max_message_bytes: int,
         tls: TlsSettings | None = None,
+        channel_settings: ChannelSettings | None = None,
     ) -> None:
         self._channels = [
-            open_channel(target, max_message_bytes, tls)
+            open_channel(target, max_message_bytes, tls, channel_settings)
             for target in (embedding, retrieval, generation)
         ]
         self._embedding = embedding_pb2_grpc.EmbeddingServiceStub(self._channels[0])
@@ -116,53 +72,42 @@ class Backends:
         return [list(item.values) for item in response.embeddings]
 
     async def search(
-        self,
-        tenant: str,
-        query: str,
-        vector: Sequence[float],
-        options: SearchOptions,
-        timeout_s: float,
-    ) -> Found:
+        self, question: Question, vector: Sequence[float], timeout_s: float
+    ) -> SearchResult:
+        """A hybrid search for ``question``; BM25 only when ``vector`` is empty."""
         request = retrieval_pb2.SearchRequest(
-            tenant=tenant,
-            query_text=query,
+            tenant=question.tenant,
+            query_text=question.text,
             query_vector=list(vector),
-            top_k=options.top_k,
-            filters=options.filters,
-            fusion_type=options.fusion_type,  # type: ignore[arg-type]
-            rerank=options.rerank,  # type: ignore[arg-type]
-            rerank_candidates=options.rerank_candidates,
+            top_k=question.top_k,
+            filters=[_filter_message(f) for f in question.filters],
+            fusion_type=question.fusion_type,  # type: ignore[arg-type]
+            rerank=question.rerank,  # type: ignore[arg-type]
+            rerank_candidates=question.rerank_candidates,
         )
-        if options.alpha is not None:
-            request.alpha = options.alpha
-        if options.min_score is not None:
-            request.min_score = options.min_score
+        if question.alpha is not None:
+            request.alpha = question.alpha
+        if question.min_score is not None:
+            request.min_score = question.min_score
         try:
             response = await self._retrieval.Search(request, timeout=timeout_s)
         except grpc.aio.AioRpcError as error:
             raise from_downstream(error, "retrieval service") from error
-        return Found(
-            hits=[
-                Hit(hit.chunk.document_id, hit.chunk.chunk_id, hit.chunk.text, hit.score)
+        return SearchResult(
+            passages=[
+                Passage(hit.chunk.document_id, hit.chunk.chunk_id, hit.chunk.text, hit.score)
                 for hit in response.hits
             ],
-            degradations=list(response.degradations),
+            degradations=[_degradation(d) for d in response.degradations],
             rerank_ms=sum(
                 t.duration_ms for t in response.timings if t.stage == common_pb2.STAGE_RERANK
             ),
         )
 
     async def generate(
-        self,
-        tenant: str,
-        question: str,
-        hits: Sequence[Hit],
-        max_output_tokens: int,
-        timeout_s: float,
-        temperature: float | None = None,
-        tier: int = 0,
+        self, question: Question, passages: Sequence[Passage], timeout_s: float
     ) -> GeneratedAnswer:
-        request = _generate_request(tenant, question, hits, max_output_tokens, temperature, tier)
+        request = _generate_request(question, passages)
         try:
             response = await self._generation.Generate(request, timeout=timeout_s)
         except grpc.aio.AioRpcError as error:
@@ -170,18 +115,11 @@ class Backends:
         return _generated_answer(response)
 
     async def generate_stream(
-        self,
-        tenant: str,
-        question: str,
-        hits: Sequence[Hit],
-        max_output_tokens: int,
-        timeout_s: float,
-        temperature: float | None = None,
-        tier: int = 0,
-    ) -> AsyncIterator[str | GeneratedAnswer]:
+        self, question: Question, passages: Sequence[Passage], timeout_s: float
+    ) -> AsyncGenerator[str | GeneratedAnswer, None]:
         """Text deltas as the generation service sends them, then the whole answer."""
         request = generation_pb2.GenerateStreamRequest(
-            request=_generate_request(tenant, question, hits, max_output_tokens, temperature, tier)
+            request=_generate_request(question, passages)
         )
         # Said explicitly: on stream calls the request id the channel's interceptor adds does
         # not arrive (OpenTelemetry's stream interceptor drops it), unlike on unary calls.
@@ -202,7 +140,7 @@ class Backends:
     async def store(
         self,
         tenant: str,
-        chunks: Sequence[ChunkToStore],
+        chunks: Sequence[Chunk],
         document_chunk_counts: dict[str, int],
         timeout_s: float,
     ) -> StoreOutcome:
@@ -258,28 +196,41 @@ class Backends:
             await channel.close()
 
 
+def _filter_message(item: MetadataFilter) -> common_pb2.MetadataFilter:
+    message = common_pb2.MetadataFilter(field=item.field, equals=item.equals, any_of=item.any_of)
+    if item.bounds is not None:
+        bounds = item.bounds
+        message.range.SetInParent()
+        for name in ("greater_than", "greater_or_equal", "less_than", "less_or_equal"):
+            value = getattr(bounds, name)
+            if value is not None:
+                setattr(message.range, name, value)
+    return message
+
+
+def _degradation(message: common_pb2.Degradation) -> Degradation:
+    return Degradation(
+        Stage(message.stage), Cause(message.cause), message.reason, message.dependency
+    )
+
+
 def _generate_request(
-    tenant: str,
-    question: str,
-    hits: Sequence[Hit],
-    max_output_tokens: int,
-    temperature: float | None,
-    tier: int,
+    question: Question, passages: Sequence[Passage]
 ) -> generation_pb2.GenerateRequest:
     request = generation_pb2.GenerateRequest(
-        tenant=tenant,
-        question=question,
+        tenant=question.tenant,
+        question=question.text,
         passages=[
             common_pb2.Passage(
-                document_id=h.document_id, chunk_id=h.chunk_id, text=h.text, score=h.score
+                document_id=p.document_id, chunk_id=p.chunk_id, text=p.text, score=p.score
             )
-            for h in hits
+            for p in passages
         ],
-        max_output_tokens=max_output_tokens,
-        tier=tier,  # type: ignore[arg-type]
+        max_output_tokens=question.max_output_tokens,
+        tier=question.tier,  # type: ignore[arg-type]
     )
-    if temperature is not None:
-        request.temperature = temperature
+    if question.temperature is not None:
+        request.temperature = question.temperature
     return request
 
 
@@ -292,7 +243,7 @@ def _generated_answer(response: generation_pb2.GenerateResponse) -> GeneratedAns
         input_tokens=response.usage.input_tokens,
         output_tokens=response.usage.output_tokens,
         cost_usd=response.cost_usd,
-        degradations=list(response.degradations),
+        degradations=[_degradation(d) for d in response.degradations],
         tier=response.tier,
         tier_reason=response.tier_reason,
     )

@@ -7,12 +7,17 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from ragplane.runtime.auth import load_key_ring
 from ragplane.runtime.bundled import bundled_model_dir
 from ragplane.runtime.edge import StringLimits
-from ragplane.runtime.settings import ServiceSettings
+from ragplane.runtime.settings import (
+    BreakerSettings,
+    RedisSettings,
+    ServiceSettings,
+    WeaviateSettings,
+)
 
 _T = TypeVar("_T")
 
@@ -22,16 +27,16 @@ def bundled_tokenizer_path() -> Path:
     return bundled_model_dir() / "tokenizer.json"
 
 
-class QuerySettings(ServiceSettings):
+class QuerySettings(ServiceSettings, BreakerSettings):
     model_config = SettingsConfigDict(env_prefix="QUERY_")
 
     port: int = Field(default=50051, ge=1, le=65535)
     embedding_target: str = "127.0.0.1:50052"
     retrieval_target: str = "127.0.0.1:50053"
     generation_target: str = "127.0.0.1:50054"
-    # Budget for a query when the caller sets no deadline.
+    # The deadline of a query whose caller sets none.
     default_timeout_s: float = Field(default=60.0, gt=0)
-    # Stage budgets. Each stage gets at most its cap, and never the time the stages after it
+    # Stage caps. Each stage gets at most its cap, and never the time the stages after it
     # are promised: embedding keeps search + generation + respond free, search keeps generation
     # + respond, generation keeps respond.
     embed_timeout_s: float = Field(default=1.0, gt=0)
@@ -49,9 +54,6 @@ class QuerySettings(ServiceSettings):
     bm25_hedge_after_s: float = Field(default=0.05, ge=0)
     # Passages quoted by the extractive answer.
     extractive_passages: int = Field(default=3, ge=1)
-    # Circuit breakers on the calls to each dependency (embedding, retrieval, generation).
-    breaker_fail_max: int = Field(default=5, ge=1)
-    breaker_reset_timeout_s: float = Field(default=10.0, gt=0)
     default_top_k: int = Field(default=5, ge=1)
     max_top_k: int = Field(default=20, ge=1)
     max_query_chars: int = Field(default=2_000, ge=1)
@@ -120,7 +122,7 @@ class ResolvedPolicy:
     semantic_threshold: float
 
 
-class GuardSettings(BaseSettings):
+class GuardSettings(RedisSettings, WeaviateSettings):
     """Caches, API keys, rate limits and spend budgets of the query service (prefix QUERY_).
 
     Kept apart from QuerySettings (same prefix) so that the orchestration settings stay small.
@@ -128,13 +130,8 @@ class GuardSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="QUERY_", frozen=True, extra="ignore")
 
-    # Redis shared by every replica: answer cache, index generations, rate limits, spend.
-    # Empty turns all of them off (local development without Redis).
-    redis_url: str = ""
-    redis_timeout_s: float = Field(default=0.25, gt=0)
-    # After this many Redis failures in a row, Redis is left alone for redis_retry_after_s.
-    redis_fail_max: int = Field(default=3, ge=1)
-    redis_retry_after_s: float = Field(default=5.0, gt=0)
+    # Redis (QUERY_REDIS_URL) shared by every replica: answer caches, index versions, rate
+    # limits, spend. Empty turns all of them off (local development without Redis).
     # What rate limits and budgets do while Redis is down: "open" lets calls through,
     # "closed" refuses them with UNAVAILABLE.
     limits_when_redis_down: Literal["open", "closed"] = "open"
@@ -147,10 +144,9 @@ class GuardSettings(BaseSettings):
     semantic_threshold: float = Field(default=0.95, gt=0, le=1)
     # Semantic candidates above the threshold that the gate may look at before giving up.
     semantic_candidates: int = Field(default=3, ge=1)
-    semantic_collection: str = "RagplaneAnswerCache"
-    weaviate_host: str = "127.0.0.1"
-    weaviate_http_port: int = Field(default=8080, ge=1, le=65535)
-    weaviate_grpc_port: int = Field(default=50060, ge=1, le=65535)
+    # v2: entries keyed by "index_version" (v1 collections, keyed by "generation", are ignored).
+    semantic_collection: str = "RagplaneAnswerCacheV2"
+    # The semantic cache's Weaviate (QUERY_WEAVIATE_*): a lookup must not hold a query long.
     weaviate_timeout_s: float = Field(default=2.0, gt=0)
 
     # API keys: a JSON or YAML file (a mounted secret), or the same JSON inline. Neither: auth off.
@@ -186,7 +182,7 @@ class GuardSettings(BaseSettings):
             or p.daily_hard_budget_usd is not None
             for p in policies
         )
-        if limited and not self.redis_url:
+        if limited and not self.redis_enabled:
             raise ValueError("rate limits and spend budgets need QUERY_REDIS_URL")
         return self
 

@@ -1,22 +1,23 @@
-"""The query service's calls to its dependencies, each behind a circuit breaker.
+"""The query service's calls to the services it depends on, each behind a circuit breaker.
 
 A dependency that keeps failing gets its breaker opened, and then costs a query microseconds
-instead of a connection attempt or a timeout, until a trial call after reset_timeout succeeds.
-pybreaker's decorator never trips on coroutines (it sees an un-awaited coroutine, not the
-failure), so the breaker is driven explicitly around each awaited call.
+instead of a connection attempt or a timeout, until a trial call after the reset timeout
+succeeds. Only failures that say the dependency is unhealthy count: running out of a short
+deadline the caller chose says nothing about its health.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from contextlib import aclosing, contextmanager
 from typing import TypeVar
 
-import pybreaker
 from prometheus_client import Gauge
 
-from ragplane.runtime.breakers import breaker_state_value
+from ragplane.query.backends import Backends
 from ragplane.runtime.errors import DeadlineExceeded, ResourceExhausted, Unavailable
+from ragplane.runtime.resilience import AsyncBreaker
+from ragplane.runtime.settings import BreakerSettings
 
 T = TypeVar("T")
 
@@ -27,16 +28,8 @@ BREAKER_STATE = Gauge(
 )
 
 
-class CircuitOpen(Unavailable):
-    """The dependency was not called: its breaker is open after repeated failures."""
-
-
 class DependencyTimedOut(DeadlineExceeded):
-    """The dependency did not answer within the whole of its stage's cap.
-
-    Only this kind of timeout counts against the dependency: running out of a short deadline
-    the caller chose says nothing about its health.
-    """
+    """The dependency did not answer within the whole of its stage's cap."""
 
 
 def _says_dependency_is_unhealthy(error: BaseException) -> bool:
@@ -55,51 +48,63 @@ def _blaming_slowness(timeout_s: float, cap_s: float) -> Iterator[None]:
 
 
 class Dependency:
-    def __init__(self, label: str, fail_max: int, reset_timeout_s: float) -> None:
+    def __init__(self, label: str, settings: BreakerSettings) -> None:
         self.name = f"{label} service"
-        self._breaker = pybreaker.CircuitBreaker(
-            fail_max=fail_max,
-            reset_timeout=reset_timeout_s,
-            name=label,
-            # pybreaker excludes an error when the callable returns True.
-            exclude=[lambda error: not _says_dependency_is_unhealthy(error)],
-            throw_new_error_on_trip=False,
-        )
-        BREAKER_STATE.labels(dependency=label).set_function(
-            lambda: breaker_state_value(self._breaker)
+        self._breaker = AsyncBreaker(
+            self.name,
+            settings.breaker_fail_max,
+            settings.breaker_reset_timeout_s,
+            _says_dependency_is_unhealthy,
+            gauge=BREAKER_STATE.labels(dependency=label),
         )
 
     async def call(
         self, make_call: Callable[[float], Awaitable[T]], timeout_s: float, cap_s: float
     ) -> T:
         """``make_call(timeout_s)`` through the breaker; raises CircuitOpen when it is open."""
-        try:
-            with self._breaker.calling(), _blaming_slowness(timeout_s, cap_s):
+
+        async def timed() -> T:
+            with _blaming_slowness(timeout_s, cap_s):
                 return await make_call(timeout_s)
-        except pybreaker.CircuitBreakerError as error:
-            raise self._circuit_open() from error
+
+        return await self._breaker.call(timed)
 
     async def stream(
-        self, make_stream: Callable[[float], AsyncIterator[T]], timeout_s: float, cap_s: float
-    ) -> AsyncIterator[T]:
+        self,
+        make_stream: Callable[[float], AsyncGenerator[T, None]],
+        timeout_s: float,
+        cap_s: float,
+    ) -> AsyncGenerator[T, None]:
         """``make_stream(timeout_s)`` through the breaker: a stream that fails counts."""
-        try:
-            with self._breaker.calling(), _blaming_slowness(timeout_s, cap_s):
-                async for item in make_stream(timeout_s):
-                    yield item
-        except pybreaker.CircuitBreakerError as error:
-            raise self._circuit_open() from error
 
-    def _circuit_open(self) -> CircuitOpen:
-        return CircuitOpen(
-            f"{self.name}: not called, its circuit breaker is open after "
-            f"{self._breaker.fail_max} failures in a row",
-            retry_after_s=self._breaker.reset_timeout,
-        )
+        async def timed() -> AsyncGenerator[T, None]:
+            with _blaming_slowness(timeout_s, cap_s):
+                async with aclosing(make_stream(timeout_s)) as items:
+                    async for item in items:
+                        yield item
+
+        async with aclosing(self._breaker.stream(timed)) as items:
+            async for item in items:
+                yield item
 
 
 class Dependencies:
-    def __init__(self, fail_max: int, reset_timeout_s: float) -> None:
-        self.embedding = Dependency("embedding", fail_max, reset_timeout_s)
-        self.retrieval = Dependency("retrieval", fail_max, reset_timeout_s)
-        self.generation = Dependency("generation", fail_max, reset_timeout_s)
+    """The three dependencies, and the one embedding call both the pipeline and the semantic
+    cache make (same cap, same breaker)."""
+
+    def __init__(
+        self, backends: Backends, settings: BreakerSettings, embed_timeout_s: float
+    ) -> None:
+        self.backends = backends
+        self.embedding = Dependency("embedding", settings)
+        self.retrieval = Dependency("retrieval", settings)
+        self.generation = Dependency("generation", settings)
+        self._embed_timeout_s = embed_timeout_s
+
+    async def embed(self, texts: Sequence[str], timeout_s: float) -> list[list[float]]:
+        """Vectors of ``texts`` within ``timeout_s``, never more than the embedding stage's cap:
+        a slow or dead embedding service must not spend a query's deadline."""
+        cap_s = self._embed_timeout_s
+        return await self.embedding.call(
+            lambda t: self.backends.embed(texts, t), min(timeout_s, cap_s), cap_s
+        )

@@ -15,24 +15,34 @@ from dataclasses import dataclass, field, replace
 import structlog
 
 from ragplane.query import metrics
-from ragplane.query.budget import Budget
 from ragplane.query.caching.answers import CachedAnswer, exact_key, normalise, options_fingerprint
 from ragplane.query.caching.exact import ExactCache
 from ragplane.query.caching.index_versions import IndexVersions
 from ragplane.query.caching.semantic import SemanticCache, SemanticCacheError
 from ragplane.query.config import GuardSettings, ResolvedPolicy
-from ragplane.query.limits import RateLimiter
-from ragplane.query.pipeline import QueryResult, Question
-from ragplane.query.shared_redis import RedisDown, SharedRedis
-from ragplane.query.spending import (
-    BudgetAction,
-    SpendLedger,
-    budget_decision,
-    seconds_until_next_utc_day,
+from ragplane.query.domain import (
+    Answer,
+    CacheOutcome,
+    Cause,
+    Degradation,
+    Question,
+    QuestionEmbedding,
 )
+from ragplane.query.limits import RateLimiter
+from ragplane.query.spending import (
+    SpendAction,
+    SpendLedger,
+    seconds_until_next_utc_day,
+    spend_decision,
+)
+from ragplane.query.timings import Stage, elapsed_ms
 from ragplane.runtime.audit import audit_note
 from ragplane.runtime.errors import ResourceExhausted, ServiceError, Unavailable
-from ragplane.v1 import common_pb2, generation_pb2, query_pb2
+from ragplane.runtime.redis_client import RedisDown, SharedRedis
+from ragplane.runtime.resilience import Deadline
+
+# The generation service's ModelTier value for its small tier.
+SMALL_TIER = 1
 
 log = structlog.get_logger(__name__)
 
@@ -45,28 +55,22 @@ class Admission:
 
     question: Question
     cached: CachedAnswer | None = None
-    cache_info: query_pb2.CacheInfo = field(default_factory=query_pb2.CacheInfo)
-    degradations: list[common_pb2.Degradation] = field(default_factory=list)
+    cache: CacheOutcome = field(default_factory=CacheOutcome)
+    degradations: list[Degradation] = field(default_factory=list)
     tier_reason: str = ""
     # Where a generated answer goes after a miss; unset when the caches were not consulted.
     fingerprint: str = ""
     # The tenant's index version when the caches were consulted (None: it had none yet).
     caches_consulted: bool = False
     index_version: int | None = None
-    vector: list[float] | None = None
-    # How long embedding the question took (reported as the pipeline's embedding stage).
-    embedding_ms: float = 0.0
+    # Made by the semantic lookup; the pipeline reuses it (reported as its embedding stage).
+    embedding: QuestionEmbedding | None = None
     # Time admit took besides that embedding (reported, with settle's, as the cache stage).
     guard_ms: float = 0.0
 
 
-def _cache_degradation(reason: str, dependency: str = "Redis") -> common_pb2.Degradation:
-    return common_pb2.Degradation(
-        stage=common_pb2.STAGE_CACHE,
-        reason=reason,
-        cause=common_pb2.DEGRADATION_CAUSE_UNAVAILABLE,
-        dependency=dependency,
-    )
+def _cache_degradation(reason: str, dependency: str = "Redis") -> Degradation:
+    return Degradation(Stage.CACHE, Cause.UNAVAILABLE, reason, dependency)
 
 
 class QueryGuard:
@@ -93,13 +97,17 @@ class QueryGuard:
         """Whether admit and settle talk to Redis (caches, limits, budgets) at all."""
         return self._shared is not None
 
-    async def admit(self, question: Question, budget: Budget) -> Admission:
+    async def admit(self, question: Question, deadline: Deadline) -> Admission:
+        started = time.perf_counter()
         policy = self._settings.policy_for(question.tenant)
         admission = Admission(question)
         await self._check_rate(question.tenant, policy, admission)
-        await self._look_up(admission, policy, budget)
+        await self._look_up(admission, policy, deadline)
         if admission.cached is None:
-            await self._check_budget(admission, policy)
+            await self._check_spend(admission, policy)
+        # The question's embedding is reported as the embedding stage, not here.
+        embedding_ms = admission.embedding.duration_ms if admission.embedding else 0.0
+        admission.guard_ms = elapsed_ms(started) - embedding_ms
         return admission
 
     def _redis_down(self, admission: Admission, what: str) -> None:
@@ -126,7 +134,9 @@ class QueryGuard:
                 retry_after_s=decision.retry_after_s,
             )
 
-    async def _look_up(self, admission: Admission, policy: ResolvedPolicy, budget: Budget) -> None:
+    async def _look_up(
+        self, admission: Admission, policy: ResolvedPolicy, deadline: Deadline
+    ) -> None:
         if not self._settings.answer_cache_enabled or self._index_versions is None:
             return
         question = admission.question
@@ -157,7 +167,7 @@ class QueryGuard:
         if admission.cached is not None:
             return
         if semantic_on:
-            await self._look_up_semantic(admission, policy, budget, admission.index_version)
+            await self._look_up_semantic(admission, policy, deadline, admission.index_version)
         else:
             self._count("semantic", "bypass")
 
@@ -168,7 +178,7 @@ class QueryGuard:
             self._count("exact", "miss")
             return
         self._count("exact", "hit")
-        self._serve(admission, cached, query_pb2.CACHE_LAYER_EXACT, 1.0)
+        self._serve(admission, cached, "exact", 1.0)
 
     @staticmethod
     def _exact_key(admission: Admission, index_version: int) -> str:
@@ -181,7 +191,7 @@ class QueryGuard:
         self,
         admission: Admission,
         policy: ResolvedPolicy,
-        budget: Budget,
+        deadline: Deadline,
         index_version: int | None,
     ) -> None:
         """Embed the question (the pipeline reuses the vector, and a fresh answer is stored
@@ -190,9 +200,8 @@ class QueryGuard:
         question = admission.question
         try:
             started = time.perf_counter()
-            [vector] = await self._embed([question.text], budget.remaining("the semantic cache"))
-            admission.vector = vector
-            admission.embedding_ms = (time.perf_counter() - started) * 1000
+            [vector] = await self._embed([question.text], deadline.require("the semantic cache"))
+            admission.embedding = QuestionEmbedding(vector, elapsed_ms(started))
             if index_version is None:
                 self._count("semantic", "miss")
                 return
@@ -219,23 +228,22 @@ class QueryGuard:
             self._count("semantic", "miss")
             return
         self._count("semantic", "hit")
-        self._serve(admission, hit.answer, query_pb2.CACHE_LAYER_SEMANTIC, hit.similarity)
+        self._serve(admission, hit.answer, "semantic", hit.similarity)
 
     @staticmethod
-    def _serve(admission: Admission, cached: CachedAnswer, layer: int, similarity: float) -> None:
+    def _serve(admission: Admission, cached: CachedAnswer, layer: str, similarity: float) -> None:
         admission.cached = cached
-        admission.cache_info = query_pb2.CacheInfo(
+        admission.cache = CacheOutcome(
             hit=True,
-            layer=layer,  # type: ignore[arg-type]
+            layer=layer,
             similarity=similarity,
-            cached_query=cached.query,
+            cached_question=cached.query,
             saved_usd=cached.cost_usd,
         )
         metrics.CACHE_SAVED_USD.inc(cached.cost_usd)
-        layer_name = "exact" if layer == query_pb2.CACHE_LAYER_EXACT else "semantic"
-        audit_note(cost_usd=0.0, cache=layer_name, query=admission.question.text[:200])
+        audit_note(cost_usd=0.0, cache=layer, query=admission.question.text[:200])
 
-    async def _check_budget(self, admission: Admission, policy: ResolvedPolicy) -> None:
+    async def _check_spend(self, admission: Admission, policy: ResolvedPolicy) -> None:
         if self._ledger is None or (
             policy.daily_budget_usd is None and policy.daily_hard_budget_usd is None
         ):
@@ -246,15 +254,15 @@ class QueryGuard:
         except RedisDown:
             self._redis_down(admission, "spend budgets")
             return
-        decision = budget_decision(spent, policy.daily_budget_usd, policy.daily_hard_budget_usd)
-        if decision.action is BudgetAction.REFUSE:
+        decision = spend_decision(spent, policy.daily_budget_usd, policy.daily_hard_budget_usd)
+        if decision.action is SpendAction.REFUSE:
             metrics.RATE_LIMITED.labels("budget").inc()
             raise ResourceExhausted(
                 f"tenant {tenant!r}: {decision.reason}; it resets at 00:00 UTC",
                 retry_after_s=seconds_until_next_utc_day(),
             )
-        if decision.action is BudgetAction.SMALL_TIER:
-            admission.question = replace(admission.question, tier=generation_pb2.MODEL_TIER_SMALL)
+        if decision.action is SpendAction.SMALL_TIER:
+            admission.question = replace(admission.question, tier=SMALL_TIER)
             admission.tier_reason = decision.reason
 
     @staticmethod
@@ -263,25 +271,32 @@ class QueryGuard:
 
     # -- after the pipeline -----------------------------------------------------------------
 
-    async def settle(self, admission: Admission, result: QueryResult) -> None:
+    async def settle(self, admission: Admission, answer: Answer) -> None:
+        """Book the spend and cache the answer; admit + settle are reported as the cache stage."""
+        started = time.perf_counter()
+        await self._book_and_store(admission, answer)
+        if self.consults_redis:
+            answer.timings.add_first(Stage.CACHE, admission.guard_ms + elapsed_ms(started))
+
+    async def _book_and_store(self, admission: Admission, answer: Answer) -> None:
         tenant = admission.question.tenant
-        audit_note(cost_usd=result.cost_usd, cache="miss", query=admission.question.text[:200])
-        if result.cost_usd > 0 and self._ledger is not None:
+        audit_note(cost_usd=answer.cost_usd, cache="miss", query=admission.question.text[:200])
+        if answer.cost_usd > 0 and self._ledger is not None:
             try:
-                await self._ledger.add(tenant, result.cost_usd)
+                await self._ledger.add(tenant, answer.cost_usd)
             except RedisDown:
                 log.warning("spend not booked: Redis is down", tenant=tenant)
-        if not admission.caches_consulted or result.degradations or not result.provider:
+        if not admission.caches_consulted or answer.degradations or not answer.provider:
             return  # caches not consulted, or an answer not worth keeping (degraded, no LLM)
-        answer = CachedAnswer.of(
+        cached = CachedAnswer.of(
             admission.question.text,
-            result.answer,
-            result.citations,
-            result.provider,
-            result.model,
-            result.cost_usd,
+            answer.text,
+            answer.citations,
+            answer.provider,
+            answer.model,
+            answer.cost_usd,
         )
-        await self._store(admission, answer)
+        await self._store(admission, cached)
 
     async def _store(self, admission: Admission, answer: CachedAnswer) -> None:
         assert self._exact is not None
@@ -294,11 +309,11 @@ class QueryGuard:
             await self._exact.put(self._exact_key(admission, index_version), answer)
         except RedisDown:
             return
-        if admission.vector is None or self._semantic is None:
+        if admission.embedding is None or self._semantic is None:
             return
         try:
             await self._semantic.store(
-                tenant, admission.vector, admission.fingerprint, index_version, answer
+                tenant, admission.embedding.vector, admission.fingerprint, index_version, answer
             )
         except SemanticCacheError as error:
             log.warning("semantic cache store failed", error=str(error))

@@ -4,41 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
 
 import structlog
 
-from ragplane.query.backends import Backends, ChunkToStore
-from ragplane.query.budget import Budget
+from ragplane.query.backends import Backends
 from ragplane.query.chunking import Chunker
 from ragplane.query.config import QuerySettings
-from ragplane.runtime.errors import InvalidArgument, ServiceError
-from ragplane.runtime.fields import check_tenant
+from ragplane.query.domain import Chunk, DocumentOutcome, SourceDocument
+from ragplane.runtime.errors import ServiceError
+from ragplane.runtime.resilience import Deadline
 
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class SourceDocument:
-    document_id: str
-    text: str
-    title: str
-    metadata: dict[str, str]
-
-
-@dataclass
-class DocumentOutcome:
-    document_id: str
-    chunks: list[ChunkToStore] = field(default_factory=list)
-    error: str = ""
-
-    @property
-    def indexed(self) -> bool:
-        return not self.error
-
-
 def _finished_documents(
-    pending: Sequence[tuple[DocumentOutcome, ChunkToStore]], start: int, end: int
+    pending: Sequence[tuple[DocumentOutcome, Chunk]], start: int, end: int
 ) -> list[DocumentOutcome]:
     """The documents whose last chunk lies in pending[start:end], in order."""
     finished: list[DocumentOutcome] = []
@@ -55,43 +35,11 @@ class Ingestor:
         self._chunker = chunker
         self._settings = settings
 
-    def validate(self, tenant: str, documents: Sequence[SourceDocument]) -> None:
-        """Refuse a malformed request whole, before any work: nothing of it is half-done.
-
-        What is wrong with one document's text fails that document alone (``_chunk``).
-        """
-        check_tenant(tenant)
-        if not documents:
-            raise InvalidArgument.of("documents", "at least one document is required")
-        limit = self._settings.max_documents_per_ingest
-        if len(documents) > limit:
-            raise InvalidArgument.of(
-                "documents", f"{len(documents)} documents; the limit is {limit}"
-            )
-        total_chars = sum(len(document.text) for document in documents)
-        if total_chars > self._settings.max_ingest_chars:
-            raise InvalidArgument.of(
-                "documents",
-                f"{total_chars:,} characters of text in one call; the limit is "
-                f"{self._settings.max_ingest_chars:,}: send the documents in several calls",
-            )
-        seen: set[str] = set()
-        for index, document in enumerate(documents):
-            if not document.document_id.strip():
-                raise InvalidArgument.of(f"documents[{index}].document_id", "is required")
-            if document.document_id in seen:
-                raise InvalidArgument.of(
-                    f"documents[{index}].document_id", f"{document.document_id!r} appears twice"
-                )
-            seen.add(document.document_id)
-
     def _chunk(self, document: SourceDocument) -> DocumentOutcome:
         """The document's chunks; a document with no indexable text fails alone, and its
         chunks from an earlier ingest stay as they were."""
         chunks = [
-            ChunkToStore(
-                document.document_id, piece.index, piece.text, document.title, document.metadata
-            )
+            Chunk(document.document_id, piece.index, piece.text, document.title, document.metadata)
             for piece in self._chunker.split(document.text)
         ]
         if not any(char.isalnum() for chunk in chunks for char in chunk.text):
@@ -103,18 +51,18 @@ class Ingestor:
         return DocumentOutcome(document.document_id, chunks)
 
     async def ingest(
-        self, tenant: str, documents: Sequence[SourceDocument], budget: Budget
+        self, tenant: str, documents: Sequence[SourceDocument], deadline: Deadline
     ) -> list[DocumentOutcome]:
-        self.validate(tenant, documents)
+        """Chunk, embed and store validated documents (requests.py checked the request)."""
         # Before any embedding: an inactive tenant refuses the whole call at once.
-        await self._backends.ensure_active_tenant(tenant, budget.remaining("the tenant check"))
+        await self._backends.ensure_active_tenant(tenant, deadline.require("the tenant check"))
         # Tokenizing a megabyte takes a while: off the event loop, so other calls go on.
         outcomes = await asyncio.to_thread(lambda: [self._chunk(d) for d in documents])
-        await self._embed_and_store(tenant, outcomes, budget)
+        await self._embed_and_store(tenant, outcomes, deadline)
         return outcomes
 
     async def _embed_and_store(
-        self, tenant: str, outcomes: Sequence[DocumentOutcome], budget: Budget
+        self, tenant: str, outcomes: Sequence[DocumentOutcome], deadline: Deadline
     ) -> None:
         """Embeds batch after batch while the documents already embedded are being stored.
 
@@ -130,11 +78,11 @@ class Ingestor:
             nonlocal storing
             if storing is not None:
                 await storing
-            storing = asyncio.create_task(self._store(tenant, ready, budget))
+            storing = asyncio.create_task(self._store(tenant, ready, deadline))
 
         remaining = [o for o in outcomes if o.indexed]
         try:
-            async for done in self._embed(remaining, budget):
+            async for done in self._embed(remaining, deadline):
                 embedded.extend(o for o in done if o.indexed)
                 queued = sum(len(o.chunks) for o in embedded)
                 if queued >= self._settings.store_batch_chunks:
@@ -158,7 +106,7 @@ class Ingestor:
         )
 
     async def _embed(
-        self, outcomes: Sequence[DocumentOutcome], budget: Budget
+        self, outcomes: Sequence[DocumentOutcome], deadline: Deadline
     ) -> AsyncIterator[list[DocumentOutcome]]:
         """Embeds in batches; after each, yields the documents whose last chunk it held."""
         pending = [(o, c) for o in outcomes if o.indexed for c in o.chunks]
@@ -172,7 +120,7 @@ class Ingestor:
                 continue
             try:
                 vectors = await self._backends.embed(
-                    [chunk.text for _, chunk in batch], budget.remaining("embedding")
+                    [chunk.text for _, chunk in batch], deadline.require("embedding")
                 )
             except ServiceError as error:
                 for outcome, _ in batch:
@@ -185,10 +133,10 @@ class Ingestor:
 
     def _store_batches(
         self, outcomes: Sequence[DocumentOutcome]
-    ) -> list[tuple[list[ChunkToStore], dict[str, int]]]:
+    ) -> list[tuple[list[Chunk], dict[str, int]]]:
         """Chunks in upsert-sized batches; each document's length goes with its last chunk."""
         size = self._settings.store_batch_chunks
-        batches: list[tuple[list[ChunkToStore], dict[str, int]]] = [([], {})]
+        batches: list[tuple[list[Chunk], dict[str, int]]] = [([], {})]
         for outcome in outcomes:
             for chunk in outcome.chunks:
                 if len(batches[-1][0]) == size:
@@ -198,7 +146,7 @@ class Ingestor:
         return batches
 
     async def _store(
-        self, tenant: str, outcomes: Sequence[DocumentOutcome], budget: Budget
+        self, tenant: str, outcomes: Sequence[DocumentOutcome], deadline: Deadline
     ) -> None:
         ready = [o for o in outcomes if o.indexed]
         if not ready:
@@ -207,7 +155,7 @@ class Ingestor:
         for chunks, counts in self._store_batches(ready):
             try:
                 stored = await self._backends.store(
-                    tenant, chunks, counts, budget.remaining("storing")
+                    tenant, chunks, counts, deadline.require("storing")
                 )
             except ServiceError as error:
                 for document_id in {c.document_id for c in chunks}:

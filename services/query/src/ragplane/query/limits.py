@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ragplane.query.shared_redis import SharedRedis
+from ragplane.runtime.redis_client import SharedRedis
 
 # KEYS[1]: the bucket. ARGV: rate (tokens/s), burst (capacity), now (s), cost (tokens).
 # Returns {allowed (1/0), seconds until enough tokens as a string}.

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 
-from ragplane.query.shared_redis import SharedRedis
+from ragplane.runtime.redis_client import SharedRedis
 
 _KEPT_S = 3 * 24 * 3600
 
@@ -45,30 +45,30 @@ class SpendLedger:
         await self._shared.run(record)
 
 
-class BudgetAction(Enum):
+class SpendAction(Enum):
     NONE = "none"
     SMALL_TIER = "small tier"
     REFUSE = "refuse"
 
 
 @dataclass(frozen=True)
-class BudgetDecision:
-    action: BudgetAction
+class SpendDecision:
+    action: SpendAction
     reason: str
 
 
-def budget_decision(spent: float, soft_usd: float | None, hard_usd: float | None) -> BudgetDecision:
+def spend_decision(spent: float, soft_usd: float | None, hard_usd: float | None) -> SpendDecision:
     """Past the hard budget: refuse; past the soft one: the small tier; else nothing."""
     if hard_usd is not None and spent >= hard_usd:
-        return BudgetDecision(
-            BudgetAction.REFUSE,
+        return SpendDecision(
+            SpendAction.REFUSE,
             f"the tenant's daily LLM spend budget of ${hard_usd:g} is used up "
             f"(${spent:.6f} spent today, UTC)",
         )
     if soft_usd is not None and spent >= soft_usd:
-        return BudgetDecision(
-            BudgetAction.SMALL_TIER,
+        return SpendDecision(
+            SpendAction.SMALL_TIER,
             f"the tenant spent ${spent:.6f} today, past its ${soft_usd:g} budget: "
             "small tier forced",
         )
-    return BudgetDecision(BudgetAction.NONE, "")
+    return SpendDecision(SpendAction.NONE, "")

@@ -2,34 +2,29 @@
 
 from __future__ import annotations
 
-import redis.asyncio as redis
-import structlog
-
 from ragplane.runtime.errors import Unavailable
 from ragplane.runtime.index_versions import bump_index_version
-
-log = structlog.get_logger(__name__)
+from ragplane.runtime.redis_client import RedisDown, SharedRedis
 
 
 class AnswerCaches:
     """Bumps a tenant's index version in the shared Redis; without Redis there is nothing to do."""
 
-    def __init__(self, client: redis.Redis | None) -> None:
-        self._client = client
+    def __init__(self, redis: SharedRedis | None) -> None:
+        self._redis = redis
 
     async def invalidate(self, tenant: str, change: str) -> None:
         """Called before the change, so that no cached answer outlives it; UNAVAILABLE if not."""
-        if self._client is None:
+        if self._redis is None:
             return
         try:
-            await bump_index_version(self._client, tenant)
-        except (redis.RedisError, OSError) as error:
-            log.warning("index version not bumped", tenant=tenant, error=str(error))
+            await self._redis.run(lambda client: bump_index_version(client, tenant))
+        except RedisDown as error:
             raise Unavailable(
                 f"Redis is unavailable, so the cached answers of tenant {tenant!r} cannot be "
                 f"invalidated; the tenant was not {change}: try again later"
             ) from error
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        if self._redis is not None:
+            await self._redis.close()

@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ragplane.runtime.edge import StringLimits
-from ragplane.runtime.settings import ServiceSettings
+from ragplane.runtime.settings import RedisSettings, ServiceSettings, WeaviateSettings
 
 MetadataType = Literal["text", "number"]
 
@@ -18,15 +18,10 @@ def _default_filterable() -> dict[str, MetadataType]:
     return {"section": "text"}
 
 
-class RetrievalSettings(ServiceSettings):
+class RetrievalSettings(ServiceSettings, WeaviateSettings, RedisSettings):
     model_config = SettingsConfigDict(env_prefix="RETRIEVAL_")
 
     port: int = Field(default=50053, ge=1, le=65535)
-    weaviate_host: str = "127.0.0.1"
-    weaviate_http_port: int = Field(default=8080, ge=1, le=65535)
-    weaviate_grpc_port: int = Field(default=50060, ge=1, le=65535)
-    # Seconds to wait for one Weaviate call.
-    weaviate_timeout_s: float = Field(default=30.0, gt=0)
     collection: str = Field(default="RagplaneChunk", pattern=r"^[A-Z][A-Za-z0-9_]*$")
     # Metadata keys stored as filterable properties, with their type (JSON, for example
     # {"section": "text", "year": "number"}); other metadata is kept but not filterable.
@@ -44,9 +39,8 @@ class RetrievalSettings(ServiceSettings):
     max_query_chars: int = Field(default=2_000, ge=1)
     max_chunk_chars: int = Field(default=8_000, ge=1)
     # Redis shared with the query service: deleting or deactivating a tenant bumps the tenant's
-    # index version there, which invalidates its cached answers. Empty: no answer caches to
-    # invalidate (the query service runs without Redis too).
-    redis_url: str = ""
+    # index version there, which invalidates its cached answers. Empty RETRIEVAL_REDIS_URL: no
+    # answer caches to invalidate (the query service runs without Redis too).
     redis_timeout_s: float = Field(default=1.0, gt=0)
     # Tries of a Weaviate write that failed for a transient reason, and the first backoff.
     write_attempts: int = Field(default=5, ge=1, le=20)

@@ -1,4 +1,4 @@
-"""Cross-encoder reranking of hybrid candidates, within a time budget, degrading to hybrid order."""
+"""Cross-encoder reranking of hybrid candidates, within a time limit, degrading to hybrid order."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Protocol
 import structlog
 
 from ragplane.retrieval.store import ScoredChunk
+from ragplane.runtime.resilience import Deadline
 
 log = structlog.get_logger(__name__)
 
@@ -51,43 +52,47 @@ class RerankOutcome:
     elapsed_ms: float
 
 
-class Reranker:
-    """Scores candidates in batches on one worker thread, stopping when the budget runs out.
+@dataclass(frozen=True)
+class RerankLimits:
+    """Texts scored per batch, the time one rerank may take, and what it leaves the caller."""
 
-    The budget is the smaller of the configured one and the caller's remaining deadline less a
+    batch_size: int
+    time_limit_s: float
+    deadline_reserve_s: float
+
+
+class Reranker:
+    """Scores candidates in batches on one worker thread, stopping when its time limit runs out.
+
+    The time limit is the smaller of the configured one and the caller's remaining deadline less a
     reserve for answering. Between batches it checks whether another batch (timed by the last
     one) still fits; when not, or when the model fails, the candidates keep the hybrid order,
     since a half-reranked list would mix two incomparable scores.
     """
 
     def __init__(
-        self,
-        scorer: PairScorer | None,
-        unavailable_reason: str,
-        batch_size: int,
-        budget_s: float,
-        deadline_reserve_s: float,
+        self, scorer: PairScorer | None, unavailable_reason: str, limits: RerankLimits
     ) -> None:
         self._scorer = scorer
         self._unavailable_reason = unavailable_reason
-        self._batch_size = batch_size
-        self._budget_s = budget_s
-        self._reserve_s = deadline_reserve_s
+        self._limits = limits
         # One thread: the model saturates the CPU; concurrent requests wait their turn (and
-        # that wait counts against their budget).
+        # that wait counts against their time limit).
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rerank")
 
     @property
     def available(self) -> bool:
         return self._scorer is not None
 
-    def budget_s(self, time_remaining_s: float | None) -> float:
-        if time_remaining_s is None:
-            return self._budget_s
-        return min(self._budget_s, time_remaining_s - self._reserve_s)
+    def time_limit_s(self, deadline: Deadline) -> float:
+        """The time this rerank may take: the configured limit, within the caller's deadline."""
+        seconds_left = deadline.seconds_left()
+        if seconds_left is None:
+            return self._limits.time_limit_s
+        return min(self._limits.time_limit_s, seconds_left - self._limits.deadline_reserve_s)
 
     async def rerank(
-        self, query: str, candidates: Sequence[ScoredChunk], time_remaining_s: float | None
+        self, query: str, candidates: Sequence[ScoredChunk], deadline: Deadline
     ) -> RerankOutcome:
         started = time.monotonic()
         hybrid = list(candidates)
@@ -99,17 +104,17 @@ class Reranker:
 
         if self._scorer is None:
             return keep_hybrid(self._unavailable_reason)
-        budget_s = self.budget_s(time_remaining_s)
-        if budget_s <= 0:
-            return keep_hybrid(f"no time left to rerank (budget {budget_s * 1000:.0f} ms)")
+        limit_s = self.time_limit_s(deadline)
+        if limit_s <= 0:
+            return keep_hybrid(f"no time left to rerank (time limit {limit_s * 1000:.0f} ms)")
         if not hybrid:
             return RerankOutcome(hybrid, True, "", 0.0)
         try:
-            scores = await self._score_within(self._scorer, query, hybrid, started + budget_s)
+            scores = await self._score_within(self._scorer, query, hybrid, Deadline(limit_s))
         except Exception as error:  # noqa: BLE001 - any model failure degrades, never fails
             return keep_hybrid(f"reranker failed: {type(error).__name__}: {error}")
         if scores is None:
-            return keep_hybrid(f"rerank budget of {budget_s * 1000:.0f} ms ran out")
+            return keep_hybrid(f"rerank time limit of {limit_s * 1000:.0f} ms ran out")
         ranked = sorted(
             (replace(hit, score=score) for hit, score in zip(hybrid, scores, strict=True)),
             key=lambda hit: hit.score,
@@ -118,20 +123,20 @@ class Reranker:
         return RerankOutcome(ranked, True, "", (time.monotonic() - started) * 1000)
 
     async def _score_within(
-        self, scorer: PairScorer, query: str, hits: list[ScoredChunk], deadline: float
+        self, scorer: PairScorer, query: str, hits: list[ScoredChunk], limit: Deadline
     ) -> list[float] | None:
-        """Scores of every hit, or None when the next batch would not finish by ``deadline``."""
+        """Scores of every hit, or None when the next batch would not finish within ``limit``."""
         loop = asyncio.get_running_loop()
         scores: list[float] = []
         last_batch_s = 0.0
-        for start in range(0, len(hits), self._batch_size):
-            if time.monotonic() + last_batch_s > deadline:
+        for start in range(0, len(hits), self._limits.batch_size):
+            if not limit.allows(last_batch_s):
                 return None
-            texts = [hit.chunk.text for hit in hits[start : start + self._batch_size]]
+            texts = [hit.chunk.text for hit in hits[start : start + self._limits.batch_size]]
             batch_started = time.monotonic()
             scores += await loop.run_in_executor(self._executor, scorer.score, query, texts)
             last_batch_s = time.monotonic() - batch_started
-        return scores if time.monotonic() <= deadline else None
+        return scores if limit.allows(0.0) else None
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

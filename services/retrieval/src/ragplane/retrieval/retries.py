@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -12,6 +11,7 @@ import structlog
 from weaviate.exceptions import WeaviateBaseError
 
 from ragplane.runtime.errors import Unavailable
+from ragplane.runtime.resilience import Backoff, Deadline
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -34,21 +34,24 @@ def _kind_of(error: WeaviateBaseError) -> str:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """``attempts`` tries in all, waiting ``first_backoff_s`` after the first failure, doubling."""
+    """``attempts`` tries in all, waiting as ``backoff`` says between them."""
 
-    attempts: int = 4
-    first_backoff_s: float = 0.25
-    max_backoff_s: float = 4.0
+    attempts: int
+    backoff: Backoff
 
-    def backoff_s(self, failed_attempts: int) -> float:
-        return float(min(self.first_backoff_s * 2 ** (failed_attempts - 1), self.max_backoff_s))
+    @classmethod
+    def of(cls, attempts: int, first_backoff_s: float, max_backoff_s: float = 4.0) -> RetryPolicy:
+        return cls(attempts, Backoff(first_backoff_s, max_backoff_s))
+
+    def wait_s(self, failed_attempts: int) -> float:
+        return self.backoff.delay(failed_attempts - 1)
 
 
 async def retry_transient(
     call: Callable[[], Awaitable[T]],
     policy: RetryPolicy,
     what: str,
-    deadline: float | None = None,
+    deadline: Deadline | None = None,
 ) -> T:
     """Run ``call``; on a Weaviate client error try again after a backoff, within ``deadline``.
 
@@ -61,8 +64,8 @@ async def retry_transient(
             return await call()
         except WeaviateBaseError as error:
             failures += 1
-            wait_s = policy.backoff_s(failures)
-            out_of_time = deadline is not None and time.monotonic() + wait_s >= deadline
+            wait_s = policy.wait_s(failures)
+            out_of_time = deadline is not None and not deadline.allows(wait_s)
             if failures >= policy.attempts or out_of_time:
                 raise weaviate_unavailable(f"{what} after {failures} attempt(s)", error) from error
             log.warning(

@@ -10,6 +10,7 @@ from ragplane.retrieval.filters import FieldFilter
 from ragplane.retrieval.reranker import Reranker
 from ragplane.retrieval.store import ChunkStore, Fusion, HybridQuery, ScoredChunk
 from ragplane.runtime.errors import InvalidArgument
+from ragplane.runtime.resilience import Deadline
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Searcher:
         text: str,
         vector: Sequence[float],
         options: SearchOptions,
-        time_remaining_s: float | None,
+        deadline: Deadline,
     ) -> SearchOutcome:
         defaults = self._defaults
         alpha = defaults.alpha if options.alpha is None else options.alpha
@@ -83,12 +84,7 @@ class Searcher:
             found = [hit for hit in found if hit.score >= options.min_score]
         retrieval_scores = {hit.chunk.chunk_id: hit.score for hit in found}
         if rerank:
-            remaining = (
-                None
-                if time_remaining_s is None
-                else time_remaining_s - (time.monotonic() - started)
-            )
-            reranked = await self._reranker.rerank(text, found, remaining)
+            reranked = await self._reranker.rerank(text, found, deadline)
             found = reranked.hits
             outcome.reranked = reranked.reranked
             outcome.rerank_skipped = reranked.skipped

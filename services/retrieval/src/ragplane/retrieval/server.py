@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import itertools
+from dataclasses import dataclass
 
 import grpc
 import structlog
@@ -12,7 +13,7 @@ import weaviate
 from ragplane.retrieval.answer_caches import AnswerCaches
 from ragplane.retrieval.config import RetrievalSettings
 from ragplane.retrieval.filters import FieldFilter
-from ragplane.retrieval.reranker import Reranker, load_scorer
+from ragplane.retrieval.reranker import Reranker, RerankLimits, load_scorer
 from ragplane.retrieval.retries import RetryPolicy
 from ragplane.retrieval.search import SearchDefaults, Searcher, SearchOptions, SearchOutcome
 from ragplane.retrieval.store import ChunkStore, Fusion, StoredChunk, TenantInfo, TenantState
@@ -23,9 +24,10 @@ from ragplane.retrieval.validation import (
     check_upsert,
 )
 from ragplane.runtime.context import RpcContext
-from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.readiness import WarmedUp
-from ragplane.runtime.redis_client import connect_redis
+from ragplane.runtime.redis_client import SharedRedis
+from ragplane.runtime.resilience import Backoff, Deadline
+from ragplane.runtime.weaviate_client import weaviate_client
 from ragplane.v1 import common_pb2, retrieval_pb2, retrieval_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -131,30 +133,30 @@ def _tenant_message(info: TenantInfo) -> retrieval_pb2.Tenant:
     return retrieval_pb2.Tenant(name=info.name, status=_TENANT_STATUS[info.state])
 
 
-def _deadline(context: RpcContext) -> float | None:
-    remaining = context.time_remaining()
-    return None if remaining is None else time.monotonic() + remaining
+def _deadline(context: RpcContext) -> Deadline:
+    return Deadline(context.time_remaining())
+
+
+@dataclass(frozen=True)
+class RetrievalParts:
+    """What the servicer serves with, assembled once at start-up."""
+
+    settings: RetrievalSettings
+    store: ChunkStore
+    searcher: Searcher
+    answer_caches: AnswerCaches
 
 
 class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
-    def __init__(
-        self,
-        store: WarmedUp[ChunkStore],
-        searcher: WarmedUp[Searcher],
-        answer_caches: WarmedUp[AnswerCaches],
-        settings: RetrievalSettings,
-    ) -> None:
-        self._store = store
-        self._searcher = searcher
-        self._answer_caches = answer_caches
-        self._settings = settings
+    def __init__(self, parts: WarmedUp[RetrievalParts]) -> None:
+        self._parts = parts
 
     async def Upsert(
         self, request: retrieval_pb2.UpsertRequest, context: RpcContext
     ) -> retrieval_pb2.UpsertResponse:
         chunks = [_stored_chunk(item) for item in request.chunks]
         counts = dict(request.document_chunk_counts)
-        settings = self._settings
+        settings = self._parts.get().settings
         check_upsert(
             request.tenant,
             chunks,
@@ -162,7 +164,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             settings.max_chunks_per_upsert,
             settings.vector_dimensions,
         )
-        outcome = await self._store.get().upsert(
+        outcome = await self._parts.get().store.upsert(
             request.tenant, chunks, counts, deadline=_deadline(context)
         )
         return retrieval_pb2.UpsertResponse(
@@ -179,7 +181,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     ) -> retrieval_pb2.SearchResponse:
         options = search_options(request)
         query_vector = list(request.query_vector)
-        settings = self._settings
+        settings = self._parts.get().settings
         check_search(
             request.tenant,
             request.query_text,
@@ -188,12 +190,12 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             settings.max_top_k,
             settings.vector_dimensions,
         )
-        outcome = await self._searcher.get().search(
+        outcome = await self._parts.get().searcher.search(
             request.tenant,
             request.query_text,
             query_vector,
             options,
-            context.time_remaining(),
+            _deadline(context),
         )
         return _search_response(outcome)
 
@@ -201,7 +203,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self, request: retrieval_pb2.DeleteRequest, context: RpcContext
     ) -> retrieval_pb2.DeleteResponse:
         check_delete(request.tenant, list(request.document_ids))
-        deleted = await self._store.get().delete_documents(
+        deleted = await self._parts.get().store.delete_documents(
             request.tenant, list(request.document_ids)
         )
         return retrieval_pb2.DeleteResponse(deleted_chunks=deleted)
@@ -209,46 +211,52 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def CreateTenant(
         self, request: retrieval_pb2.CreateTenantRequest, context: RpcContext
     ) -> retrieval_pb2.CreateTenantResponse:
-        info, created = await self._store.get().create_tenant(request.tenant)
+        info, created = await self._parts.get().store.create_tenant(request.tenant)
         return retrieval_pb2.CreateTenantResponse(tenant=_tenant_message(info), created=created)
 
     async def ListTenants(
         self, request: retrieval_pb2.ListTenantsRequest, context: RpcContext
     ) -> retrieval_pb2.ListTenantsResponse:
-        tenants = await self._store.get().list_tenants()
+        tenants = await self._parts.get().store.list_tenants()
         return retrieval_pb2.ListTenantsResponse(tenants=[_tenant_message(t) for t in tenants])
 
     async def DeactivateTenant(
         self, request: retrieval_pb2.DeactivateTenantRequest, context: RpcContext
     ) -> retrieval_pb2.DeactivateTenantResponse:
-        store = self._store.get()
-        await store.require_tenant(request.tenant)
-        await self._answer_caches.get().invalidate(request.tenant, "deactivated")
+        store = await self._before_tenant_change(request.tenant, "deactivated")
         info = await store.set_tenant_active(request.tenant, active=False)
         return retrieval_pb2.DeactivateTenantResponse(tenant=_tenant_message(info))
 
     async def ActivateTenant(
         self, request: retrieval_pb2.ActivateTenantRequest, context: RpcContext
     ) -> retrieval_pb2.ActivateTenantResponse:
-        store = self._store.get()
-        await store.require_tenant(request.tenant)
+        store = await self._before_tenant_change(request.tenant)
         info = await store.set_tenant_active(request.tenant, active=True)
         return retrieval_pb2.ActivateTenantResponse(tenant=_tenant_message(info))
 
     async def DeleteTenant(
         self, request: retrieval_pb2.DeleteTenantRequest, context: RpcContext
     ) -> retrieval_pb2.DeleteTenantResponse:
-        store = self._store.get()
-        await store.require_tenant(request.tenant)
-        await self._answer_caches.get().invalidate(request.tenant, "deleted")
+        store = await self._before_tenant_change(request.tenant, "deleted")
         await store.delete_tenant(request.tenant)
         return retrieval_pb2.DeleteTenantResponse()
+
+    async def _before_tenant_change(self, tenant: str, hides_answers: str = "") -> ChunkStore:
+        """NOT_FOUND for an unknown tenant; when the change ``hides_answers`` (it makes the
+        tenant's documents unreadable), its cached answers are invalidated first."""
+        store = self._parts.get().store
+        await store.require_tenant(tenant)
+        if hides_answers:
+            await self._parts.get().answer_caches.invalidate(tenant, hides_answers)
+        return store
 
     async def CountChunks(
         self, request: retrieval_pb2.CountChunksRequest, context: RpcContext
     ) -> retrieval_pb2.CountChunksResponse:
         check_documents("document_ids", list(request.document_ids))
-        counts = await self._store.get().count_chunks(request.tenant, list(request.document_ids))
+        counts = await self._parts.get().store.count_chunks(
+            request.tenant, list(request.document_ids)
+        )
         return retrieval_pb2.CountChunksResponse(
             total=counts.total, per_document=counts.per_document
         )
@@ -259,57 +267,42 @@ class RetrievalApplication:
 
     def __init__(self, settings: RetrievalSettings) -> None:
         self._settings = settings
-        self._store: WarmedUp[ChunkStore] = WarmedUp("the connection to Weaviate")
-        self._searcher: WarmedUp[Searcher] = WarmedUp("the search pipeline")
-        self._answer_caches: WarmedUp[AnswerCaches] = WarmedUp("the answer cache invalidation")
+        self._parts: WarmedUp[RetrievalParts] = WarmedUp("the connection to Weaviate")
         self._client: weaviate.WeaviateAsyncClient | None = None
         self._reranker: Reranker | None = None
 
-    @property
-    def string_limits(self) -> StringLimits:
-        return self._settings.string_limits()
-
     def register(self, server: grpc.aio.Server) -> None:
-        servicer = RetrievalServicer(
-            self._store, self._searcher, self._answer_caches, self._settings
-        )
+        servicer = RetrievalServicer(self._parts)
         retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(servicer, server)
 
     async def warm_up(self) -> None:
         settings = self._settings
-        client = ChunkStore.client_for(
-            settings.weaviate_host,
-            settings.weaviate_http_port,
-            settings.weaviate_grpc_port,
-            settings.weaviate_timeout_s,
-        )
+        client = weaviate_client(settings)
         self._client = client
         reranker = await asyncio.to_thread(self._load_reranker)
         self._reranker = reranker
         await self._connect(client)
-        retry = RetryPolicy(settings.write_attempts, settings.write_backoff_s)
+        retry = RetryPolicy.of(settings.write_attempts, settings.write_backoff_s)
         store = ChunkStore(client, settings.collection, settings.filterable_metadata, retry)
         await store.ensure_collection()
-        self._store.set(store)
-        self._searcher.set(Searcher(store, reranker, self._search_defaults()))
-        redis_client = (
-            connect_redis(settings.redis_url, settings.redis_timeout_s)
-            if settings.redis_url
-            else None
-        )
-        self._answer_caches.set(AnswerCaches(redis_client))
+        redis = SharedRedis.connect("retrieval-redis", settings) if settings.redis_enabled else None
+        searcher = Searcher(store, reranker, self._search_defaults())
+        self._parts.set(RetrievalParts(settings, store, searcher, AnswerCaches(redis)))
         log.info("connected to Weaviate", collection=settings.collection)
 
     def _load_reranker(self) -> Reranker:
         settings = self._settings
         scorer, unavailable = load_scorer(settings.reranker_path, settings.rerank_max_length)
-        return Reranker(
-            scorer,
-            unavailable,
+        if scorer is not None:
+            # The first pass allocates and compiles: paid here, not by the first search's
+            # rerank time limit.
+            scorer.score("warm-up", ["warm-up"] * settings.rerank_batch_size)
+        limits = RerankLimits(
             settings.rerank_batch_size,
             settings.rerank_budget_ms / 1000,
             settings.rerank_deadline_reserve_ms / 1000,
         )
+        return Reranker(scorer, unavailable, limits)
 
     def _search_defaults(self) -> SearchDefaults:
         settings = self._settings
@@ -324,21 +317,21 @@ class RetrievalApplication:
 
     @staticmethod
     async def _connect(client: weaviate.WeaviateAsyncClient) -> None:
-        delay = 0.5
+        backoff = Backoff(base_delay_s=0.5, max_delay_s=5.0)
         # Weaviate may start after us (or restart); wait for it rather than crash-loop.
-        while True:
+        for retry in itertools.count():
             try:
                 await client.connect()
                 return
             except weaviate.exceptions.WeaviateBaseError as error:
+                delay = backoff.delay(retry)
                 log.warning("waiting for Weaviate", error=str(error), retry_in_s=delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
 
     async def close(self) -> None:
-        answer_caches = self._answer_caches.peek()
-        if answer_caches is not None:
-            await answer_caches.close()
+        parts = self._parts.peek()
+        if parts is not None:
+            await parts.answer_caches.close()
         if self._reranker is not None:
             self._reranker.close()
         if self._client is not None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -17,7 +16,6 @@ import weaviate
 from weaviate.classes.aggregate import GroupByAggregate
 from weaviate.classes.config import Configure, DataType, Property, Reconfigure, Tokenization
 from weaviate.classes.data import DataObject
-from weaviate.classes.init import AdditionalConfig, Timeout
 from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 from weaviate.classes.tenants import Tenant, TenantActivityStatus
 from weaviate.collections import CollectionAsync
@@ -33,6 +31,7 @@ from ragplane.retrieval.filters import (
 from ragplane.retrieval.retries import RetryPolicy, retry_transient, weaviate_unavailable
 from ragplane.runtime.errors import FailedPrecondition, NotFound
 from ragplane.runtime.fields import check_tenant
+from ragplane.runtime.resilience import Deadline
 
 # Chunk ids are unique per tenant; the Weaviate object id is derived from them, so that
 # storing a chunk again replaces it instead of adding a copy.
@@ -161,22 +160,6 @@ class ChunkStore:
         self._filters = FilterBuilder(self._declared)
         self._collection = client.collections.use(collection)
         self._retry = retry
-
-    @classmethod
-    def client_for(
-        cls, host: str, http_port: int, grpc_port: int, timeout_s: float
-    ) -> weaviate.WeaviateAsyncClient:
-        return weaviate.use_async_with_custom(
-            http_host=host,
-            http_port=http_port,
-            http_secure=False,
-            grpc_host=host,
-            grpc_port=grpc_port,
-            grpc_secure=False,
-            additional_config=AdditionalConfig(
-                timeout=Timeout(init=10, query=timeout_s, insert=timeout_s)
-            ),
-        )
 
     # -- collection ---------------------------------------------------------------------------
 
@@ -308,7 +291,7 @@ class ChunkStore:
         tenant: str,
         chunks: Sequence[StoredChunk],
         chunk_counts: Mapping[str, int],
-        deadline: float | None = None,
+        deadline: Deadline | None = None,
     ) -> UpsertOutcome:
         """Store chunks, then trim each document in ``chunk_counts`` to its new length.
 
@@ -337,7 +320,7 @@ class ChunkStore:
         return UpsertOutcome(len(chunks) - len(errors), errors, removed)
 
     async def _insert_with_retries(
-        self, tenant: str, objects: Mapping[str, DataObject[Any, Any]], deadline: float | None
+        self, tenant: str, objects: Mapping[str, DataObject[Any, Any]], deadline: Deadline | None
     ) -> dict[str, str]:
         """Write; objects Weaviate rejected are tried again up to the policy's attempts."""
         collection = self._collection.with_tenant(tenant)
@@ -354,8 +337,9 @@ class ChunkStore:
             )
             errors = {ids[index]: message for index, message in failures.items()}
             pending = {chunk_id: pending[chunk_id] for chunk_id in errors}
-            wait_s = self._retry.backoff_s(attempt)
-            if not pending or _past(deadline, wait_s) or attempt == self._retry.attempts:
+            wait_s = self._retry.wait_s(attempt)
+            out_of_time = deadline is not None and not deadline.allows(wait_s)
+            if not pending or out_of_time or attempt == self._retry.attempts:
                 break
             await asyncio.sleep(wait_s)
         return errors
@@ -388,7 +372,7 @@ class ChunkStore:
         return failures
 
     async def _trim_documents(
-        self, tenant: str, chunk_counts: Mapping[str, int], deadline: float | None
+        self, tenant: str, chunk_counts: Mapping[str, int], deadline: Deadline | None
     ) -> int:
         collection = self._collection.with_tenant(tenant)
         removed = 0
@@ -490,7 +474,3 @@ def with_nudged_vector(item: DataObject[Any, Any]) -> DataObject[Any, Any]:
     vector = list(cast(Sequence[float], item.vector))
     vector[0] = float(np.nextafter(np.float32(vector[0]), np.float32(np.inf)))
     return DataObject(properties=item.properties, uuid=item.uuid, vector=vector)
-
-
-def _past(deadline: float | None, wait_s: float) -> bool:
-    return deadline is not None and time.monotonic() + wait_s >= deadline

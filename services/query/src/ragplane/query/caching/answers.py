@@ -9,8 +9,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from ragplane.query.backends import Hit
-from ragplane.query.pipeline import Question
+from ragplane.query.domain import Passage, Question
 
 _SPACES = re.compile(r"\s+")
 _TRAILING_PUNCTUATION = re.compile(r"[\s?!.]+$")
@@ -32,7 +31,7 @@ def options_fingerprint(question: Question, version: str) -> str:
         "top_k": question.top_k,
         "alpha": question.alpha,
         # Every kind of filter (equals, any_of, range), in a stable form.
-        "filters": sorted(f.SerializeToString(deterministic=True).hex() for f in question.filters),
+        "filters": sorted(json.dumps(asdict(f), sort_keys=True) for f in question.filters),
         "fusion_type": question.fusion_type,
         "rerank": question.rerank,
         "rerank_candidates": question.rerank_candidates,
@@ -44,17 +43,9 @@ def options_fingerprint(question: Question, version: str) -> str:
     return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()
 
 
-def exact_key(tenant: str, normalised_query: str, fingerprint: str, generation: int) -> str:
-    parts = json.dumps([tenant, normalised_query, fingerprint, generation])
+def exact_key(tenant: str, normalised_query: str, fingerprint: str, index_version: int) -> str:
+    parts = json.dumps([tenant, normalised_query, fingerprint, index_version])
     return f"ragplane:answer:{hashlib.sha256(parts.encode()).hexdigest()}"
-
-
-@dataclass(frozen=True)
-class CachedCitation:
-    document_id: str
-    chunk_id: str
-    text: str
-    score: float
 
 
 @dataclass(frozen=True)
@@ -63,7 +54,7 @@ class CachedAnswer:
 
     query: str
     answer: str
-    citations: list[CachedCitation]
+    citations: list[Passage]
     provider: str
     model: str
     cost_usd: float
@@ -74,7 +65,7 @@ class CachedAnswer:
     @classmethod
     def from_json(cls, text: str | bytes) -> CachedAnswer:
         raw = json.loads(text)
-        raw["citations"] = [CachedCitation(**c) for c in raw["citations"]]
+        raw["citations"] = [Passage(**c) for c in raw["citations"]]
         return cls(**raw)
 
     @classmethod
@@ -82,7 +73,7 @@ class CachedAnswer:
         cls,
         query: str,
         answer: str,
-        citations: Sequence[Hit],
+        citations: Sequence[Passage],
         provider: str,
         model: str,
         cost: float,
@@ -90,9 +81,7 @@ class CachedAnswer:
         return cls(
             query=query,
             answer=answer,
-            citations=[
-                CachedCitation(h.document_id, h.chunk_id, h.text, h.score) for h in citations
-            ],
+            citations=list(citations),
             provider=provider,
             model=model,
             cost_usd=cost,

@@ -1,9 +1,9 @@
-"""Exact answer cache in Redis: the same normalised question, options and index generation."""
+"""Exact answer cache in Redis: the same normalised question, options and index version."""
 
 from __future__ import annotations
 
 from ragplane.query.caching.answers import CachedAnswer
-from ragplane.query.shared_redis import SharedRedis
+from ragplane.runtime.redis_client import SharedRedis
 
 
 class ExactCache:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import structlog
 
-from ragplane.query.shared_redis import RedisDown, SharedRedis
 from ragplane.runtime.index_versions import (
     bump_index_version,
     current_index_version,
     ensure_index_version,
 )
+from ragplane.runtime.redis_client import RedisDown, SharedRedis
 
 log = structlog.get_logger(__name__)
 

@@ -3,7 +3,7 @@
 One Weaviate tenant per ragplane tenant, so a lookup can only ever see the asking tenant's
 questions, and every query replica shares the cache. A candidate is served only when it is
 within the tenant's similarity threshold, was answered with the same options in the current
-index generation and within the TTL, and the gate agrees that it asks the same thing.
+index version and within the TTL, and the gate agrees that it asks the same thing.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import structlog
 import weaviate
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
-from weaviate.classes.init import AdditionalConfig, Timeout
 from weaviate.classes.query import Filter, MetadataQuery
 from weaviate.collections.classes.types import WeaviateField
 from weaviate.exceptions import WeaviateBaseError
@@ -69,22 +68,6 @@ class SemanticCache:
         self._known_tenants: set[str] = set()
         self._collection_ready = False
 
-    @classmethod
-    def client_for(
-        cls, host: str, http_port: int, grpc_port: int, timeout_s: float
-    ) -> weaviate.WeaviateAsyncClient:
-        return weaviate.use_async_with_custom(
-            http_host=host,
-            http_port=http_port,
-            http_secure=False,
-            grpc_host=host,
-            grpc_port=grpc_port,
-            grpc_secure=False,
-            additional_config=AdditionalConfig(
-                timeout=Timeout(init=timeout_s, query=timeout_s, insert=timeout_s)
-            ),
-        )
-
     async def _prepare(self) -> None:
         """Connect and create the collection on first use (Weaviate may start after us)."""
         if self._collection_ready:
@@ -104,7 +87,7 @@ class SemanticCache:
                 ),
                 properties=[
                     _keyword("fingerprint"),
-                    Property(name="generation", data_type=DataType.INT),
+                    Property(name="index_version", data_type=DataType.INT),
                     Property(name="created_at", data_type=DataType.NUMBER),
                     Property(name="query", data_type=DataType.TEXT, index_filterable=False),
                     Property(
@@ -130,7 +113,7 @@ class SemanticCache:
         question: str,
         vector: Sequence[float],
         fingerprint: str,
-        generation: int,
+        index_version: int,
         threshold: float,
     ) -> SemanticHit | None:
         """The closest past answer that passes threshold, filters and gate; raises on failure."""
@@ -143,7 +126,7 @@ class SemanticCache:
                 distance=1.0 - threshold,
                 limit=self._candidates,
                 filters=Filter.by_property("fingerprint").equal(fingerprint)
-                & Filter.by_property("generation").equal(generation)
+                & Filter.by_property("index_version").equal(index_version)
                 & Filter.by_property("created_at").greater_or_equal(time.time() - self._ttl_s),
                 return_metadata=MetadataQuery(distance=True),
             )
@@ -164,12 +147,12 @@ class SemanticCache:
         tenant: str,
         vector: Sequence[float],
         fingerprint: str,
-        generation: int,
+        index_version: int,
         answer: CachedAnswer,
     ) -> None:
         properties: dict[str, WeaviateField] = {
             "fingerprint": fingerprint,
-            "generation": generation,
+            "index_version": index_version,
             "created_at": time.time(),
             "query": answer.query,
             "answer_json": answer.to_json(),
@@ -183,14 +166,14 @@ class SemanticCache:
             raise SemanticCacheError.of("store the answer", error) from error
         self._known_tenants.add(tenant)
 
-    async def forget_before(self, tenant: str, generation: int) -> None:
-        """Delete the tenant's entries of older generations (they can no longer be served)."""
+    async def forget_before(self, tenant: str, index_version: int) -> None:
+        """Delete the tenant's entries of older index versions (they can no longer be served)."""
         try:
             await self._prepare()
             if not await self._tenant_exists(tenant):
                 return
             await self._collection.with_tenant(tenant).data.delete_many(
-                where=Filter.by_property("generation").less_than(generation)
+                where=Filter.by_property("index_version").less_than(index_version)
             )
         except WeaviateBaseError as error:
             raise SemanticCacheError.of("remove outdated answers", error) from error
