@@ -1,4 +1,4 @@
-"""Test doubles of embedding and retrieval replicas, for the channel tests.
+"""Test doubles of embedding and retrieval replicas (Embed, Search, Upsert), for the channel tests.
 
 Each answers UNAVAILABLE on demand: the status a replica going away produces, but at a moment a
 real replica cannot be made to choose. Each counts the attempts it receives, which a real
@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from ragplane.v1 import embedding_pb2, embedding_pb2_grpc, retrieval_pb2, retrieval_pb2_grpc
+from ragplane.runtime.context import RpcContext
+from ragplane.v1 import embedding_pb2, retrieval_pb2
 
 
 @dataclass
@@ -27,7 +30,7 @@ class UnavailableOnDemand:
     delay_s: float = 0.0
     attempts: Counter[str] = field(default_factory=Counter)
 
-    async def answer(self, method: str, context: grpc.aio.ServicerContext) -> None:
+    async def answer(self, method: str, context: RpcContext) -> None:
         """Count the attempt; abort it with UNAVAILABLE while failures remain."""
         self.attempts[method] += 1
         await asyncio.sleep(self.delay_s)
@@ -35,32 +38,43 @@ class UnavailableOnDemand:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "replica going away (test double)")
 
 
-class EmbeddingReplicaDouble(embedding_pb2_grpc.EmbeddingServiceServicer):
-    def __init__(self, behaviour: UnavailableOnDemand) -> None:
-        self._behaviour = behaviour
+# The methods each double answers: (service, method) -> (request type, the empty answer).
+ANSWERED: dict[tuple[str, str], tuple[type[Message], Message]] = {
+    ("ragplane.v1.EmbeddingService", "Embed"): (
+        embedding_pb2.EmbedRequest,
+        embedding_pb2.EmbedResponse(),
+    ),
+    ("ragplane.v1.RetrievalService", "Search"): (
+        retrieval_pb2.SearchRequest,
+        retrieval_pb2.SearchResponse(),
+    ),
+    ("ragplane.v1.RetrievalService", "Upsert"): (
+        retrieval_pb2.UpsertRequest,
+        retrieval_pb2.UpsertResponse(),
+    ),
+}
 
-    async def Embed(
-        self, request: embedding_pb2.EmbedRequest, context: grpc.aio.ServicerContext
-    ) -> embedding_pb2.EmbedResponse:
-        await self._behaviour.answer("Embed", context)
-        return embedding_pb2.EmbedResponse()
 
+def _handlers(behaviour: UnavailableOnDemand) -> list[grpc.GenericRpcHandler]:
+    """One generic handler per service: each answered method fails or answers empty."""
 
-class RetrievalReplicaDouble(retrieval_pb2_grpc.RetrievalServiceServicer):
-    def __init__(self, behaviour: UnavailableOnDemand) -> None:
-        self._behaviour = behaviour
+    def handler(method: str, response: Message) -> Callable[..., Awaitable[Message]]:
+        async def answer(request: Message, context: RpcContext) -> Message:
+            await behaviour.answer(method, context)
+            return response
 
-    async def Search(
-        self, request: retrieval_pb2.SearchRequest, context: grpc.aio.ServicerContext
-    ) -> retrieval_pb2.SearchResponse:
-        await self._behaviour.answer("Search", context)
-        return retrieval_pb2.SearchResponse()
+        return answer
 
-    async def Upsert(
-        self, request: retrieval_pb2.UpsertRequest, context: grpc.aio.ServicerContext
-    ) -> retrieval_pb2.UpsertResponse:
-        await self._behaviour.answer("Upsert", context)
-        return retrieval_pb2.UpsertResponse()
+    services: dict[str, dict[str, grpc.RpcMethodHandler[Any, Any]]] = {}
+    for (service, method), (request_type, response) in ANSWERED.items():
+        services.setdefault(service, {})[method] = grpc.unary_unary_rpc_method_handler(
+            handler(method, response),
+            request_deserializer=request_type.FromString,
+            response_serializer=type(response).SerializeToString,
+        )
+    return [
+        grpc.method_handlers_generic_handler(name, methods) for name, methods in services.items()
+    ]
 
 
 @dataclass
@@ -79,13 +93,7 @@ class ReplicaDouble:
 @asynccontextmanager
 async def replica_double(behaviour: UnavailableOnDemand) -> AsyncIterator[ReplicaDouble]:
     """A server on a free loopback port with both doubles and a health service (SERVING)."""
-    server = grpc.aio.server()
-    embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server(
-        EmbeddingReplicaDouble(behaviour), server
-    )
-    retrieval_pb2_grpc.add_RetrievalServiceServicer_to_server(
-        RetrievalReplicaDouble(behaviour), server
-    )
+    server = grpc.aio.server(handlers=_handlers(behaviour))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
