@@ -38,9 +38,10 @@ class ServiceSettings(BaseSettings):
     keepalive_timeout_s: float = Field(default=10.0, gt=0)
     # A client connection is closed (GOAWAY) after this long, give or take 10%, so that clients
     # resolve the service's name again and spread their calls over replicas added since; calls
-    # in flight then get max_connection_age_grace_s to finish.
+    # in flight then get max_connection_age_grace_s to finish (longer than the longest call: a
+    # generation may take 120 s).
     max_connection_age_s: float = Field(default=60.0, gt=0)
-    max_connection_age_grace_s: float = Field(default=60.0, gt=0)
+    max_connection_age_grace_s: float = Field(default=130.0, gt=0)
     log_level: LogLevel = "INFO"
     # Shared by every service: RAGPLANE_TLS_* (see ragplane.runtime.tls).
     tls: TlsSettings = Field(default_factory=TlsSettings)
