@@ -7,7 +7,6 @@ which methods they wrap and how.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
@@ -60,17 +59,8 @@ class WrappingInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
-            stream = handler.unary_stream
-            # A stream method yields its messages, or writes them with context.write and returns
-            # (grpc_health's Watch, which every client's health checking calls): the coroutine
-            # is wrapped as one, since it has nothing to iterate.
-            wrapped = (
-                self.wrap_unary(method, cast(UnaryBehavior, stream), handler)
-                if inspect.iscoroutinefunction(stream)
-                else self.wrap_stream(method, cast(StreamBehavior, stream), handler)
-            )
             return grpc.unary_stream_rpc_method_handler(
-                wrapped,
+                self.wrap_stream(method, cast(StreamBehavior, handler.unary_stream), handler),
                 request_deserializer=deserializer,
                 response_serializer=handler.response_serializer,
             )

@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
+from ragplane.runtime.health import HealthServicer
 from ragplane.runtime.interceptors import ObservabilityInterceptor
 from ragplane.runtime.logs import configure_logging
 from ragplane.runtime.settings import ServiceSettings
@@ -68,7 +69,7 @@ class ServiceRunner:
         self._settings = settings
         # Run inside the observability interceptor, so their errors are mapped and logged.
         self._interceptors = list(interceptors)
-        self._health = health.aio.HealthServicer()
+        self._health = HealthServicer()
         self._stop_requested = asyncio.Event()
         self._metrics = MetricsEndpoint(settings.host, settings.metrics_port)
 
