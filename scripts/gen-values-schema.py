@@ -37,7 +37,13 @@ CHART_MANAGED: dict[str, set[str]] = {
         "channels",
     },
     "embedding": {"device", "onnx_cache_dir", "redis_url"},
-    "retrieval": {"weaviate_host", "weaviate_http_port", "weaviate_grpc_port"},
+    "retrieval": {
+        "weaviate_host",
+        "weaviate_http_port",
+        "weaviate_grpc_port",
+        "replication_factor",
+        "consistency_level",
+    },
     "generation": {
         "redis_url",
         "api_key",

@@ -148,6 +148,8 @@ HF_HOME: /var/cache/ragplane/huggingface
 RETRIEVAL_WEAVIATE_HOST: {{ $values.weaviate.host | quote }}
 RETRIEVAL_WEAVIATE_HTTP_PORT: {{ $values.weaviate.httpPort | quote }}
 RETRIEVAL_WEAVIATE_GRPC_PORT: {{ $values.weaviate.grpcPort | quote }}
+RETRIEVAL_REPLICATION_FACTOR: {{ $values.weaviate.replicationFactor | quote }}
+RETRIEVAL_CONSISTENCY_LEVEL: {{ $values.weaviate.consistencyLevel | quote }}
 {{- else if eq .name "generation" }}
 GENERATION_PROVIDERS: {{ toJson $svc.providers | quote }}
 {{- end }}

@@ -392,8 +392,13 @@ class Stack:
         if service == "embedding":
             return {"EMBEDDING_REDIS_URL": f"{redis}/0"}
         if service == "retrieval":
-            # The query service's Redis: tenant changes invalidate its answer caches.
-            return {**weaviate, "RETRIEVAL_REDIS_URL": f"{redis}/1"}
+            return {
+                **weaviate,
+                # The query service's Redis: tenant changes invalidate its answer caches.
+                "RETRIEVAL_REDIS_URL": f"{redis}/1",
+                # A copy of each chunk on every Weaviate node.
+                "RETRIEVAL_REPLICATION_FACTOR": str(self._weaviate_node_count()),
+            }
         if service == "generation":
             return {
                 "GENERATION_PROVIDERS": self._llm_providers(),
@@ -419,9 +424,12 @@ class Stack:
         argv += ["--dir", str(data), "--save", "", "--appendonly", "no", "--protected-mode", "yes"]
         return Component("redis", argv, {}, redis_pong(self.ports.redis))
 
+    def _weaviate_node_count(self) -> int:
+        return 1 if self.replicas is None else self.replicas.weaviate
+
     def _weaviate_nodes(self) -> list[Component]:
         """One Weaviate, or a cluster of three nodes on loopback ports (replicas weaviate=3)."""
-        nodes = 1 if self.replicas is None else self.replicas.weaviate
+        nodes = self._weaviate_node_count()
         if nodes == 1:
             return [self._weaviate("weaviate", 1, {"RAFT_BOOTSTRAP_EXPECT": "1"})]
         raft = [f"node{k}:{self.ports.weaviate_node(k)['raft']}" for k in range(1, nodes + 1)]

@@ -14,7 +14,14 @@ from typing import Any, cast
 import numpy as np
 import weaviate
 from weaviate.classes.aggregate import GroupByAggregate
-from weaviate.classes.config import Configure, DataType, Property, Reconfigure, Tokenization
+from weaviate.classes.config import (
+    Configure,
+    ConsistencyLevel,
+    DataType,
+    Property,
+    Reconfigure,
+    Tokenization,
+)
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 from weaviate.classes.tenants import Tenant, TenantActivityStatus
@@ -140,6 +147,14 @@ async def _weaviate_call(what: str) -> AsyncIterator[None]:
         raise weaviate_unavailable(what, error) from error
 
 
+@dataclass(frozen=True)
+class Replication:
+    """Copies of each chunk, and how many answer a read or acknowledge a write."""
+
+    factor: int
+    consistency_level: str
+
+
 class ChunkStore:
     """Reads and writes chunks of one collection; every call is scoped to a tenant.
 
@@ -153,12 +168,17 @@ class ChunkStore:
         collection: str,
         filterable_metadata: Mapping[str, FieldType],
         retry: RetryPolicy,
+        replication: Replication,
     ) -> None:
         self._client = client
         self._collection_name = collection
         self._declared = dict(filterable_metadata)
         self._filters = FilterBuilder(self._declared)
-        self._collection = client.collections.use(collection)
+        # Every read and write through this handle (and its tenants') waits for this many copies.
+        self._collection = client.collections.use(collection).with_consistency_level(
+            ConsistencyLevel(replication.consistency_level)
+        )
+        self._replication_factor = replication.factor
         self._retry = retry
 
     # -- collection ---------------------------------------------------------------------------
@@ -176,6 +196,7 @@ class ChunkStore:
             await self._client.collections.create(
                 self._collection_name,
                 vector_config=Configure.Vectors.self_provided(),
+                replication_config=Configure.replication(factor=self._replication_factor),
                 multi_tenancy_config=Configure.multi_tenancy(
                     enabled=True, auto_tenant_creation=True, auto_tenant_activation=False
                 ),
