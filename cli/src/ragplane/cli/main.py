@@ -238,7 +238,7 @@ def stack_down(args: argparse.Namespace) -> int:
 def stack_status(args: argparse.Namespace) -> int:
     states = _stack(args).status()
     for name, state in states.items():
-        print(f"  {name:<11} {state}")
+        print(f"  {name:<13} {state}")
     return 0 if all(s.startswith("ready") for s in states.values()) else 1
 
 
