@@ -25,8 +25,8 @@ from tests.integration.replicas import (
 
 pytestmark = pytest.mark.integration
 
-# Queries of the distribution test: about 10 Embed calls per embedding replica.
-QUERIES = 30
+# Queries of the distribution test: about 15 Embed calls per embedding replica.
+QUERIES = 45
 # The share of the calls each replica must serve: about 1/3 and 1/2 give or take the load's jitter.
 BOUNDS = {"embedding": (0.20, 0.47), "retrieval": (0.30, 0.70), "generation": (0.30, 0.70)}
 

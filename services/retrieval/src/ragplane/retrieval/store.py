@@ -190,31 +190,39 @@ class ChunkStore:
         implicitly: a deactivated tenant stays inactive until ActivateTenant.
         """
         async with _weaviate_call("prepare the chunk collection"):
-            if await self._client.collections.exists(self._collection_name):
-                await self._update_existing_collection()
-                return
-            await self._client.collections.create(
-                self._collection_name,
-                vector_config=Configure.Vectors.self_provided(),
-                replication_config=Configure.replication(factor=self._replication_factor),
-                multi_tenancy_config=Configure.multi_tenancy(
-                    enabled=True, auto_tenant_creation=True, auto_tenant_activation=False
+            if not await self._client.collections.exists(self._collection_name):
+                try:
+                    await self._create_collection()
+                    return
+                except WeaviateBaseError:
+                    # Replicas starting together: another one may have created it first.
+                    if not await self._client.collections.exists(self._collection_name):
+                        raise
+            await self._update_existing_collection()
+
+    async def _create_collection(self) -> None:
+        await self._client.collections.create(
+            self._collection_name,
+            vector_config=Configure.Vectors.self_provided(),
+            replication_config=Configure.replication(factor=self._replication_factor),
+            multi_tenancy_config=Configure.multi_tenancy(
+                enabled=True, auto_tenant_creation=True, auto_tenant_activation=False
+            ),
+            properties=[
+                _keyword_property("chunk_id"),
+                _keyword_property("document_id"),
+                Property(name="chunk_index", data_type=DataType.INT),
+                Property(name="text", data_type=DataType.TEXT),
+                Property(name="title", data_type=DataType.TEXT),
+                Property(
+                    name="metadata_json",
+                    data_type=DataType.TEXT,
+                    index_filterable=False,
+                    index_searchable=False,
                 ),
-                properties=[
-                    _keyword_property("chunk_id"),
-                    _keyword_property("document_id"),
-                    Property(name="chunk_index", data_type=DataType.INT),
-                    Property(name="text", data_type=DataType.TEXT),
-                    Property(name="title", data_type=DataType.TEXT),
-                    Property(
-                        name="metadata_json",
-                        data_type=DataType.TEXT,
-                        index_filterable=False,
-                        index_searchable=False,
-                    ),
-                    *(_metadata_property(k, t) for k, t in self._declared.items()),
-                ],
-            )
+                *(_metadata_property(k, t) for k, t in self._declared.items()),
+            ],
+        )
 
     async def _update_existing_collection(self) -> None:
         """Add properties for newly declared metadata; stop implicit tenant activation."""
