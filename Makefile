@@ -75,10 +75,11 @@ bench-ingest: install ## ingestion: chunks/s served through Ingest vs the in-pro
 	@$(PYTHON) -m bench.ingest
 
 .PHONY: load
-load: install ## ghz load profiles (bench/load/profiles) against the local stack, summarised
+load: install ## ghz load profiles (bench/load/profiles) against the local stack, summarised; Embed over 1 vs 3 replicas
 	@scripts/install-load.sh
 	@$(RAGPLANE) stack up
 	@$(PYTHON) -m bench.load
+	@$(PYTHON) -m bench.load.replicas
 
 .PHONY: bench-generation
 bench-generation: install ## generation: answers under injected faults, overhead over the LLM server

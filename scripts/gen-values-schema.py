@@ -22,12 +22,28 @@ from ragplane.retrieval.config import RetrievalSettings
 
 SCHEMA = Path(__file__).resolve().parents[1] / "helm" / "ragplane" / "values.schema.json"
 
-# Settings the chart derives from other values (ports, addresses, secrets, drain timings, GPU),
-# so they are not accepted under `config`.
+# Settings the chart derives from other values (ports, addresses, secrets, drain timings,
+# channels, GPU), so they are not accepted under `config`.
 CHART_MANAGED: dict[str, set[str]] = {
-    "common": {"port", "metrics_port", "host", "log_level", "drain_delay_s", "grace_period_s"},
+    "common": {
+        "port",
+        "metrics_port",
+        "host",
+        "log_level",
+        "drain_delay_s",
+        "grace_period_s",
+        "max_connection_age_s",
+        "max_connection_age_grace_s",
+        "channels",
+    },
     "embedding": {"device", "onnx_cache_dir", "redis_url"},
-    "retrieval": {"weaviate_host", "weaviate_http_port", "weaviate_grpc_port"},
+    "retrieval": {
+        "weaviate_host",
+        "weaviate_http_port",
+        "weaviate_grpc_port",
+        "replication_factor",
+        "consistency_level",
+    },
     "generation": {
         "redis_url",
         "api_key",

@@ -16,6 +16,7 @@ go_tool "$GRPC_HEALTH_PROBE_MODULE" "$GRPC_HEALTH_PROBE_VERSION" grpc_health_pro
 go_tool "$TOXIPROXY_MODULE" "$TOXIPROXY_VERSION" toxiproxy-server
 go_tool "$HELM_MODULE" "$HELM_VERSION" helm
 go_tool "$PROMTOOL_MODULE" "$PROMTOOL_VERSION" promtool
+go_tool "$COREDNS_MODULE" "$COREDNS_VERSION" coredns
 debian_packages podman=podman runc=runc mmdebstrap=mmdebstrap
 
 # kube-apiserver and etcd: their own go.mod files replace sibling modules with local paths, so

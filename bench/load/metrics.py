@@ -11,8 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def scrape(metrics_port: int) -> Samples:
-    url = f"http://127.0.0.1:{metrics_port}/metrics"
+def scrape(metrics_port: int, host: str = "127.0.0.1") -> Samples:
+    url = f"http://{host}:{metrics_port}/metrics"
     with urllib.request.urlopen(url, timeout=10) as reply:
         text = reply.read().decode()
     return {
@@ -22,7 +22,7 @@ def scrape(metrics_port: int) -> Samples:
     }
 
 
-def _total(samples: Samples, name: str, **labels: str) -> float:
+def total(samples: Samples, name: str, **labels: str) -> float:
     wanted = set(labels.items())
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= set(ls))
 
@@ -38,7 +38,7 @@ class CacheFigures:
     @classmethod
     def between(cls, before: Samples, after: Samples) -> CacheFigures:
         def delta(name: str, **labels: str) -> float:
-            return _total(after, name, **labels) - _total(before, name, **labels)
+            return total(after, name, **labels) - total(before, name, **labels)
 
         lookups = "ragplane_query_cache_lookups_total"
         return cls(

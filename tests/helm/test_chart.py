@@ -157,6 +157,21 @@ def test_no_service_is_exposed_outside_the_cluster_by_default() -> None:
     assert {s["spec"]["type"] for s in of_kind(render(), "Service")} == {"ClusterIP"}
 
 
+def test_the_services_the_query_service_balances_over_are_headless(
+    rendered: list[Manifest],
+) -> None:
+    cluster_ips = {
+        s["metadata"]["name"]: s["spec"].get("clusterIP") for s in of_kind(rendered, "Service")
+    }
+    # "None": headless, one DNS record per ready pod; the query service keeps its virtual IP.
+    assert cluster_ips == {component(s): None if s == "query" else "None" for s in SERVICES}
+
+
+def test_an_internal_service_that_is_not_headless_is_refused() -> None:
+    with pytest.raises(RenderError, match=r"embedding\.service\.type must be ClusterIP"):
+        render(None, "--set", "embedding.service.type=NodePort")
+
+
 # -- the values schema -------------------------------------------------------------------------
 
 
@@ -169,6 +184,7 @@ def test_no_service_is_exposed_outside_the_cluster_by_default() -> None:
         (["--set", "query.config.QUERY_DEFAULT_TIMOUT_S=5"], "QUERY_DEFAULT_TIMOUT_S"),
         (["--set", "embedding.config.EMBEDDING_BACKEND=tensorrt"], "EMBEDDING_BACKEND"),
         (["--set", "generation.providers[0].api_key=sk-in-values"], "api_key"),
+        (["--set", "channels.retry.maxAttempts=6"], "maxAttempts"),
     ],
 )
 def test_the_schema_rejects_typos_and_wrong_types(override: list[str], named_in_error: str) -> None:
@@ -232,7 +248,8 @@ def test_every_setting_the_chart_sets_is_read_and_valid(
 def test_the_query_service_is_pointed_at_the_other_three(rendered: list[Manifest]) -> None:
     environment = _environment(rendered, "query")
     for service, port in (("embedding", 50052), ("retrieval", 50053), ("generation", 50054)):
-        assert environment[f"QUERY_{service.upper()}_TARGET"] == f"{component(service)}:{port}"
+        target = f"dns:///{component(service)}:{port}"
+        assert environment[f"QUERY_{service.upper()}_TARGET"] == target
 
 
 def test_provider_keys_and_the_redis_password_come_from_existing_secrets(

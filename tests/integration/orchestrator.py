@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 
-from ragplane.cli.stack import Stack
+from ragplane.cli.stack import REPLICATED, Stack
 from ragplane.v1 import common_pb2, query_pb2, query_pb2_grpc
 from tests.integration.services import RunningService, service_process
 
@@ -30,11 +30,7 @@ class QueryService:
 
 
 def stack_targets(stack: Stack) -> dict[str, str]:
-    return {
-        "QUERY_EMBEDDING_TARGET": f"127.0.0.1:{stack.ports.embedding}",
-        "QUERY_RETRIEVAL_TARGET": f"127.0.0.1:{stack.ports.retrieval}",
-        "QUERY_GENERATION_TARGET": f"127.0.0.1:{stack.ports.generation}",
-    }
+    return {f"QUERY_{service.upper()}_TARGET": stack.target(service) for service in REPLICATED}
 
 
 def stack_caches(stack: Stack) -> dict[str, str]:

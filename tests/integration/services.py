@@ -31,9 +31,9 @@ class RunningService:
         return metric(self.metrics_port, name, labels)
 
 
-def metric(metrics_port: int, name: str, labels: str = "") -> float:
+def metric(metrics_port: int, name: str, labels: str = "", host: str = "127.0.0.1") -> float:
     """Current value of a Prometheus sample, 0 when it has not been recorded yet."""
-    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    url = f"http://{host}:{metrics_port}/metrics"
     with urllib.request.urlopen(url, timeout=10) as reply:
         text = reply.read().decode()
     pattern = re.escape(name) + (re.escape("{" + labels + "}") if labels else "") + r" (\S+)"

@@ -17,6 +17,8 @@ import pytest
         ("generation", "GENERATION_REQUEST_TIMEOUT_S", "-1"),
         ("query", "QUERY_MAX_TOP_K", "zero"),
         ("query", "QUERY_BATCH_PRICE_FACTOR", "1.5"),
+        ("embedding", "RAGPLANE_CHANNEL_RETRY_MAX_ATTEMPTS", "6"),
+        ("retrieval", "RETRIEVAL_MAX_CONNECTION_AGE_S", "0"),
     ],
 )
 def test_bad_value_exits_2_naming_the_variable(service: str, variable: str, value: str) -> None:
@@ -31,13 +33,26 @@ def test_bad_value_exits_2_naming_the_variable(service: str, variable: str, valu
     assert f"{variable}={value!r}" in result.stderr
 
 
-def test_cross_field_rule_names_both_variables() -> None:
+@pytest.mark.parametrize(
+    ("service", "values"),
+    [
+        ("query", {"QUERY_CHUNK_TOKENS": "100", "QUERY_CHUNK_OVERLAP_TOKENS": "60"}),
+        (
+            "generation",
+            {
+                "RAGPLANE_CHANNEL_RETRY_INITIAL_BACKOFF_S": "2",
+                "RAGPLANE_CHANNEL_RETRY_MAX_BACKOFF_S": "1",
+            },
+        ),
+    ],
+)
+def test_cross_field_rule_names_both_variables(service: str, values: dict[str, str]) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "ragplane.query"],
-        env={**os.environ, "QUERY_CHUNK_TOKENS": "100", "QUERY_CHUNK_OVERLAP_TOKENS": "60"},
+        [sys.executable, "-m", f"ragplane.{service}"],
+        env={**os.environ, **values},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 2
-    assert "QUERY_CHUNK_OVERLAP_TOKENS" in result.stderr
+    assert all(variable in result.stderr for variable in values)

@@ -90,13 +90,14 @@ app.kubernetes.io/part-of: ragplane
 {{- printf "%s:%s" $repository $tag }}
 {{- end }}
 
-{{/* host:port of a service for the query service; context: dict root, name. */}}
+{{/* The query service's target of a service: its headless Service through DNS (one address per
+ready pod, for round_robin); context: dict root, name. */}}
 {{- define "ragplane.target" -}}
 {{- $override := index .root.Values.query.targets .name }}
 {{- if $override }}
 {{- $override }}
 {{- else }}
-{{- printf "%s:%v" (include "ragplane.componentName" .) (index .root.Values .name).port }}
+{{- printf "dns:///%s:%v" (include "ragplane.componentName" .) (index .root.Values .name).port }}
 {{- end }}
 {{- end }}
 
@@ -116,6 +117,8 @@ app.kubernetes.io/part-of: ragplane
 {{ $prefix }}_LOG_LEVEL: {{ $values.logLevel | quote }}
 {{ $prefix }}_DRAIN_DELAY_S: {{ $values.shutdown.drainDelaySeconds | quote }}
 {{ $prefix }}_GRACE_PERIOD_S: {{ $values.shutdown.gracePeriodSeconds | quote }}
+{{ $prefix }}_MAX_CONNECTION_AGE_S: {{ $values.channels.maxConnectionAgeSeconds | quote }}
+{{ $prefix }}_MAX_CONNECTION_AGE_GRACE_S: {{ $values.channels.maxConnectionAgeGraceSeconds | quote }}
 HF_HUB_OFFLINE: "1"
 TRANSFORMERS_OFFLINE: "1"
 {{- with $values.otlpEndpoint }}
@@ -124,6 +127,11 @@ OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
 {{- if eq .name "query" }}
 {{- range $target := list "embedding" "retrieval" "generation" }}
 QUERY_{{ upper $target }}_TARGET: {{ include "ragplane.target" (dict "root" $.root "name" $target) | quote }}
+{{- end }}
+{{- with $values.channels.retry }}
+RAGPLANE_CHANNEL_RETRY_MAX_ATTEMPTS: {{ .maxAttempts | quote }}
+RAGPLANE_CHANNEL_RETRY_INITIAL_BACKOFF_S: {{ .initialBackoffSeconds | quote }}
+RAGPLANE_CHANNEL_RETRY_MAX_BACKOFF_S: {{ .maxBackoffSeconds | quote }}
 {{- end }}
 {{- /* The semantic answer cache lives in Weaviate, in a collection of its own. */}}
 QUERY_WEAVIATE_HOST: {{ $values.weaviate.host | quote }}
@@ -148,6 +156,8 @@ HF_HOME: /var/cache/ragplane/huggingface
 RETRIEVAL_WEAVIATE_HOST: {{ $values.weaviate.host | quote }}
 RETRIEVAL_WEAVIATE_HTTP_PORT: {{ $values.weaviate.httpPort | quote }}
 RETRIEVAL_WEAVIATE_GRPC_PORT: {{ $values.weaviate.grpcPort | quote }}
+RETRIEVAL_REPLICATION_FACTOR: {{ $values.weaviate.replicationFactor | quote }}
+RETRIEVAL_CONSISTENCY_LEVEL: {{ $values.weaviate.consistencyLevel | quote }}
 {{- else if eq .name "generation" }}
 GENERATION_PROVIDERS: {{ toJson $svc.providers | quote }}
 {{- end }}

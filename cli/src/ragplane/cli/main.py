@@ -16,7 +16,7 @@ from ragplane.cli import batch
 from ragplane.cli.calls import DEFAULT_TENANT, fail, target
 from ragplane.cli.documents import batches, document_id_for, find_files, read_text, select
 from ragplane.cli.journal import IngestJournal, JournalBusy, text_digest
-from ragplane.cli.stack import Ports, Stack
+from ragplane.cli.stack import Ports, Replicas, Stack
 from ragplane.v1 import common_pb2, query_pb2, query_pb2_grpc
 
 # Exit status when another ingestion already writes the journal (EX_TEMPFAIL: try again later).
@@ -197,7 +197,15 @@ def _send(
 
 
 def _stack(args: argparse.Namespace) -> Stack:
-    return Stack(Path(args.run_dir), Ports.from_env(), Path(args.bin_dir))
+    replicas = Replicas(**args.replicas) if args.action == "up" and args.replicas else None
+    return Stack(Path(args.run_dir), Ports.from_env(), Path(args.bin_dir), replicas=replicas)
+
+
+def _replica_counts(text: str) -> dict[str, int]:
+    try:
+        return Replicas.counts(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def stack_up(args: argparse.Namespace) -> int:
@@ -212,6 +220,20 @@ def stack_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def stack_scale(args: argparse.Namespace) -> int:
+    stack = _stack(args)
+    if not args.replicas:
+        print("error: say how many replicas: --replicas embedding=4", file=sys.stderr)
+        return 2
+    try:
+        for service, count in args.replicas.items():
+            stack.scale(service, count, timeout_s=args.timeout)
+    except (ValueError, RuntimeError, TimeoutError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def stack_down(args: argparse.Namespace) -> int:
     _stack(args).down()
     return 0
@@ -220,7 +242,7 @@ def stack_down(args: argparse.Namespace) -> int:
 def stack_status(args: argparse.Namespace) -> int:
     states = _stack(args).status()
     for name, state in states.items():
-        print(f"  {name:<11} {state}")
+        print(f"  {name:<13} {state}")
     return 0 if all(s.startswith("ready") for s in states.values()) else 1
 
 
@@ -270,13 +292,20 @@ def parser() -> argparse.ArgumentParser:
     batch.add_commands(commands)
 
     stack_cmd = commands.add_parser("stack", help="run the local stack (development)")
-    stack_cmd.add_argument("action", choices=["up", "down", "status"])
+    stack_cmd.add_argument("action", choices=["up", "down", "status", "scale"])
     stack_cmd.add_argument("--run-dir", default=os.environ.get("RAGPLANE_RUN_DIR", ".run"))
     stack_cmd.add_argument("--bin-dir", default=os.environ.get("RAGPLANE_BIN_DIR", ".bin"))
     stack_cmd.add_argument("--timeout", type=float, default=300.0)
-    stack_cmd.set_defaults(
-        handler=lambda a: {"up": stack_up, "down": stack_down, "status": stack_status}[a.action](a)
+    stack_cmd.add_argument(
+        "--replicas",
+        type=_replica_counts,
+        default={},
+        metavar="SERVICE=COUNT,...",
+        help="up: run embedding, retrieval and generation as several replicas behind the "
+        "stack's DNS server (e.g. embedding=3,retrieval=2); scale: change their number",
     )
+    actions = {"up": stack_up, "down": stack_down, "status": stack_status, "scale": stack_scale}
+    stack_cmd.set_defaults(handler=lambda a: actions[a.action](a))
     return root
 
 

@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from opentelemetry.instrumentation.grpc import aio_server_interceptor
 
+from ragplane.runtime.health import HealthServicer
 from ragplane.runtime.interceptors import ObservabilityInterceptor
 from ragplane.runtime.logs import configure_logging
 from ragplane.runtime.settings import ServiceSettings
@@ -46,6 +47,8 @@ def server_options(settings: ServiceSettings) -> list[tuple[str, int]]:
         ("grpc.keepalive_timeout_ms", int(settings.keepalive_timeout_s * 1000)),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.max_connection_age_ms", round(settings.max_connection_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", round(settings.max_connection_age_grace_s * 1000)),
         # Reusing a port another process still listens on would hide a misconfiguration.
         ("grpc.so_reuseport", 0),
     ]
@@ -66,7 +69,7 @@ class ServiceRunner:
         self._settings = settings
         # Run inside the observability interceptor, so their errors are mapped and logged.
         self._interceptors = list(interceptors)
-        self._health = health.aio.HealthServicer()
+        self._health = HealthServicer()
         self._stop_requested = asyncio.Event()
         self._metrics = MetricsEndpoint(settings.host, settings.metrics_port)
 

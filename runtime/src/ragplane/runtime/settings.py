@@ -8,6 +8,7 @@ from typing import Literal, TypeVar
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ragplane.runtime.channels import ChannelSettings
 from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.tls import TlsSettings
 
@@ -35,9 +36,17 @@ class ServiceSettings(BaseSettings):
     max_message_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     keepalive_time_s: float = Field(default=30.0, gt=0)
     keepalive_timeout_s: float = Field(default=10.0, gt=0)
+    # A client connection is closed (GOAWAY) after this long, give or take 10%, so that clients
+    # resolve the service's name again and spread their calls over replicas added since; calls
+    # in flight then get max_connection_age_grace_s to finish (longer than the longest call: a
+    # generation may take 120 s).
+    max_connection_age_s: float = Field(default=60.0, gt=0)
+    max_connection_age_grace_s: float = Field(default=130.0, gt=0)
     log_level: LogLevel = "INFO"
     # Shared by every service: RAGPLANE_TLS_* (see ragplane.runtime.tls).
     tls: TlsSettings = Field(default_factory=TlsSettings)
+    # Shared by every service: RAGPLANE_CHANNEL_* (see ragplane.runtime.channels).
+    channels: ChannelSettings = Field(default_factory=ChannelSettings)
 
     def string_limits(self) -> StringLimits:
         """How long each string field of a request may be (checked before anything else)."""
@@ -85,15 +94,33 @@ SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 def describe_validation_error(settings_class: type[BaseSettings], error: ValidationError) -> str:
     """One line per bad variable, naming the environment variable and what is wrong with it."""
-    prefix = settings_class.model_config.get("env_prefix", "")
+    prefix = _owner(settings_class, error.title).model_config.get("env_prefix", "")
     lines = []
     for problem in error.errors():
         field = ".".join(str(part) for part in problem["loc"])
+        if not field:
+            # A rule over several fields: its message names the variables.
+            lines.append(problem["msg"])
+            continue
         variable = f"{prefix}{field}".upper()
         value = problem.get("input")
         shown = "" if problem["type"] == "missing" else f"={value!r}"
         lines.append(f"{variable}{shown}: {problem['msg']}")
     return "\n".join(lines)
+
+
+def _owner(settings_class: type[BaseSettings], title: str) -> type[BaseSettings]:
+    """The class whose validation failed: settings_class or one of its nested settings (TLS,
+    channels), which read variables of their own prefix."""
+    for field in settings_class.model_fields.values():
+        nested = field.annotation
+        if (
+            isinstance(nested, type)
+            and issubclass(nested, BaseSettings)
+            and nested.__name__ == title
+        ):
+            return nested
+    return settings_class
 
 
 def load_settings(settings_class: type[SettingsT]) -> SettingsT:

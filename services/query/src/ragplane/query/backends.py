@@ -22,7 +22,7 @@ from ragplane.query.domain import (
     SearchResult,
 )
 from ragplane.query.timings import Stage
-from ragplane.runtime.channels import open_channel
+from ragplane.runtime.channels import ChannelSettings, open_channel
 from ragplane.runtime.context import REQUEST_ID_HEADER, current_request_id
 from ragplane.runtime.errors import FailedPrecondition, from_downstream
 from ragplane.runtime.tls import TlsSettings
@@ -52,9 +52,10 @@ class Backends:
         generation: str,
         max_message_bytes: int,
         tls: TlsSettings | None = None,
+        channel_settings: ChannelSettings | None = None,
     ) -> None:
         self._channels = [
-            open_channel(target, max_message_bytes, tls)
+            open_channel(target, max_message_bytes, tls, channel_settings)
             for target in (embedding, retrieval, generation)
         ]
         self._embedding = embedding_pb2_grpc.EmbeddingServiceStub(self._channels[0])

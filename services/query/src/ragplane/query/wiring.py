@@ -67,6 +67,7 @@ def build_parts(
         settings.generation_target,
         settings.max_message_bytes,
         settings.tls,
+        settings.channels,
     )
     dependencies = Dependencies(backends, settings, settings.embed_timeout_s)
     chunker = Chunker.from_file(

@@ -42,6 +42,12 @@ class RetrievalSettings(ServiceSettings, WeaviateSettings, RedisSettings):
     # index version there, which invalidates its cached answers. Empty RETRIEVAL_REDIS_URL: no
     # answer caches to invalidate (the query service runs without Redis too).
     redis_timeout_s: float = Field(default=1.0, gt=0)
+    # Copies of each chunk on the Weaviate nodes (given when the collection is created; Weaviate
+    # keeps a collection's factor), and how many copies must answer each read and acknowledge
+    # each write: QUORUM, a majority, lets a factor of 3 lose one node; with one copy every
+    # level is that copy.
+    replication_factor: int = Field(default=1, ge=1)
+    consistency_level: Literal["ONE", "QUORUM", "ALL"] = "QUORUM"
     # Tries of a Weaviate write that failed for a transient reason, and the first backoff.
     write_attempts: int = Field(default=5, ge=1, le=20)
     write_backoff_s: float = Field(default=0.25, gt=0, le=10)

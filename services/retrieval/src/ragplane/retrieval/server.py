@@ -16,7 +16,14 @@ from ragplane.retrieval.filters import FieldFilter
 from ragplane.retrieval.reranker import Reranker, RerankLimits, load_scorer
 from ragplane.retrieval.retries import RetryPolicy
 from ragplane.retrieval.search import SearchDefaults, Searcher, SearchOptions, SearchOutcome
-from ragplane.retrieval.store import ChunkStore, Fusion, StoredChunk, TenantInfo, TenantState
+from ragplane.retrieval.store import (
+    ChunkStore,
+    Fusion,
+    Replication,
+    StoredChunk,
+    TenantInfo,
+    TenantState,
+)
 from ragplane.retrieval.validation import (
     check_delete,
     check_documents,
@@ -284,7 +291,10 @@ class RetrievalApplication:
         self._reranker = reranker
         await self._connect(client)
         retry = RetryPolicy.of(settings.write_attempts, settings.write_backoff_s)
-        store = ChunkStore(client, settings.collection, settings.filterable_metadata, retry)
+        replication = Replication(settings.replication_factor, settings.consistency_level)
+        store = ChunkStore(
+            client, settings.collection, settings.filterable_metadata, retry, replication
+        )
         await store.ensure_collection()
         redis = SharedRedis.connect("retrieval-redis", settings) if settings.redis_enabled else None
         searcher = Searcher(store, reranker, self._search_defaults())

@@ -14,7 +14,14 @@ from typing import Any, cast
 import numpy as np
 import weaviate
 from weaviate.classes.aggregate import GroupByAggregate
-from weaviate.classes.config import Configure, DataType, Property, Reconfigure, Tokenization
+from weaviate.classes.config import (
+    Configure,
+    ConsistencyLevel,
+    DataType,
+    Property,
+    Reconfigure,
+    Tokenization,
+)
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 from weaviate.classes.tenants import Tenant, TenantActivityStatus
@@ -143,6 +150,14 @@ async def _weaviate_call(what: str) -> AsyncIterator[None]:
         raise weaviate_unavailable(what, error) from error
 
 
+@dataclass(frozen=True)
+class Replication:
+    """Copies of each chunk, and how many answer a read or acknowledge a write."""
+
+    factor: int
+    consistency_level: str
+
+
 class ChunkStore:
     """Reads and writes chunks of one collection; every call is scoped to a tenant.
 
@@ -156,12 +171,17 @@ class ChunkStore:
         collection: str,
         filterable_metadata: Mapping[str, FieldType],
         retry: RetryPolicy,
+        replication: Replication,
     ) -> None:
         self._client = client
         self._collection_name = collection
         self._declared = dict(filterable_metadata)
         self._filters = FilterBuilder(self._declared)
-        self._collection = client.collections.use(collection)
+        # Every read and write through this handle (and its tenants') waits for this many copies.
+        self._collection = client.collections.use(collection).with_consistency_level(
+            ConsistencyLevel(replication.consistency_level)
+        )
+        self._replication_factor = replication.factor
         self._retry = retry
 
     # -- collection ---------------------------------------------------------------------------
@@ -173,30 +193,39 @@ class ChunkStore:
         implicitly: a deactivated tenant stays inactive until ActivateTenant.
         """
         async with _weaviate_call("prepare the chunk collection"):
-            if await self._client.collections.exists(self._collection_name):
-                await self._update_existing_collection()
-                return
-            await self._client.collections.create(
-                self._collection_name,
-                vector_config=Configure.Vectors.self_provided(),
-                multi_tenancy_config=Configure.multi_tenancy(
-                    enabled=True, auto_tenant_creation=True, auto_tenant_activation=False
+            if not await self._client.collections.exists(self._collection_name):
+                try:
+                    await self._create_collection()
+                    return
+                except WeaviateFailure:
+                    # Replicas starting together: another one may have created it first.
+                    if not await self._client.collections.exists(self._collection_name):
+                        raise
+            await self._update_existing_collection()
+
+    async def _create_collection(self) -> None:
+        await self._client.collections.create(
+            self._collection_name,
+            vector_config=Configure.Vectors.self_provided(),
+            replication_config=Configure.replication(factor=self._replication_factor),
+            multi_tenancy_config=Configure.multi_tenancy(
+                enabled=True, auto_tenant_creation=True, auto_tenant_activation=False
+            ),
+            properties=[
+                _keyword_property("chunk_id"),
+                _keyword_property("document_id"),
+                Property(name="chunk_index", data_type=DataType.INT),
+                Property(name="text", data_type=DataType.TEXT),
+                Property(name="title", data_type=DataType.TEXT),
+                Property(
+                    name="metadata_json",
+                    data_type=DataType.TEXT,
+                    index_filterable=False,
+                    index_searchable=False,
                 ),
-                properties=[
-                    _keyword_property("chunk_id"),
-                    _keyword_property("document_id"),
-                    Property(name="chunk_index", data_type=DataType.INT),
-                    Property(name="text", data_type=DataType.TEXT),
-                    Property(name="title", data_type=DataType.TEXT),
-                    Property(
-                        name="metadata_json",
-                        data_type=DataType.TEXT,
-                        index_filterable=False,
-                        index_searchable=False,
-                    ),
-                    *(_metadata_property(k, t) for k, t in self._declared.items()),
-                ],
-            )
+                *(_metadata_property(k, t) for k, t in self._declared.items()),
+            ],
+        )
 
     async def _update_existing_collection(self) -> None:
         """Add properties for newly declared metadata; stop implicit tenant activation."""
