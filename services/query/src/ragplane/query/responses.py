@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ragplane.query.caching.answers import CachedAnswer
 from ragplane.query.domain import Answer, CacheOutcome, Degradation, Passage
 from ragplane.query.metrics import (
     CONFIDENCE_ROUTED,
@@ -19,7 +18,6 @@ from ragplane.query.metrics import (
 )
 from ragplane.query.quality.confidence import Confidence, Route
 from ragplane.query.quality.faithfulness import Faithfulness
-from ragplane.query.timings import Stage
 from ragplane.runtime.context import current_request_id
 from ragplane.v1 import common_pb2, query_pb2
 
@@ -27,20 +25,6 @@ _CACHE_LAYERS = {
     "exact": query_pb2.CACHE_LAYER_EXACT,
     "semantic": query_pb2.CACHE_LAYER_SEMANTIC,
 }
-
-
-def cached_answer(cached: CachedAnswer, deadline_s: float, total_ms: float) -> Answer:
-    """A cached answer as an Answer: no LLM call, no cost, all its time spent in the cache."""
-    answer = Answer(
-        text=cached.answer,
-        citations=list(cached.citations),
-        deadline_s=deadline_s,
-        provider=cached.provider,
-        model=cached.model,
-        faithfulness=Faithfulness.not_scored("served from the answer cache"),
-    )
-    answer.timings.add(Stage.CACHE, total_ms)
-    return answer
 
 
 def query_response(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 
@@ -23,7 +23,7 @@ from ragplane.query.requests import (
     question_from,
     verdict_from,
 )
-from ragplane.query.responses import cached_answer, citations, query_response
+from ragplane.query.responses import citations, query_response
 from ragplane.query.timings import elapsed_ms
 from ragplane.query.tracing import annotate_request
 from ragplane.runtime.audit import audit_note
@@ -88,7 +88,7 @@ class QueryServicer(BatchRpcs, query_pb2_grpc.QueryServiceServicer):
     @interactive_stream
     async def QueryStream(
         self, request: query_pb2.QueryRequest, context: RpcContext
-    ) -> AsyncIterator[query_pb2.QueryStreamResponse]:
+    ) -> AsyncGenerator[query_pb2.QueryStreamResponse, None]:
         started = time.perf_counter()
         parts, deadline, admission = await self._admit(request, context)
         if admission.cached is not None:
@@ -128,7 +128,7 @@ class QueryServicer(BatchRpcs, query_pb2_grpc.QueryServiceServicer):
     @staticmethod
     def _from_cache(admission: Admission, deadline: Deadline, started: float) -> Answer:
         assert admission.cached is not None
-        return cached_answer(admission.cached, deadline.total_s or 0.0, elapsed_ms(started))
+        return admission.cached.as_answer(deadline.total_s or 0.0, elapsed_ms(started))
 
     def _sources(self, passages: Sequence[Passage]) -> query_pb2.QueryStreamResponse:
         found = citations(passages, self._parts.get().settings.snippet_chars)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, aclosing, contextmanager, nullcontext
 from typing import Protocol, TypeVar
 
 from ragplane.runtime.context import RpcContext
@@ -73,14 +73,17 @@ def interactive(
 
 
 def interactive_stream(
-    method: Callable[[_S, _Q, RpcContext], AsyncIterator[_R]],
-) -> Callable[[_S, _Q, RpcContext], AsyncIterator[_R]]:
+    method: Callable[[_S, _Q, RpcContext], AsyncGenerator[_R, None]],
+) -> Callable[[_S, _Q, RpcContext], AsyncGenerator[_R, None]]:
     """Count a streaming RPC as interactive load until its stream ends."""
 
     @functools.wraps(method)
-    async def counted(self: _S, request: _Q, context: RpcContext) -> AsyncIterator[_R]:
+    async def counted(self: _S, request: _Q, context: RpcContext) -> AsyncGenerator[_R, None]:
+        # aclosing: a caller that goes away closes the whole stream at once, down to the
+        # generation call, as every other level of the query stream does.
         with _tracked(self):
-            async for message in method(self, request, context):
-                yield message
+            async with aclosing(method(self, request, context)) as messages:
+                async for message in messages:
+                    yield message
 
     return counted

@@ -27,7 +27,6 @@ from ragplane.query.domain import Answer, Passage, Question, SourceDocument
 from ragplane.query.guard import Admission, QueryGuard
 from ragplane.query.ingestion import Ingestor
 from ragplane.query.pipeline import QueryPipeline
-from ragplane.query.responses import cached_answer
 from ragplane.query.timings import Stage
 from ragplane.runtime.errors import ResourceExhausted, ServiceError
 from ragplane.runtime.redis_client import RedisDown
@@ -181,7 +180,7 @@ class BatchWorker:
         """The answer (its cost at the batch price) and its cost at the interactive price."""
         admission, deadline = await self._admitted(item, question)
         if admission.cached is not None:
-            return cached_answer(admission.cached, deadline.total_s or 0.0, 0.0), 0.0
+            return admission.cached.as_answer(deadline.total_s or 0.0, 0.0), 0.0
         try:
             answer = await self._pipeline.answer(admission.question, deadline, admission.embedding)
         except ServiceError as error:

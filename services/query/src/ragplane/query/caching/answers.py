@@ -9,7 +9,9 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from ragplane.query.domain import Passage, Question
+from ragplane.query.domain import Answer, Passage, Question
+from ragplane.query.quality.faithfulness import Faithfulness
+from ragplane.query.timings import Stage
 
 _SPACES = re.compile(r"\s+")
 _TRAILING_PUNCTUATION = re.compile(r"[\s?!.]+$")
@@ -61,6 +63,19 @@ class CachedAnswer:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
+
+    def as_answer(self, deadline_s: float, total_ms: float) -> Answer:
+        """As an Answer: no LLM call, no cost, all its time spent in the cache."""
+        answer = Answer(
+            text=self.answer,
+            citations=list(self.citations),
+            deadline_s=deadline_s,
+            provider=self.provider,
+            model=self.model,
+            faithfulness=Faithfulness.not_scored("served from the answer cache"),
+        )
+        answer.timings.add(Stage.CACHE, total_ms)
+        return answer
 
     @classmethod
     def from_json(cls, text: str | bytes) -> CachedAnswer:
