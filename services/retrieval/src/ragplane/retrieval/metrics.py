@@ -16,3 +16,9 @@ WEAVIATE_FAILURES = Counter(
     "A rise in `store` means writes were cut off mid-way.",
     ["operation"],
 )
+
+WEAVIATE_RESENT_WRITES = Counter(
+    "ragplane_retrieval_resent_writes_total",
+    "Final chunk writes that broke off and that weaviate-client sent again by itself; Weaviate "
+    "keeps an object written again unchanged as it was, so each is written again as a pair.",
+)

@@ -34,17 +34,19 @@ from ragplane.retrieval.filters import (
     metadata_property,
     parse_number,
 )
-from ragplane.retrieval.metrics import WEAVIATE_FAILURES
+from ragplane.retrieval.metrics import WEAVIATE_FAILURES, WEAVIATE_RESENT_WRITES
 from ragplane.retrieval.retries import RetryPolicy, retry_transient, weaviate_unavailable
 from ragplane.runtime.errors import FailedPrecondition, NotFound
 from ragplane.runtime.fields import check_tenant
 from ragplane.runtime.resilience import Deadline
-from ragplane.runtime.weaviate_client import WeaviateFailure
+from ragplane.runtime.weaviate_client import WeaviateFailure, resends_seen
 
 # Chunk ids are unique per tenant; the Weaviate object id is derived from them, so that
 # storing a chunk again replaces it instead of adding a copy.
 _CHUNK_NAMESPACE = uuid.UUID("5b0f6b0e-8f7c-4a43-9d0f-0d5c2a1f7a11")
 _SEARCHED_PROPERTIES = ["text", "title"]
+# Why an object is written again though Weaviate stored it (ChunkStore._replace).
+_RESENT_FINAL_WRITE = "the write broke off and was sent again whole; writing it again"
 
 
 def chunk_uuid(chunk_id: str) -> str:
@@ -399,14 +401,24 @@ class ChunkStore:
         moment, so a write that fails (and is reported as failed) never takes away chunks that
         were acknowledged before. The nudge is one unit in the last place of one component,
         and it is visible only between the two writes.
+
+        weaviate-client sends a batch that broke off (UNAVAILABLE) again by itself, unchanged,
+        once Weaviate answers. A nudged write sent twice is harmless (the final write changes the
+        vector after it), but a final write sent twice is the same write again, kept as it is,
+        holes and all: its objects are reported failed, so that the pair is written again.
         """
         nudged = await collection.data.insert_many([with_nudged_vector(item) for item in batch])
         failures = {index: error.message for index, error in nudged.errors.items()}
         written = [index for index in range(len(batch)) if index not in failures]
         if written:
-            final = await collection.data.insert_many([batch[index] for index in written])
+            with resends_seen() as resends:
+                final = await collection.data.insert_many([batch[index] for index in written])
             for position, error in final.errors.items():
                 failures[written[position]] = error.message
+            if resends:
+                WEAVIATE_RESENT_WRITES.inc()
+                for index in written:
+                    failures.setdefault(index, _RESENT_FINAL_WRITE)
         return failures
 
     async def _trim_documents(
