@@ -8,9 +8,9 @@ from pathlib import Path
 
 from ragplane.cli.stack import Stack
 from ragplane.v1 import query_pb2
+from tests.integration.corpus import VENV_QUESTION, VENV_TOP_K
 from tests.integration.orchestrator import query_service
 
-QUESTION = "Which module creates virtual environments?"
 JUDGE_CALLS = "ragplane_query_faithfulness_judge_total"
 
 
@@ -18,7 +18,7 @@ def test_the_judge_scores_the_answer_and_its_tokens_are_counted(
     stack: Stack, docs_tenant: str, tmp_path: Path
 ) -> None:
     with query_service(stack, tmp_path, faithfulness_judge="on") as service:
-        response = service.ask_briefly(docs_tenant, QUESTION)
+        response = service.ask_briefly(docs_tenant, VENV_QUESTION, VENV_TOP_K)
         judged = service.process.metric(JUDGE_CALLS, 'outcome="judged"')
         judge_tokens = service.process.metric(
             "ragplane_query_faithfulness_judge_tokens_total", 'direction="input"'
@@ -46,7 +46,7 @@ def test_a_judge_no_model_answers_in_time_leaves_the_evidence_score(
     with query_service(
         stack, tmp_path, faithfulness_judge="on", faithfulness_judge_timeout_s="0.6"
     ) as service:
-        response = service.ask_briefly(docs_tenant, QUESTION)
+        response = service.ask_briefly(docs_tenant, VENV_QUESTION, VENV_TOP_K)
         failed = service.process.metric(JUDGE_CALLS, 'outcome="failed"')
     quality = response.quality
     assert response.provider, response
