@@ -91,8 +91,8 @@ eval-retrieval: install ## retrieval quality on the whole demo corpus (nDCG/Reca
 	@$(PYTHON) -m bench.retrieval $(if $(RERANKER),--reranker "$(RERANKER)")
 
 .PHONY: eval-faithfulness
-eval-faithfulness: install ## faithfulness score on tests/data/faithfulness-eval.jsonl: AUC, and p50 scoring time on vs off
-	@$(PYTHON) -m bench.faithfulness
+eval-faithfulness: install ## faithfulness score on tests/data/faithfulness-eval.jsonl: AUC, p50 scoring time on vs off (JUDGE=1: also the LLM judge)
+	@$(PYTHON) -m bench.faithfulness $(if $(JUDGE),--judge)
 
 .PHONY: fuzz chaos
 fuzz: install ## the fuzz suite with many cases per RPC (make test runs a few); prints the statuses seen

@@ -9,6 +9,10 @@ from ragplane.v1 import query_pb2, query_pb2_grpc
 
 # A few pages of the demo corpus (Debian's Python 3.11 documentation).
 CORPUS_SUBSET = ["library/venv.rst.txt", "tutorial/venv.rst.txt", "tutorial/interpreter.rst.txt"]
+# A question those pages answer, asked with this many passages by the answer-quality tests:
+# the same prompt each time, whose passages the LLM server then reads only once.
+VENV_QUESTION = "Which module creates virtual environments?"
+VENV_TOP_K = 3
 
 
 def ingest_folder(

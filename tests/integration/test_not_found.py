@@ -50,16 +50,11 @@ def routing(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield service
 
 
-def ask(service: QueryService, tenant: str, question: str) -> query_pb2.QueryResponse:
-    request = query_pb2.QueryRequest(tenant=tenant, query=question, max_output_tokens=16)
-    return service.stub.Query(request, timeout=120)
-
-
 def test_questions_the_documents_cannot_answer_get_the_not_found_answer(
     routing: QueryService, docs_tenant: str
 ) -> None:
     for question in UNANSWERABLE:
-        response = ask(routing, docs_tenant, question)
+        response = routing.ask_briefly(docs_tenant, question)
         assert response.answer == NOT_FOUND_ANSWER, question
         assert response.quality.confidence_route == query_pb2.CONFIDENCE_ROUTE_NOT_FOUND
         assert response.quality.retrieval_confidence < 0.3
@@ -73,7 +68,7 @@ def test_questions_the_documents_answer_are_still_answered(
 ) -> None:
     routes = []
     for question in ANSWERABLE:
-        response = ask(routing, docs_tenant, question)
+        response = routing.ask_briefly(docs_tenant, question)
         assert response.answer != NOT_FOUND_ANSWER, question
         assert response.citations
         assert response.provider

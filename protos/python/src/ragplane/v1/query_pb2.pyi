@@ -37,6 +37,11 @@ class _FaithfulnessMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Fa
     """Each sentence checked against the passages it cites: numbers, names and code identifiers
     must appear in them, and its words or its embedding must be close to theirs.
     """
+    FAITHFULNESS_METHOD_JUDGE: _FaithfulnessMethod.ValueType  # 4
+    """An LLM (the generation service, QUERY_FAITHFULNESS_JUDGE) said of each sentence whether
+    the passages support it. When the judge fails or its reply cannot be read, the answer is
+    scored by evidence instead and says why in faithfulness_note.
+    """
 
 class FaithfulnessMethod(_FaithfulnessMethod, metaclass=_FaithfulnessMethodEnumTypeWrapper):
     """How an answer's faithfulness was judged."""
@@ -49,6 +54,11 @@ FAITHFULNESS_METHOD_EXTRACTIVE: FaithfulnessMethod.ValueType  # 2
 FAITHFULNESS_METHOD_EVIDENCE: FaithfulnessMethod.ValueType  # 3
 """Each sentence checked against the passages it cites: numbers, names and code identifiers
 must appear in them, and its words or its embedding must be close to theirs.
+"""
+FAITHFULNESS_METHOD_JUDGE: FaithfulnessMethod.ValueType  # 4
+"""An LLM (the generation service, QUERY_FAITHFULNESS_JUDGE) said of each sentence whether
+the passages support it. When the judge fails or its reply cannot be read, the answer is
+scored by evidence instead and says why in faithfulness_note.
 """
 Global___FaithfulnessMethod: _TypeAlias = FaithfulnessMethod  # noqa: Y015
 
@@ -366,6 +376,8 @@ class AnswerQuality(_message.Message):
     FAITHFULNESS_NOTE_FIELD_NUMBER: _builtins.int
     RETRIEVAL_CONFIDENCE_FIELD_NUMBER: _builtins.int
     CONFIDENCE_ROUTE_FIELD_NUMBER: _builtins.int
+    JUDGE_USAGE_FIELD_NUMBER: _builtins.int
+    JUDGE_COST_USD_FIELD_NUMBER: _builtins.int
     faithfulness: _builtins.float
     """Share of the answer's sentences supported by the passages they cite, 0 to 1."""
     citation_coverage: _builtins.float
@@ -380,9 +392,16 @@ class AnswerQuality(_message.Message):
     """
     confidence_route: Global___ConfidenceRoute.ValueType
     """What the confidence did to the answer (QUERY_CONFIDENCE_ROUTING)."""
+    judge_cost_usd: _builtins.float
     @_builtins.property
     def unsupported_sentences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Indexes, from 0, of the sentences their passages do not support."""
+
+    @_builtins.property
+    def judge_usage(self) -> _common_pb2.TokenUsage:
+        """Tokens and cost of the LLM-as-judge call (QUERY_FAITHFULNESS_JUDGE), also when its reply
+        could not be used. Already included in the response's usage and cost_usd.
+        """
 
     def __init__(
         self,
@@ -394,10 +413,12 @@ class AnswerQuality(_message.Message):
         faithfulness_note: _builtins.str = ...,
         retrieval_confidence: _builtins.float | None = ...,
         confidence_route: Global___ConfidenceRoute.ValueType = ...,
+        judge_usage: _common_pb2.TokenUsage | None = ...,
+        judge_cost_usd: _builtins.float = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_retrieval_confidence", b"_retrieval_confidence", "retrieval_confidence", b"retrieval_confidence"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_retrieval_confidence", b"_retrieval_confidence", "judge_usage", b"judge_usage", "retrieval_confidence", b"retrieval_confidence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_retrieval_confidence", b"_retrieval_confidence", "citation_coverage", b"citation_coverage", "confidence_route", b"confidence_route", "faithfulness", b"faithfulness", "faithfulness_method", b"faithfulness_method", "faithfulness_note", b"faithfulness_note", "retrieval_confidence", b"retrieval_confidence", "unsupported_sentences", b"unsupported_sentences"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_retrieval_confidence", b"_retrieval_confidence", "citation_coverage", b"citation_coverage", "confidence_route", b"confidence_route", "faithfulness", b"faithfulness", "faithfulness_method", b"faithfulness_method", "faithfulness_note", b"faithfulness_note", "judge_cost_usd", b"judge_cost_usd", "judge_usage", b"judge_usage", "retrieval_confidence", b"retrieval_confidence", "unsupported_sentences", b"unsupported_sentences"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__retrieval_confidence: _TypeAlias = _typing.Literal["retrieval_confidence"]  # noqa: Y015
     _WhichOneofArgType__retrieval_confidence: _TypeAlias = _typing.Literal["_retrieval_confidence", b"_retrieval_confidence"]  # noqa: Y015

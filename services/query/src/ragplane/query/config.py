@@ -9,8 +9,9 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ragplane.query.quality.confidence import ConfidenceRouter
+from ragplane.query.quality.confidence import LARGE_TIER, SMALL_TIER, ConfidenceRouter
 from ragplane.query.quality.faithfulness import EvidenceThresholds
+from ragplane.query.quality.judge import JudgeSettings
 from ragplane.runtime.auth import load_key_ring
 from ragplane.runtime.bundled import bundled_model_dir
 from ragplane.runtime.edge import StringLimits
@@ -90,6 +91,14 @@ class QuerySettings(ServiceSettings, BreakerSettings):
     faithfulness_similarity: float = Field(default=0.6, gt=0, le=1)
     # Sentences per answer compared by embedding (each adds two texts to one Embed call).
     faithfulness_max_embedded: int = Field(default=4, ge=0)
+    # LLM-as-judge (quality/judge.py): "on" asks the generation service, on this tier, whether
+    # the passages support each sentence: one more LLM call per answer, for providers that can
+    # afford it. Its cap is taken from the query's deadline, before the evidence score's that
+    # replaces it when it fails; answers with more sentences than the last are not judged.
+    faithfulness_judge: Literal["off", "on"] = "off"
+    faithfulness_judge_tier: Literal["small", "large"] = "small"
+    faithfulness_judge_timeout_s: float = Field(default=10.0, gt=0)
+    faithfulness_judge_max_sentences: int = Field(default=12, ge=1)
     # Retrieval confidence (quality/confidence.py) is always reported; with routing on, a
     # question whose closest passage is below the first similarity gets the not-found answer,
     # and one whose confidence is below the second goes to the large tier. The defaults sit
@@ -126,6 +135,15 @@ class QuerySettings(ServiceSettings, BreakerSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _judge_needs_scoring(self) -> QuerySettings:
+        if self.faithfulness_judge == "on" and not self.faithfulness_enabled:
+            raise ValueError(
+                "QUERY_FAITHFULNESS_JUDGE=on needs QUERY_FAITHFULNESS_ENABLED=true "
+                "(the judge falls back to the evidence score)"
+            )
+        return self
+
     def resolved_tokenizer_path(self) -> Path:
         return self.tokenizer_path or bundled_tokenizer_path()
 
@@ -140,6 +158,16 @@ class QuerySettings(ServiceSettings, BreakerSettings):
             unsupported_coverage=self.faithfulness_unsupported_coverage,
             similarity=self.faithfulness_similarity,
             max_embedded=self.faithfulness_max_embedded,
+        )
+
+    def judge_settings(self) -> JudgeSettings | None:
+        """The LLM judge's settings; None when it is off."""
+        if self.faithfulness_judge == "off":
+            return None
+        return JudgeSettings(
+            tier=LARGE_TIER if self.faithfulness_judge_tier == "large" else SMALL_TIER,
+            min_s=self.generation_min_s,
+            max_sentences=self.faithfulness_judge_max_sentences,
         )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 from ragplane.query.quality.confidence import Confidence
-from ragplane.query.quality.faithfulness import Faithfulness
+from ragplane.query.quality.faithfulness import Faithfulness, JudgeUsage
 from ragplane.query.timings import Stage, StageTimings
 
 
@@ -153,6 +153,12 @@ class Answer:
 
     def degrade(self, stage: Stage, cause: Cause, reason: str, dependency: str = "") -> None:
         self.degradations.append(Degradation(stage, cause, reason, dependency))
+
+    def add_judge_usage(self, usage: JudgeUsage) -> None:
+        """The LLM judge's call is part of what the answer cost (spend budgets count it)."""
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        self.cost_usd += usage.cost_usd
 
     def take_generated(self, generated: GeneratedAnswer, passages: Sequence[Passage]) -> None:
         self.text = generated.text

@@ -97,3 +97,26 @@ for _rating in RATINGS:
     FEEDBACK_FAITHFULNESS.labels(_rating)
     for _tier in TIERS:
         FEEDBACK.labels(_rating, _tier)
+
+# The LLM-as-judge (quality/judge.py, QUERY_FAITHFULNESS_JUDGE=on); the generation service
+# counts the same tokens again under its own metrics, with the answer's tenant.
+JUDGE_OUTCOMES = ("judged", "unreadable", "failed", "skipped")
+JUDGE_CALLS = prometheus_client.Counter(
+    "ragplane_query_faithfulness_judge_total",
+    "Answers the LLM judge was to score, by outcome: judged, or scored by evidence instead "
+    "because its reply was unreadable, the call failed, or it was skipped (no time, too long).",
+    ["outcome"],
+)
+JUDGE_TOKENS = prometheus_client.Counter(
+    "ragplane_query_faithfulness_judge_tokens_total",
+    "Tokens of the LLM judge's calls, by direction (input, output).",
+    ["direction"],
+)
+JUDGE_COST = prometheus_client.Counter(
+    "ragplane_query_faithfulness_judge_cost_usd_total",
+    "Cost in US dollars of the LLM judge's calls (included in the answers' cost_usd).",
+)
+for _outcome in JUDGE_OUTCOMES:
+    JUDGE_CALLS.labels(_outcome)
+for _direction in ("input", "output"):
+    JUDGE_TOKENS.labels(_direction)

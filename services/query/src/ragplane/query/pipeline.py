@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import aclosing
 from dataclasses import replace
+from functools import partial
 
 from ragplane.query.config import QuerySettings
 from ragplane.query.dependencies import Dependencies, DependencyTimedOut
@@ -26,6 +27,7 @@ from ragplane.query.domain import (
 )
 from ragplane.query.quality.confidence import LARGE_TIER, Route
 from ragplane.query.quality.faithfulness import Faithfulness, FaithfulnessScorer
+from ragplane.query.quality.judge import FaithfulnessJudge
 from ragplane.query.timings import Stage
 from ragplane.query.tracing import annotate_generation, annotate_quality, annotate_search
 from ragplane.runtime.errors import (
@@ -61,12 +63,14 @@ class QueryPipeline:
         dependencies: Dependencies,
         settings: QuerySettings,
         faithfulness: FaithfulnessScorer | None,
+        judge: FaithfulnessJudge | None = None,
     ) -> None:
-        """``faithfulness`` None: answers go out unscored."""
+        """``faithfulness`` None: answers go out unscored; ``judge``: the LLM judges them."""
         self._dependencies = dependencies
         self._backends = dependencies.backends
         self._settings = settings
         self._faithfulness = faithfulness
+        self._judge = judge
         self._router = settings.confidence_router()
 
     async def answer(
@@ -81,7 +85,7 @@ class QueryPipeline:
         with answer.timings.measure(Stage.GENERATION):
             await self._generate(question, passages, deadline, answer)
             annotate_generation(answer)
-        await self._score(passages, deadline, answer)
+        await self._score(question.tenant, passages, deadline, answer)
         return answer
 
     async def stream(
@@ -102,7 +106,7 @@ class QueryPipeline:
                     async for delta in deltas:
                         yield delta
                 annotate_generation(answer)
-            await self._score(passages, deadline, answer)
+            await self._score(question.tenant, passages, deadline, answer)
         yield answer
 
     def _assess(self, question: Question, passages: list[Passage], answer: Answer) -> Question:
@@ -129,15 +133,31 @@ class QueryPipeline:
         answer.faithfulness = Faithfulness.not_scored("no relevant passage to answer from")
         return True
 
-    async def _score(self, passages: list[Passage], deadline: Deadline, answer: Answer) -> None:
+    async def _score(
+        self, tenant: str, passages: list[Passage], deadline: Deadline, answer: Answer
+    ) -> None:
         if self._faithfulness is None:
             answer.faithfulness = Faithfulness.not_scored(SCORING_OFF)
             return
         with answer.timings.measure(Stage.QUALITY):
-            answer.faithfulness = await self.score_text(
-                answer.text, [p.text for p in passages], deadline, answer.extractive
-            )
+            texts = [p.text for p in passages]
+            evidence = partial(self.score_text, answer.text, texts, deadline, answer.extractive)
+            if self._judge is None or answer.extractive:
+                answer.faithfulness = await evidence()
+            else:
+                answer.faithfulness = await self._judge.score(
+                    tenant, answer.text, passages, self._time_for_judge(deadline), evidence
+                )
+                answer.add_judge_usage(answer.faithfulness.judge_usage)
             annotate_quality(answer)
+
+    def _time_for_judge(self, deadline: Deadline) -> float:
+        """The judge's cap, keeping back what the evidence score that replaces it needs."""
+        settings = self._settings
+        after = settings.faithfulness_timeout_s + settings.respond_reserve_s
+        return deadline.for_stage(
+            settings.faithfulness_judge_timeout_s, after, settings.respond_reserve_s
+        )
 
     async def score_text(
         self, text: str, passages: Sequence[str], deadline: Deadline, extractive: bool = False

@@ -74,6 +74,11 @@ def _quality(faithfulness: Faithfulness, confidence: Confidence) -> query_pb2.An
         faithfulness_note=faithfulness.note,
         retrieval_confidence=confidence.value,
         confidence_route=confidence.route.value,  # type: ignore[arg-type]
+        judge_usage=common_pb2.TokenUsage(
+            input_tokens=faithfulness.judge_usage.input_tokens,
+            output_tokens=faithfulness.judge_usage.output_tokens,
+        ),
+        judge_cost_usd=faithfulness.judge_usage.cost_usd,
     )
 
 

@@ -61,6 +61,10 @@ def annotate_quality(answer: Answer) -> None:
             "ragplane.faithfulness.method": faithfulness.method.name.lower(),
             "ragplane.unsupported_sentences": list(faithfulness.unsupported),
             "ragplane.citation_coverage": faithfulness.citation_coverage,
+            # The LLM judge's call (QUERY_FAITHFULNESS_JUDGE), 0 when none was made.
+            "ragplane.judge.input_tokens": faithfulness.judge_usage.input_tokens,
+            "ragplane.judge.output_tokens": faithfulness.judge_usage.output_tokens,
+            "ragplane.judge.cost_usd": faithfulness.judge_usage.cost_usd,
         }
     )
 

@@ -7,6 +7,8 @@ uses: no part reaches back into another.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 import structlog
 
@@ -17,12 +19,14 @@ from ragplane.query.caching.semantic import SemanticCache
 from ragplane.query.chunking import Chunker
 from ragplane.query.config import BatchSettings, GuardSettings, QuerySettings
 from ragplane.query.dependencies import Dependencies
+from ragplane.query.domain import GeneratedAnswer, Passage, Question
 from ragplane.query.guard import QueryGuard
 from ragplane.query.ingestion import Ingestor
 from ragplane.query.metrics import REDIS_AVAILABLE
 from ragplane.query.pipeline import QueryPipeline
 from ragplane.query.quality.faithfulness import FaithfulnessScorer
 from ragplane.query.quality.feedback import FeedbackStore
+from ragplane.query.quality.judge import FaithfulnessJudge
 from ragplane.query.servicer import QueryParts, QueryServicer
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.runtime.redis_client import SharedRedis
@@ -56,6 +60,25 @@ def build_faithfulness(
     return FaithfulnessScorer(dependencies.embed, settings.evidence_thresholds())
 
 
+def build_judge(settings: QuerySettings, dependencies: Dependencies) -> FaithfulnessJudge | None:
+    """The LLM judge, asking the generation service through the answers' own breaker."""
+    judge_settings = settings.judge_settings()
+    if judge_settings is None:
+        return None
+    # Failures count against the generation service's health as the answers' do: a judge
+    # out of its own short budget is not slowness of the generation service.
+    backends, cap_s = dependencies.backends, settings.generation_timeout_s
+
+    async def ask(
+        question: Question, passages: Sequence[Passage], timeout_s: float
+    ) -> GeneratedAnswer:
+        return await dependencies.generation.call(
+            lambda t: backends.generate(question, passages, t), timeout_s, cap_s
+        )
+
+    return FaithfulnessJudge(ask, judge_settings)
+
+
 def build_parts(
     settings: QuerySettings, guard_settings: GuardSettings, batch_settings: BatchSettings
 ) -> QueryParts:
@@ -77,7 +100,12 @@ def build_parts(
     if guard_settings.redis_enabled:
         redis = SharedRedis.connect("query-redis", guard_settings, REDIS_AVAILABLE)
     guard = build_guard(guard_settings, dependencies, redis)
-    pipeline = QueryPipeline(dependencies, settings, build_faithfulness(settings, dependencies))
+    pipeline = QueryPipeline(
+        dependencies,
+        settings,
+        build_faithfulness(settings, dependencies),
+        build_judge(settings, dependencies),
+    )
     ingestor = Ingestor(backends, chunker, settings)
     batches = None
     if guard_settings.redis_enabled:

@@ -16,7 +16,8 @@ from enum import IntEnum
 
 # Hits whose similarities are averaged with the closest one's.
 AGREEING_HITS = 3
-# The generation service's ModelTier value for its large tier.
+# The generation service's ModelTier values of its tiers.
+SMALL_TIER = 1
 LARGE_TIER = 2
 
 

@@ -29,6 +29,16 @@ class Method(IntEnum):
     NOT_SCORED = 1
     EXTRACTIVE = 2
     EVIDENCE = 3
+    JUDGE = 4
+
+
+@dataclass(frozen=True)
+class JudgeUsage:
+    """What the LLM-as-judge call cost (quality/judge.py); zero when no judge was asked."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,7 @@ class Faithfulness:
     method: Method
     # Why the answer was not scored, or what the score could not use.
     note: str = ""
+    judge_usage: JudgeUsage = JudgeUsage()
 
     @classmethod
     def not_scored(cls, note: str) -> Faithfulness:
@@ -48,7 +59,7 @@ class Faithfulness:
 
     @property
     def scored(self) -> bool:
-        return self.method in (Method.EVIDENCE, Method.EXTRACTIVE)
+        return self.method in (Method.EVIDENCE, Method.EXTRACTIVE, Method.JUDGE)
 
 
 @dataclass(frozen=True)
