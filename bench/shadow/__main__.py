@@ -13,7 +13,6 @@ Nothing here judges the timings: it prints them, their ratio and the shadow reco
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,19 +21,18 @@ from pathlib import Path
 
 import grpc
 
+from bench.load.__main__ import LOAD_TENANT, ingest_load_tenant
 from bench.load.report import percentile
 from bench.machine import this_machine
-from ragplane.cli.documents import document_for
 from ragplane.cli.stack import Ports, Stack
 from ragplane.v1 import query_pb2, query_pb2_grpc
-from tests.integration.corpus import CORPUS_SUBSET
 from tests.integration.flags import shadow_records, write_flags
 from tests.integration.orchestrator import query_service
 from tests.integration.polling import wait_until
 from tests.integration.toxiproxy import Proxy, toxiproxy_server
 
 REPO = Path(__file__).resolve().parents[2]
-TENANT = "docs"
+# The load tenant's pages (bench.load) answer these.
 QUESTIONS = [
     "How do I create a virtual environment?",
     "How do I activate a virtual environment on Windows?",
@@ -57,21 +55,13 @@ def parse_args() -> argparse.Namespace:
 
 
 def ingest(stack: Stack) -> None:
-    corpus = Path(
-        subprocess.run(
-            [str(REPO / "scripts" / "fetch-corpus.sh")], check=True, capture_output=True, text=True
-        ).stdout.strip()
-    )
-    documents = [document_for(corpus / name, corpus) for name in CORPUS_SUBSET]
     with grpc.insecure_channel(stack.target("query")) as channel:
-        query_pb2_grpc.QueryServiceStub(channel).Ingest(
-            query_pb2.IngestRequest(tenant=TENANT, documents=documents), timeout=300
-        )
+        ingest_load_tenant(query_pb2_grpc.QueryServiceStub(channel))
 
 
 def timed(stub: query_pb2_grpc.QueryServiceStub, question: str, tokens: int) -> float | str:
     """Seconds the call took, or the status of its error."""
-    request = query_pb2.QueryRequest(tenant=TENANT, query=question, max_output_tokens=tokens)
+    request = query_pb2.QueryRequest(tenant=LOAD_TENANT, query=question, max_output_tokens=tokens)
     started = time.perf_counter()
     try:
         stub.Query(request, timeout=60)

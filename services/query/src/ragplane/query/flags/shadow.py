@@ -100,10 +100,6 @@ class ShadowRunner:
         self._timeout_s = timeout_s
         self._running: set[asyncio.Task[None]] = set()
 
-    @property
-    def running(self) -> int:
-        return len(self._running)
-
     def offer(self, question: Question, passages: Sequence[Passage], answer: Answer) -> bool:
         """Start the question's shadow if its flags draw one; True when one was started."""
         plan = question.flags.shadow
