@@ -76,7 +76,7 @@ def describe(seconds: list[float]) -> str:
 
 
 def question(n: int, tag: str = "") -> str:
-    """A question no earlier call asked (no cache could answer it)."""
+    """A question no earlier call asked (no answer cache could answer it)."""
     return f"{QUESTIONS[n % len(QUESTIONS)]} ({tag}{n})"
 
 
@@ -106,6 +106,8 @@ def measure(stack: Stack, run_dir: Path, proxy: Proxy, args: argparse.Namespace)
         "shadow_generation_target": proxy.address,
         "shadow_records_file": str(records),
         "shadow_max_in_flight": "64",
+        # Generous: on a loaded 2-core machine the shadow's own LLM call can take a minute.
+        "shadow_timeout_s": "300",
     }
     with query_service(stack, run_dir) as off, query_service(stack, run_dir, **shadowed) as on:
         sides = {"off": off.stub, "on": on.stub}
@@ -128,13 +130,18 @@ def measure(stack: Stack, run_dir: Path, proxy: Proxy, args: argparse.Namespace)
 def side_by_side(
     sides: dict[str, query_pb2_grpc.QueryServiceStub], pairs: int, tokens: int
 ) -> tuple[dict[str, list[float]], Counter[str]]:
-    """Each question asked of both sides, one call at a time, which side first alternating."""
+    """Pairs of calls, one at a time, the side that goes first alternating. The two calls of a
+    pair ask different questions (about different pages), and every 8 pairs each side asks
+    each question once: an LLM server that reuses the previous prompt's cached prefix would
+    make the second of two calls with the same passages fast, whichever side it was."""
     seconds: dict[str, list[float]] = {side: [] for side in sides}
     errors: Counter[str] = Counter()
     for n in range(pairs):
         order = sorted(sides, reverse=n % 2 == 1)
-        for side in order:
-            got = timed(sides[side], question(n), tokens)
+        for offset, side in enumerate(order):
+            # Questions n and n + 4 are about different pages.
+            asked = f"{QUESTIONS[(n + 4 * offset) % len(QUESTIONS)]} (pair {n})"
+            got = timed(sides[side], asked, tokens)
             if isinstance(got, str):
                 errors[f"{side}: {got}"] += 1
             else:

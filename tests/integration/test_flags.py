@@ -137,8 +137,8 @@ def test_shadows_never_fail_the_caller_and_every_answer_has_its_record(
             slowed = [_ask(service, docs_tenant, question) for question in questions]
             wait_until(lambda: len(shadow_records(records)) == 2, 120, "the shadows", 0.2)
             proxy.set_enabled(False)  # the shadow's generation service is gone
-            down = [_ask(service, docs_tenant, question) for question in questions]
-            wait_until(lambda: len(shadow_records(records)) == 4, 60, "a record per answer", 0.2)
+            down = [_ask(service, docs_tenant, "Where does venv put the interpreter?")]
+            wait_until(lambda: len(shadow_records(records)) == 3, 60, "a record per answer", 0.2)
             compared = service.process.metric(
                 "ragplane_query_shadow_pairs_total", 'outcome="compared",variant=""'
             )
@@ -155,6 +155,6 @@ def test_shadows_never_fail_the_caller_and_every_answer_has_its_record(
         assert record["shadow"]["prompt_version"] == generation_pb2.PROMPT_VERSION_CONCISE
         assert record["primary"]["text"] == response.answer
         assert record["similarity"] is not None
-    assert [by_request[r.request_id]["outcome"] for r in down] == ["failed", "failed"]
+    assert [by_request[r.request_id]["outcome"] for r in down] == ["failed"]
     assert "jane.doe@example.com" not in records.read_text()
     assert compared == 2
