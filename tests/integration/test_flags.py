@@ -20,17 +20,24 @@ MAX_OUTPUT_TOKENS = 12
 TOP_K = 2
 
 
-def _ask(
-    service: QueryService, tenant: str, question: str = QUESTION, caller: str = ""
-) -> query_pb2.QueryResponse:
-    request = query_pb2.QueryRequest(
+def _request(tenant: str, question: str = QUESTION, caller: str = "") -> query_pb2.QueryRequest:
+    return query_pb2.QueryRequest(
         tenant=tenant,
         query=question,
         caller=caller,
         max_output_tokens=MAX_OUTPUT_TOKENS,
         top_k=TOP_K,
     )
-    return service.stub.Query(request, timeout=60)
+
+
+def _ask(
+    service: QueryService, tenant: str, question: str = QUESTION, caller: str = ""
+) -> query_pb2.QueryResponse:
+    return service.stub.Query(_request(tenant, question, caller), timeout=60)
+
+
+def _stream(service: QueryService, tenant: str) -> list[query_pb2.QueryStreamResponse]:
+    return list(service.stub.QueryStream(_request(tenant), timeout=60))
 
 
 def _tenant_flags(version: str, tenant: str, **flags: object) -> dict[str, object]:
@@ -63,7 +70,14 @@ def test_a_changed_flags_file_switches_tier_prompt_and_rerank_without_a_restart(
 
         write_flags(
             path,
-            _tenant_flags("2", docs_tenant, tier="large", prompt_version="concise", rerank=True),
+            _tenant_flags(
+                "2",
+                docs_tenant,
+                tier="large",
+                prompt_version="concise",
+                rerank=True,
+                streaming=False,
+            ),
         )
         wait_until(lambda: _ask(service, docs_tenant).flags.version == "2", 10, "flags v2")
         after = _ask(service, docs_tenant)
@@ -75,8 +89,11 @@ def test_a_changed_flags_file_switches_tier_prompt_and_rerank_without_a_restart(
         write_flags(path, _tenant_flags("3", docs_tenant, tier="huge"))
         wait_until(lambda: reloads(service.process, "refused") == 1, 10, "the refusal")
         assert log_lines_with(service.process.log, f"tenants.{docs_tenant}.tier") == 1
-        kept = _ask(service, docs_tenant)
-        assert (kept.flags.version, kept.provider) == ("2", "large-llm")
+        # Streaming is off in the flags in force: the text comes whole, in one message.
+        sources, text, done = _stream(service, docs_tenant)
+        assert sources.HasField("sources")
+        assert text.answer_delta == done.done.answer
+        assert (done.done.flags.version, done.done.provider) == ("2", "large-llm")
 
 
 def test_a_fifty_fifty_split_is_even_and_sticky_per_caller(
