@@ -81,6 +81,10 @@ load: install ## ghz load profiles (bench/load/profiles) against the local stack
 	@$(PYTHON) -m bench.load
 	@$(PYTHON) -m bench.load.replicas
 
+.PHONY: bench-shadow
+bench-shadow: install-test ## shadow mode: callers' p50 with shadow at 100% (its provider slowed 5 s by toxiproxy) vs off, side by side
+	@$(PYTHON) -m bench.shadow
+
 .PHONY: bench-generation
 bench-generation: install ## generation: answers under injected faults, overhead over the LLM server
 	@$(PYTHON) -m bench.generation

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings
 
 from ragplane.embedding.config import EmbeddingSettings
 from ragplane.generation.config import GenerationSettings
-from ragplane.query.config import BatchSettings, GuardSettings, QuerySettings
+from ragplane.query.config import BatchSettings, FlagSettings, GuardSettings, QuerySettings
 from ragplane.retrieval.config import RetrievalSettings
 
 SCHEMA = Path(__file__).resolve().parents[1] / "helm" / "ragplane" / "values.schema.json"
@@ -71,13 +71,18 @@ CHART_MANAGED: dict[str, set[str]] = {
         "retries",
         "result_ttl_s",
         "price_factor",
+        # query.flags and query.shadow.*
+        "flags_file",
+        "shadow_generation_target",
+        "shadow_max_in_flight",
+        "shadow_timeout_s",
     },
 }
 SERVICES: dict[str, tuple[type[BaseSettings], ...]] = {
     "embedding": (EmbeddingSettings,),
     "retrieval": (RetrievalSettings,),
     "generation": (GenerationSettings,),
-    "query": (QuerySettings, GuardSettings, BatchSettings),
+    "query": (QuerySettings, GuardSettings, BatchSettings, FlagSettings),
 }
 _KEPT = ("type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum", "pattern")
 

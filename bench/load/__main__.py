@@ -18,7 +18,7 @@ from pathlib import Path
 
 import grpc
 
-from bench.load.metrics import CacheFigures, scrape
+from bench.load.metrics import CacheFigures, VariantFigures, scrape
 from bench.load.profiles import Profile, all_profiles
 from bench.load.report import HEADER, LoadSummary, percentile
 from bench.machine import this_machine
@@ -140,10 +140,12 @@ def run_profile(
     if completed.returncode != 0 or not report.exists():
         output = (completed.stderr or completed.stdout)[-2000:]
         raise SystemExit(f"error: ghz failed for {profile.name}: {output}")
-    cache = None
-    if profile.service == "query":
-        cache = CacheFigures.between(before, scrape(ports.query_metrics))
-    return LoadSummary.from_ghz(profile.name, report, cache)
+    if profile.service != "query":
+        return LoadSummary.from_ghz(profile.name, report)
+    after = scrape(ports.query_metrics)
+    cache = CacheFigures.between(before, after)
+    variants = tuple(VariantFigures.between(before, after))
+    return LoadSummary.from_ghz(profile.name, report, cache, variants)
 
 
 def main() -> int:
@@ -189,6 +191,9 @@ def main() -> int:
     for summary in summaries:
         if summary.cache is not None:
             print(f"  {summary.profile}: {summary.cache.describe()}")
+        # Side by side, when the stack's query service has a flags file with an experiment.
+        for variant in summary.variants:
+            print(f"    variant {variant.describe()}")
     print("\nanswer cache, one call at a time on loopback:")
     for path, figures in cache_paths.items():
         print(

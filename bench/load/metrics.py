@@ -64,3 +64,59 @@ class CacheFigures:
             f"${self.saved_usd:.6f} saved at the providers' configured prices); "
             f"{self.degraded_answers} extractive answers"
         )
+
+
+@dataclass(frozen=True)
+class VariantFigures:
+    """One A/B variant's answers during a run (the query service's ragplane_query_variant_*)."""
+
+    experiment: str
+    variant: str
+    answers: int
+    cached: int
+    degraded: int
+    latency_sum_s: float
+    cost_usd: float
+
+    @classmethod
+    def between(cls, before: Samples, after: Samples) -> list[VariantFigures]:
+        """Every variant that answered between the two scrapes, in name order."""
+
+        def delta(name: str, **labels: str) -> float:
+            return total(after, name, **labels) - total(before, name, **labels)
+
+        answers = "ragplane_query_variant_answers_total"
+        variants = sorted(
+            {
+                (dict(labels)["experiment"], dict(labels)["variant"])
+                for (name, labels) in after
+                if name == answers and dict(labels).get("variant")
+            }
+        )
+        figures = []
+        for experiment, variant in variants:
+            labels = {"experiment": experiment, "variant": variant}
+            count = int(delta(answers, **labels))
+            if count == 0:
+                continue
+            figures.append(
+                cls(
+                    experiment=experiment,
+                    variant=variant,
+                    answers=count,
+                    cached=int(delta(answers, outcome="cached", **labels)),
+                    degraded=int(delta(answers, outcome="degraded", **labels)),
+                    latency_sum_s=delta("ragplane_query_variant_latency_seconds_sum", **labels),
+                    cost_usd=delta("ragplane_query_variant_cost_usd_total", **labels),
+                )
+            )
+        return figures
+
+    def describe(self) -> str:
+        n = self.answers
+        return (
+            f"{self.experiment}/{self.variant}: {n} answers, mean latency "
+            f"{self.latency_sum_s / n * 1000:.0f} ms, cost ${self.cost_usd:.6f} "
+            f"(${self.cost_usd / n:.6f} per answer), cache hit rate {self.cached / n:.0%}, "
+            f"degradation rate {self.degraded / n:.0%}"
+        )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.load.metrics import CacheFigures
+from bench.load.metrics import CacheFigures, VariantFigures
 
 NS_PER_S = 1e9
 NS_PER_MS = 1e6
@@ -24,9 +24,17 @@ class LoadSummary:
     statuses: dict[str, int]
     # What the query service counted during the profile (None for other services).
     cache: CacheFigures | None = None
+    # The A/B variants that answered (the query service's flags file; empty without one).
+    variants: tuple[VariantFigures, ...] = ()
 
     @classmethod
-    def from_ghz(cls, profile: str, path: Path, cache: CacheFigures | None = None) -> LoadSummary:
+    def from_ghz(
+        cls,
+        profile: str,
+        path: Path,
+        cache: CacheFigures | None = None,
+        variants: tuple[VariantFigures, ...] = (),
+    ) -> LoadSummary:
         report: dict[str, Any] = json.loads(path.read_text())
         percentiles = {
             int(item["percentage"]): float(item["latency"]) / NS_PER_MS
@@ -42,6 +50,7 @@ class LoadSummary:
             p99_ms=percentiles.get(99, float("nan")),
             statuses=statuses,
             cache=cache,
+            variants=variants,
         )
 
     def row(self) -> str:

@@ -14,7 +14,8 @@ from pydantic_settings import BaseSettings
 
 from ragplane.embedding.config import EmbeddingSettings
 from ragplane.generation.config import GenerationSettings
-from ragplane.query.config import BatchSettings, GuardSettings, QuerySettings
+from ragplane.query.config import BatchSettings, FlagSettings, GuardSettings, QuerySettings
+from ragplane.query.flags.source import parse_flags
 from ragplane.retrieval.config import RetrievalSettings
 from ragplane.runtime.settings import ServiceSettings, load_settings
 from tests.helm.chart import (
@@ -47,7 +48,9 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "retrieval": RetrievalSettings,
     "generation": GenerationSettings,
 }
-EXTRA_SETTINGS: dict[str, list[type[BaseSettings]]] = {"query": [GuardSettings, BatchSettings]}
+EXTRA_SETTINGS: dict[str, list[type[BaseSettings]]] = {
+    "query": [GuardSettings, BatchSettings, FlagSettings]
+}
 PRODUCTION = VALUES_FILES["production"]
 
 
@@ -243,6 +246,33 @@ def test_every_setting_the_chart_sets_is_read_and_valid(
     settings = load_settings(settings_class)
     assert settings.host == "0.0.0.0"
     assert settings.metrics_port > 0
+
+
+def _rendered_with_flags(tmp_path: Path, version: str) -> list[Manifest]:
+    flags = {"version": version, "tenants": {"acme": {"tier": "large", "shadow": {"share": 0.1}}}}
+    values = tmp_path / f"flags-{version}.yaml"
+    values.write_text(yaml.safe_dump({"query": {"flags": flags}}))
+    return render(values)
+
+
+def _config_checksum(objects: list[Manifest]) -> str:
+    template = named(objects, "Deployment", component("query"))["spec"]["template"]
+    return str(template["metadata"]["annotations"]["checksum/config"])
+
+
+def test_the_flags_are_a_mounted_config_map_whose_change_does_not_roll_the_pods(
+    tmp_path: Path,
+) -> None:
+    first, second = _rendered_with_flags(tmp_path, "1"), _rendered_with_flags(tmp_path, "2")
+    flags_map = f"{component('query')}-flags"
+    flags = parse_flags(named(first, "ConfigMap", flags_map)["data"]["flags.yaml"])
+    assert flags.tenants["acme"].tier == "large"
+    container = containers(named(first, "Deployment", component("query")))[0]
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == "flags"]
+    assert _environment(first, "query")["QUERY_FLAGS_FILE"] == f"{mount['mountPath']}/flags.yaml"
+    assert parse_flags(named(second, "ConfigMap", flags_map)["data"]["flags.yaml"]).version == "2"
+    # Re-read by the running pods: a new version must not restart them.
+    assert _config_checksum(first) == _config_checksum(second)
 
 
 def test_the_query_service_is_pointed_at_the_other_three(rendered: list[Manifest]) -> None:

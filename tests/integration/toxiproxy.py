@@ -117,6 +117,11 @@ class Proxy:
         """Reset connections (TCP RST, "connection reset by peer") after ``timeout_ms``."""
         return self._add("reset_peer", stream, {"timeout": timeout_ms})
 
+    def set_enabled(self, enabled: bool) -> None:
+        """Disabled, the proxy closes its connections and refuses new ones: the upstream is
+        down as far as its clients can tell."""
+        self._api.call("POST", f"/proxies/{self.name}", {"enabled": enabled})
+
     def delete(self) -> None:
         self._api.call("DELETE", f"/proxies/{self.name}")
 

@@ -31,6 +31,8 @@ def test_every_option_that_changes_the_answer_changes_the_fingerprint() -> None:
         "min_score": replace(QUESTION, min_score=0.4),
         "max_output_tokens": replace(QUESTION, max_output_tokens=10),
         "temperature": replace(QUESTION, temperature=0.0),
+        "tier": replace(QUESTION, tier=2),
+        "prompt_version": replace(QUESTION, prompt_version=2),
     }
     fingerprints = {name: options_fingerprint(q, "v1") for name, q in changed.items()}
     assert [name for name, fp in fingerprints.items() if fp == base] == []

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +58,17 @@ def test_cross_field_rule_names_both_variables(service: str, values: dict[str, s
     )
     assert result.returncode == 2
     assert all(variable in result.stderr for variable in values)
+
+
+def test_a_bad_flags_file_stops_the_query_service_naming_the_key(tmp_path: Path) -> None:
+    flags = tmp_path / "flags.json"
+    flags.write_text(json.dumps({"version": "1", "tenants": {"acme": {"tier": "huge"}}}))
+    result = subprocess.run(
+        [sys.executable, "-m", "ragplane.query"],
+        env={**os.environ, "QUERY_FLAGS_FILE": str(flags)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert f"QUERY_FLAGS_FILE {flags}: key tenants.acme.tier" in result.stderr

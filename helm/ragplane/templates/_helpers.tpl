@@ -148,6 +148,16 @@ QUERY_BATCH_PRICE_FACTOR: {{ .priceFactor | quote }}
 {{- with $svc.apiKeys.existingSecret }}
 QUERY_API_KEYS_FILE: {{ printf "/etc/ragplane/api-keys/%s" $svc.apiKeys.key | quote }}
 {{- end }}
+{{- if $svc.flags }}
+QUERY_FLAGS_FILE: "/etc/ragplane/flags/flags.yaml"
+{{- end }}
+{{- with $svc.shadow }}
+{{- with .generationTarget }}
+QUERY_SHADOW_GENERATION_TARGET: {{ . | quote }}
+{{- end }}
+QUERY_SHADOW_MAX_IN_FLIGHT: {{ .maxInFlight | quote }}
+QUERY_SHADOW_TIMEOUT_S: {{ .timeoutSeconds | quote }}
+{{- end }}
 {{- else if eq .name "embedding" }}
 EMBEDDING_DEVICE: {{ ternary "cuda" "cpu" $svc.gpu.enabled | quote }}
 EMBEDDING_ONNX_CACHE_DIR: /var/cache/ragplane/onnx

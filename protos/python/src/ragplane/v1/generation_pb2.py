@@ -25,37 +25,39 @@ _sym_db = _symbol_database.Default()
 from ragplane.v1 import common_pb2 as ragplane_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cragplane/v1/generation.proto\x12\x0bragplane.v1\x1a\x18ragplane/v1/common.proto\"\xc6\x01\n\x0fGenerateRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12&\n\x08passages\x18\x02 \x03(\x0b\x32\x14.ragplane.v1.Passage\x12\x19\n\x11max_output_tokens\x18\x03 \x01(\x05\x12\x18\n\x0btemperature\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x0e\n\x06tenant\x18\x05 \x01(\t\x12$\n\x04tier\x18\x06 \x01(\x0e\x32\x16.ragplane.v1.ModelTierB\x0e\n\x0c_temperature\"\x9a\x01\n\x0fProviderAttempt\x12\x10\n\x08provider\x18\x01 \x01(\t\x12,\n\x07outcome\x18\x02 \x01(\x0e\x32\x1b.ragplane.v1.AttemptOutcome\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0bhttp_status\x18\x04 \x01(\x05\x12\r\n\x05\x63\x61lls\x18\x05 \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x01\"\x91\x03\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12(\n\tcitations\x18\x02 \x03(\x0b\x32\x15.ragplane.v1.Citation\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12&\n\x05usage\x18\x05 \x01(\x0b\x32\x17.ragplane.v1.TokenUsage\x12\x15\n\rfinish_reason\x18\x06 \x01(\t\x12\x10\n\x08\x63ost_usd\x18\x07 \x01(\x01\x12$\n\x04tier\x18\x08 \x01(\x0e\x32\x16.ragplane.v1.ModelTier\x12\x13\n\x0btier_reason\x18\t \x01(\t\x12.\n\x08\x61ttempts\x18\n \x03(\x0b\x32\x1c.ragplane.v1.ProviderAttempt\x12.\n\x0c\x64\x65gradations\x18\x0b \x03(\x0b\x32\x18.ragplane.v1.Degradation\x12\x18\n\x10passages_dropped\x18\x0c \x01(\x05\x12\x1e\n\x16time_to_first_token_ms\x18\r \x01(\x01\"F\n\x15GenerateStreamRequest\x12-\n\x07request\x18\x01 \x01(\x0b\x32\x1c.ragplane.v1.GenerateRequest\"f\n\x16GenerateStreamResponse\x12\x14\n\ntext_delta\x18\x01 \x01(\tH\x00\x12-\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1d.ragplane.v1.GenerateResponseH\x00\x42\x07\n\x05\x65vent\"\x12\n\x10ProvidersRequest\"\xd2\x01\n\x0eProviderStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04tier\x18\x02 \x01(\x0e\x32\x16.ragplane.v1.ModelTier\x12\r\n\x05model\x18\x03 \x01(\t\x12\x30\n\rbreaker_state\x18\x04 \x01(\x0e\x32\x19.ragplane.v1.BreakerState\x12\x15\n\rfailure_count\x18\x05 \x01(\x05\x12\x34\n\x0f\x62reaker_storage\x18\x06 \x01(\x0e\x32\x1b.ragplane.v1.BreakerStorage\"C\n\x11ProvidersResponse\x12.\n\tproviders\x18\x01 \x03(\x0b\x32\x1b.ragplane.v1.ProviderStatus*S\n\tModelTier\x12\x1a\n\x16MODEL_TIER_UNSPECIFIED\x10\x00\x12\x14\n\x10MODEL_TIER_SMALL\x10\x01\x12\x14\n\x10MODEL_TIER_LARGE\x10\x02*\x89\x01\n\x0e\x41ttemptOutcome\x12\x1f\n\x1b\x41TTEMPT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x41TTEMPT_OUTCOME_SUCCEEDED\x10\x01\x12\x1a\n\x16\x41TTEMPT_OUTCOME_FAILED\x10\x02\x12\x1b\n\x17\x41TTEMPT_OUTCOME_SKIPPED\x10\x03*|\n\x0c\x42reakerState\x12\x1d\n\x19\x42REAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42REAKER_STATE_CLOSED\x10\x01\x12\x1b\n\x17\x42REAKER_STATE_HALF_OPEN\x10\x02\x12\x16\n\x12\x42REAKER_STATE_OPEN\x10\x03*h\n\x0e\x42reakerStorage\x12\x1f\n\x1b\x42REAKER_STORAGE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x42REAKER_STORAGE_SHARED\x10\x01\x12\x19\n\x15\x42REAKER_STORAGE_LOCAL\x10\x02\x32\x85\x02\n\x11GenerationService\x12G\n\x08Generate\x12\x1c.ragplane.v1.GenerateRequest\x1a\x1d.ragplane.v1.GenerateResponse\x12[\n\x0eGenerateStream\x12\".ragplane.v1.GenerateStreamRequest\x1a#.ragplane.v1.GenerateStreamResponse0\x01\x12J\n\tProviders\x12\x1d.ragplane.v1.ProvidersRequest\x1a\x1e.ragplane.v1.ProvidersResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cragplane/v1/generation.proto\x12\x0bragplane.v1\x1a\x18ragplane/v1/common.proto\"\xfa\x01\n\x0fGenerateRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12&\n\x08passages\x18\x02 \x03(\x0b\x32\x14.ragplane.v1.Passage\x12\x19\n\x11max_output_tokens\x18\x03 \x01(\x05\x12\x18\n\x0btemperature\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x0e\n\x06tenant\x18\x05 \x01(\t\x12$\n\x04tier\x18\x06 \x01(\x0e\x32\x16.ragplane.v1.ModelTier\x12\x32\n\x0eprompt_version\x18\x07 \x01(\x0e\x32\x1a.ragplane.v1.PromptVersionB\x0e\n\x0c_temperature\"\x9a\x01\n\x0fProviderAttempt\x12\x10\n\x08provider\x18\x01 \x01(\t\x12,\n\x07outcome\x18\x02 \x01(\x0e\x32\x1b.ragplane.v1.AttemptOutcome\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0bhttp_status\x18\x04 \x01(\x05\x12\r\n\x05\x63\x61lls\x18\x05 \x01(\x05\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x01\"\x91\x03\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12(\n\tcitations\x18\x02 \x03(\x0b\x32\x15.ragplane.v1.Citation\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\x12&\n\x05usage\x18\x05 \x01(\x0b\x32\x17.ragplane.v1.TokenUsage\x12\x15\n\rfinish_reason\x18\x06 \x01(\t\x12\x10\n\x08\x63ost_usd\x18\x07 \x01(\x01\x12$\n\x04tier\x18\x08 \x01(\x0e\x32\x16.ragplane.v1.ModelTier\x12\x13\n\x0btier_reason\x18\t \x01(\t\x12.\n\x08\x61ttempts\x18\n \x03(\x0b\x32\x1c.ragplane.v1.ProviderAttempt\x12.\n\x0c\x64\x65gradations\x18\x0b \x03(\x0b\x32\x18.ragplane.v1.Degradation\x12\x18\n\x10passages_dropped\x18\x0c \x01(\x05\x12\x1e\n\x16time_to_first_token_ms\x18\r \x01(\x01\"F\n\x15GenerateStreamRequest\x12-\n\x07request\x18\x01 \x01(\x0b\x32\x1c.ragplane.v1.GenerateRequest\"f\n\x16GenerateStreamResponse\x12\x14\n\ntext_delta\x18\x01 \x01(\tH\x00\x12-\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1d.ragplane.v1.GenerateResponseH\x00\x42\x07\n\x05\x65vent\"\x12\n\x10ProvidersRequest\"\xd2\x01\n\x0eProviderStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12$\n\x04tier\x18\x02 \x01(\x0e\x32\x16.ragplane.v1.ModelTier\x12\r\n\x05model\x18\x03 \x01(\t\x12\x30\n\rbreaker_state\x18\x04 \x01(\x0e\x32\x19.ragplane.v1.BreakerState\x12\x15\n\rfailure_count\x18\x05 \x01(\x05\x12\x34\n\x0f\x62reaker_storage\x18\x06 \x01(\x0e\x32\x1b.ragplane.v1.BreakerStorage\"C\n\x11ProvidersResponse\x12.\n\tproviders\x18\x01 \x03(\x0b\x32\x1b.ragplane.v1.ProviderStatus*S\n\tModelTier\x12\x1a\n\x16MODEL_TIER_UNSPECIFIED\x10\x00\x12\x14\n\x10MODEL_TIER_SMALL\x10\x01\x12\x14\n\x10MODEL_TIER_LARGE\x10\x02*e\n\rPromptVersion\x12\x1e\n\x1aPROMPT_VERSION_UNSPECIFIED\x10\x00\x12\x18\n\x14PROMPT_VERSION_CITED\x10\x01\x12\x1a\n\x16PROMPT_VERSION_CONCISE\x10\x02*\x89\x01\n\x0e\x41ttemptOutcome\x12\x1f\n\x1b\x41TTEMPT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x41TTEMPT_OUTCOME_SUCCEEDED\x10\x01\x12\x1a\n\x16\x41TTEMPT_OUTCOME_FAILED\x10\x02\x12\x1b\n\x17\x41TTEMPT_OUTCOME_SKIPPED\x10\x03*|\n\x0c\x42reakerState\x12\x1d\n\x19\x42REAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42REAKER_STATE_CLOSED\x10\x01\x12\x1b\n\x17\x42REAKER_STATE_HALF_OPEN\x10\x02\x12\x16\n\x12\x42REAKER_STATE_OPEN\x10\x03*h\n\x0e\x42reakerStorage\x12\x1f\n\x1b\x42REAKER_STORAGE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x42REAKER_STORAGE_SHARED\x10\x01\x12\x19\n\x15\x42REAKER_STORAGE_LOCAL\x10\x02\x32\x85\x02\n\x11GenerationService\x12G\n\x08Generate\x12\x1c.ragplane.v1.GenerateRequest\x1a\x1d.ragplane.v1.GenerateResponse\x12[\n\x0eGenerateStream\x12\".ragplane.v1.GenerateStreamRequest\x1a#.ragplane.v1.GenerateStreamResponse0\x01\x12J\n\tProviders\x12\x1d.ragplane.v1.ProvidersRequest\x1a\x1e.ragplane.v1.ProvidersResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ragplane.v1.generation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODELTIER']._serialized_start=1311
-  _globals['_MODELTIER']._serialized_end=1394
-  _globals['_ATTEMPTOUTCOME']._serialized_start=1397
-  _globals['_ATTEMPTOUTCOME']._serialized_end=1534
-  _globals['_BREAKERSTATE']._serialized_start=1536
-  _globals['_BREAKERSTATE']._serialized_end=1660
-  _globals['_BREAKERSTORAGE']._serialized_start=1662
-  _globals['_BREAKERSTORAGE']._serialized_end=1766
+  _globals['_MODELTIER']._serialized_start=1363
+  _globals['_MODELTIER']._serialized_end=1446
+  _globals['_PROMPTVERSION']._serialized_start=1448
+  _globals['_PROMPTVERSION']._serialized_end=1549
+  _globals['_ATTEMPTOUTCOME']._serialized_start=1552
+  _globals['_ATTEMPTOUTCOME']._serialized_end=1689
+  _globals['_BREAKERSTATE']._serialized_start=1691
+  _globals['_BREAKERSTATE']._serialized_end=1815
+  _globals['_BREAKERSTORAGE']._serialized_start=1817
+  _globals['_BREAKERSTORAGE']._serialized_end=1921
   _globals['_GENERATEREQUEST']._serialized_start=72
-  _globals['_GENERATEREQUEST']._serialized_end=270
-  _globals['_PROVIDERATTEMPT']._serialized_start=273
-  _globals['_PROVIDERATTEMPT']._serialized_end=427
-  _globals['_GENERATERESPONSE']._serialized_start=430
-  _globals['_GENERATERESPONSE']._serialized_end=831
-  _globals['_GENERATESTREAMREQUEST']._serialized_start=833
-  _globals['_GENERATESTREAMREQUEST']._serialized_end=903
-  _globals['_GENERATESTREAMRESPONSE']._serialized_start=905
-  _globals['_GENERATESTREAMRESPONSE']._serialized_end=1007
-  _globals['_PROVIDERSREQUEST']._serialized_start=1009
-  _globals['_PROVIDERSREQUEST']._serialized_end=1027
-  _globals['_PROVIDERSTATUS']._serialized_start=1030
-  _globals['_PROVIDERSTATUS']._serialized_end=1240
-  _globals['_PROVIDERSRESPONSE']._serialized_start=1242
-  _globals['_PROVIDERSRESPONSE']._serialized_end=1309
-  _globals['_GENERATIONSERVICE']._serialized_start=1769
-  _globals['_GENERATIONSERVICE']._serialized_end=2030
+  _globals['_GENERATEREQUEST']._serialized_end=322
+  _globals['_PROVIDERATTEMPT']._serialized_start=325
+  _globals['_PROVIDERATTEMPT']._serialized_end=479
+  _globals['_GENERATERESPONSE']._serialized_start=482
+  _globals['_GENERATERESPONSE']._serialized_end=883
+  _globals['_GENERATESTREAMREQUEST']._serialized_start=885
+  _globals['_GENERATESTREAMREQUEST']._serialized_end=955
+  _globals['_GENERATESTREAMRESPONSE']._serialized_start=957
+  _globals['_GENERATESTREAMRESPONSE']._serialized_end=1059
+  _globals['_PROVIDERSREQUEST']._serialized_start=1061
+  _globals['_PROVIDERSREQUEST']._serialized_end=1079
+  _globals['_PROVIDERSTATUS']._serialized_start=1082
+  _globals['_PROVIDERSTATUS']._serialized_end=1292
+  _globals['_PROVIDERSRESPONSE']._serialized_start=1294
+  _globals['_PROVIDERSRESPONSE']._serialized_end=1361
+  _globals['_GENERATIONSERVICE']._serialized_start=1924
+  _globals['_GENERATIONSERVICE']._serialized_end=2185
 # @@protoc_insertion_point(module_scope)

@@ -38,6 +38,30 @@ MODEL_TIER_SMALL: ModelTier.ValueType  # 1
 MODEL_TIER_LARGE: ModelTier.ValueType  # 2
 Global___ModelTier: _TypeAlias = ModelTier  # noqa: Y015
 
+class _PromptVersion:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PromptVersionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PromptVersion.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROMPT_VERSION_UNSPECIFIED: _PromptVersion.ValueType  # 0
+    PROMPT_VERSION_CITED: _PromptVersion.ValueType  # 1
+    """Answer from the passages only, cite each sentence, say so when they do not answer."""
+    PROMPT_VERSION_CONCISE: _PromptVersion.ValueType  # 2
+    """The same rules, and at most three sentences."""
+
+class PromptVersion(_PromptVersion, metaclass=_PromptVersionEnumTypeWrapper):
+    """Versions of the prompt's instructions, so that a new prompt can be tried beside the old one
+    (the query service's feature flags choose one per tenant or A/B variant).
+    """
+
+PROMPT_VERSION_UNSPECIFIED: PromptVersion.ValueType  # 0
+PROMPT_VERSION_CITED: PromptVersion.ValueType  # 1
+"""Answer from the passages only, cite each sentence, say so when they do not answer."""
+PROMPT_VERSION_CONCISE: PromptVersion.ValueType  # 2
+"""The same rules, and at most three sentences."""
+Global___PromptVersion: _TypeAlias = PromptVersion  # noqa: Y015
+
 class _AttemptOutcome:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -130,6 +154,7 @@ class GenerateRequest(_message.Message):
     TEMPERATURE_FIELD_NUMBER: _builtins.int
     TENANT_FIELD_NUMBER: _builtins.int
     TIER_FIELD_NUMBER: _builtins.int
+    PROMPT_VERSION_FIELD_NUMBER: _builtins.int
     question: _builtins.str
     """The user's question; required."""
     max_output_tokens: _builtins.int
@@ -140,6 +165,8 @@ class GenerateRequest(_message.Message):
     """Tenant the answer is generated for; used for cost accounting only."""
     tier: Global___ModelTier.ValueType
     """Forces a model tier; unspecified lets the service's complexity router pick one."""
+    prompt_version: Global___PromptVersion.ValueType
+    """The instructions the model is given; unspecified means PROMPT_VERSION_CITED."""
     @_builtins.property
     def passages(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Passage]:
         """Context passages, best first. They are numbered [1], [2], ... in the prompt."""
@@ -153,10 +180,11 @@ class GenerateRequest(_message.Message):
         temperature: _builtins.float | None = ...,
         tenant: _builtins.str = ...,
         tier: Global___ModelTier.ValueType = ...,
+        prompt_version: Global___PromptVersion.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "temperature", b"temperature"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "max_output_tokens", b"max_output_tokens", "passages", b"passages", "question", b"question", "temperature", b"temperature", "tenant", b"tenant", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_temperature", b"_temperature", "max_output_tokens", b"max_output_tokens", "passages", b"passages", "prompt_version", b"prompt_version", "question", b"question", "temperature", b"temperature", "tenant", b"tenant", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
     _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015

@@ -216,6 +216,7 @@ class QueryRequest(_message.Message):
     RERANK_CANDIDATES_FIELD_NUMBER: _builtins.int
     MIN_SCORE_FIELD_NUMBER: _builtins.int
     TEMPERATURE_FIELD_NUMBER: _builtins.int
+    CALLER_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     """Tenant whose documents are searched; required."""
     query: _builtins.str
@@ -241,6 +242,11 @@ class QueryRequest(_message.Message):
     """Sampling temperature of the LLM; unset means the generation service's default. Above 0
     the answer varies from call to call, so the answer caches are bypassed.
     """
+    caller: _builtins.str
+    """Who asks within the tenant (an end user or session id): A/B variants are assigned by a
+    hash of tenant and caller, so one caller always gets the same variant. Empty: all the
+    tenant's callers without one share a variant.
+    """
     @_builtins.property
     def filters(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.MetadataFilter]:
         """All filters must match."""
@@ -259,10 +265,11 @@ class QueryRequest(_message.Message):
         rerank_candidates: _builtins.int = ...,
         min_score: _builtins.float | None = ...,
         temperature: _builtins.float | None = ...,
+        caller: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "_min_score", b"_min_score", "_temperature", b"_temperature", "alpha", b"alpha", "min_score", b"min_score", "temperature", b"temperature"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "_min_score", b"_min_score", "_temperature", b"_temperature", "alpha", b"alpha", "filters", b"filters", "fusion_type", b"fusion_type", "max_output_tokens", b"max_output_tokens", "min_score", b"min_score", "query", b"query", "rerank", b"rerank", "rerank_candidates", b"rerank_candidates", "temperature", b"temperature", "tenant", b"tenant", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "_min_score", b"_min_score", "_temperature", b"_temperature", "alpha", b"alpha", "caller", b"caller", "filters", b"filters", "fusion_type", b"fusion_type", "max_output_tokens", b"max_output_tokens", "min_score", b"min_score", "query", b"query", "rerank", b"rerank", "rerank_candidates", b"rerank_candidates", "temperature", b"temperature", "tenant", b"tenant", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__alpha: _TypeAlias = _typing.Literal["alpha"]  # noqa: Y015
     _WhichOneofArgType__alpha: _TypeAlias = _typing.Literal["_alpha", b"_alpha"]  # noqa: Y015
@@ -298,6 +305,7 @@ class QueryResponse(_message.Message):
     TIER_FIELD_NUMBER: _builtins.int
     TIER_REASON_FIELD_NUMBER: _builtins.int
     QUALITY_FIELD_NUMBER: _builtins.int
+    FLAGS_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     total_ms: _builtins.float
     """Total time the query service spent on the request, in milliseconds."""
@@ -338,6 +346,10 @@ class QueryResponse(_message.Message):
     def quality(self) -> Global___AnswerQuality:
         """How well the answer is supported by its passages, and how sure the search was."""
 
+    @_builtins.property
+    def flags(self) -> Global___FlagsServed:
+        """Which feature flags served the answer (QUERY_FLAGS_FILE)."""
+
     def __init__(
         self,
         *,
@@ -356,14 +368,58 @@ class QueryResponse(_message.Message):
         tier: _generation_pb2.ModelTier.ValueType = ...,
         tier_reason: _builtins.str = ...,
         quality: Global___AnswerQuality | None = ...,
+        flags: Global___FlagsServed | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "quality", b"quality", "usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "flags", b"flags", "quality", b"quality", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "budget_ms", b"budget_ms", "cache", b"cache", "citations", b"citations", "cost_usd", b"cost_usd", "degradations", b"degradations", "model", b"model", "provider", b"provider", "quality", b"quality", "request_id", b"request_id", "tier", b"tier", "tier_reason", b"tier_reason", "timings", b"timings", "total_ms", b"total_ms", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "budget_ms", b"budget_ms", "cache", b"cache", "citations", b"citations", "cost_usd", b"cost_usd", "degradations", b"degradations", "flags", b"flags", "model", b"model", "provider", b"provider", "quality", b"quality", "request_id", b"request_id", "tier", b"tier", "tier_reason", b"tier_reason", "timings", b"timings", "total_ms", b"total_ms", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___QueryResponse: _TypeAlias = QueryResponse  # noqa: Y015
+
+@_typing.final
+class FlagsServed(_message.Message):
+    """The feature flags a response was served with."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLAG_SET_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    EXPERIMENT_FIELD_NUMBER: _builtins.int
+    VARIANT_FIELD_NUMBER: _builtins.int
+    PROMPT_VERSION_FIELD_NUMBER: _builtins.int
+    SHADOWED_FIELD_NUMBER: _builtins.int
+    flag_set: _builtins.str
+    """The tenant's own flag set, or "defaults" when the file has none for it; empty without a
+    flags file.
+    """
+    version: _builtins.str
+    """The flags file's version field."""
+    experiment: _builtins.str
+    """The A/B experiment the tenant is in, and the caller's variant; empty when none."""
+    variant: _builtins.str
+    prompt_version: _builtins.str
+    """The prompt version asked of the generation service (PromptVersion name), empty: its default."""
+    shadowed: _builtins.bool
+    """Whether a shadow generation was started beside this answer."""
+    def __init__(
+        self,
+        *,
+        flag_set: _builtins.str = ...,
+        version: _builtins.str = ...,
+        experiment: _builtins.str = ...,
+        variant: _builtins.str = ...,
+        prompt_version: _builtins.str = ...,
+        shadowed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["experiment", b"experiment", "flag_set", b"flag_set", "prompt_version", b"prompt_version", "shadowed", b"shadowed", "variant", b"variant", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FlagsServed: _TypeAlias = FlagsServed  # noqa: Y015
 
 @_typing.final
 class AnswerQuality(_message.Message):

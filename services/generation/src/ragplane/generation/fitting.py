@@ -11,7 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ragplane.generation.pricing import TokenCount, estimate_prompt_tokens, estimate_tokens
-from ragplane.generation.prompt import ContextPassage, build_messages, numbered_passage
+from ragplane.generation.prompt import (
+    SYSTEM_PROMPT,
+    ContextPassage,
+    build_messages,
+    numbered_passage,
+)
 
 # Less room than this is not worth a cut passage: the model would get a fragment.
 MIN_CUT_PASSAGE_TOKENS = 48
@@ -39,10 +44,12 @@ def fit_prompt(
     passages: Sequence[ContextPassage],
     prompt_budget_tokens: int,
     count: TokenCount = estimate_tokens,
+    system: str = SYSTEM_PROMPT,
 ) -> FittedPrompt | None:
     """The best passages that fit the budget with the question; None if the question alone
-    does not fit. ``count`` is the provider's tokenizer where one is configured."""
-    used = estimate_prompt_tokens(build_messages(question, []), count)
+    does not fit. ``count`` is the provider's tokenizer where one is configured; ``system`` the
+    prompt version's instructions."""
+    used = estimate_prompt_tokens(build_messages(question, [], system), count)
     if used > prompt_budget_tokens:
         return None
     kept: list[ContextPassage] = []
@@ -56,7 +63,7 @@ def fit_prompt(
             used += cost
             continue
         # The sum of the parts over-counts a little: the whole prompt decides the last one.
-        whole = build_messages(question, [*kept, passage])
+        whole = build_messages(question, [*kept, passage], system)
         if estimate_prompt_tokens(whole, count) <= prompt_budget_tokens:
             kept.append(passage)
             break
@@ -65,7 +72,7 @@ def fit_prompt(
             kept.append(shortened)
             cut = True
         break
-    return _checked(question, passages, kept, cut, prompt_budget_tokens, count)
+    return _checked(question, passages, kept, cut, prompt_budget_tokens, count, system)
 
 
 def _cut_to(
@@ -93,10 +100,11 @@ def _checked(
     cut: bool,
     budget: int,
     count: TokenCount,
+    system: str,
 ) -> FittedPrompt:
     """Count the whole prompt once; joined text can count a little more than its parts."""
     while True:
-        messages = build_messages(question, kept)
+        messages = build_messages(question, kept, system)
         tokens = estimate_prompt_tokens(messages, count)
         if tokens <= budget or not kept:
             return FittedPrompt(messages, kept, len(passages) - len(kept), cut, tokens)

@@ -26,7 +26,12 @@ from ragplane.generation.breakers import (
 from ragplane.generation.config import GenerationSettings, ProviderSettings, Tier
 from ragplane.generation.fitting import FittedPrompt, fit_prompt
 from ragplane.generation.pricing import cost_usd
-from ragplane.generation.prompt import ContextPassage, cited_passage_numbers
+from ragplane.generation.prompt import (
+    PROMPT_CITED,
+    SYSTEM_PROMPTS,
+    ContextPassage,
+    cited_passage_numbers,
+)
 from ragplane.generation.providers import Completion, Provider, ProviderFailure, TextStream
 from ragplane.generation.router import Route, route
 from ragplane.runtime.errors import InvalidArgument, Unavailable
@@ -105,6 +110,8 @@ class _Request:
     deadline: Deadline
     route: Route
     tenant: str
+    # The prompt version's instructions.
+    system: str
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,8 @@ class AnswerRequest:
     tenant: str = ""
     # None lets the router choose.
     tier: Tier | None = None
+    # A PROMPT_* value of prompt.py; 0: PROMPT_CITED.
+    prompt_version: int = 0
 
 
 class Generator:
@@ -208,6 +217,8 @@ class Generator:
                     f"has {len(passage.text)} characters; the limit is {limits.max_passage_chars}",
                 )
         check_max_output_tokens(asked.max_output_tokens, limits.max_output_tokens_limit)
+        if asked.prompt_version and asked.prompt_version not in SYSTEM_PROMPTS:
+            raise InvalidArgument.of("prompt_version", f"{asked.prompt_version} is not a version")
 
     def _request(self, asked: AnswerRequest) -> _Request:
         self.validate(asked)
@@ -224,6 +235,7 @@ class Generator:
             ),
             route=Route(tier, "forced by the request") if tier else route(question, len(passages)),
             tenant=asked.tenant,
+            system=SYSTEM_PROMPTS[asked.prompt_version or PROMPT_CITED],
         )
 
     def _chain(self, chosen: Route) -> list[Provider]:
@@ -329,7 +341,7 @@ class Generator:
         budget = (
             provider.settings.context_window - request.max_tokens - settings.context_margin_tokens
         )
-        prompt = fit_prompt(question, passages, budget, provider.count_tokens)
+        prompt = fit_prompt(question, passages, budget, provider.count_tokens, request.system)
         if prompt is None:
             return _Outcome(
                 Attempt(name, "skipped", f"question does not fit its {budget}-token prompt budget")
@@ -374,7 +386,9 @@ class Generator:
                     # Our estimate was too low for this tokenizer: halve the context, once.
                     overflow_retried = True
                     kept = prompt.passages[: len(prompt.passages) // 2]
-                    smaller = fit_prompt(question, kept, budget, provider.count_tokens)
+                    smaller = fit_prompt(
+                        question, kept, budget, provider.count_tokens, request.system
+                    )
                     if smaller is not None:
                         prompt = replace(smaller, dropped=len(passages) - len(smaller.passages))
                         continue

@@ -1,4 +1,5 @@
-"""The prompt: a fixed instruction prefix, numbered passages, then the question."""
+"""The prompt: a fixed instruction prefix (one per prompt version), numbered passages, then the
+question."""
 
 from __future__ import annotations
 
@@ -13,6 +14,14 @@ SYSTEM_PROMPT = (
     "brackets, for example [1] or [2][3]. If the passages do not contain the answer, "
     "say that you do not know."
 )
+# The instructions by prompt version (the contract's PromptVersion values): a new version is
+# added beside the old ones, so that callers can compare them on the same questions.
+PROMPT_CITED = 1
+PROMPT_CONCISE = 2
+SYSTEM_PROMPTS = {
+    PROMPT_CITED: SYSTEM_PROMPT,
+    PROMPT_CONCISE: f"{SYSTEM_PROMPT} Answer in at most three sentences.",
+}
 
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
@@ -29,12 +38,14 @@ def numbered_passage(number: int, passage: ContextPassage) -> str:
     return f"[{number}] (from {passage.document_id})\n{passage.text.strip()}"
 
 
-def build_messages(question: str, passages: Sequence[ContextPassage]) -> list[dict[str, str]]:
+def build_messages(
+    question: str, passages: Sequence[ContextPassage], system: str = SYSTEM_PROMPT
+) -> list[dict[str, str]]:
     numbered = "\n\n".join(
         numbered_passage(number, passage) for number, passage in enumerate(passages, start=1)
     )
     user = f"Context passages:\n\n{numbered}\n\nQuestion: {question.strip()}"
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def cited_passage_numbers(answer: str, passage_count: int) -> list[int]:

@@ -25,6 +25,7 @@ def _asked(request: generation_pb2.GenerateRequest, context: RpcContext) -> Answ
         context.time_remaining(),
         tenant=request.tenant,
         tier=_TIERS_IN.get(request.tier),
+        prompt_version=request.prompt_version,
     )
 
 

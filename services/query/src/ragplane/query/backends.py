@@ -236,6 +236,7 @@ def _generate_request(
         ],
         max_output_tokens=question.max_output_tokens,
         tier=question.tier,  # type: ignore[arg-type]
+        prompt_version=question.prompt_version,  # type: ignore[arg-type]
     )
     if question.temperature is not None:
         request.temperature = question.temperature

@@ -9,6 +9,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ragplane.query.flags.source import FlagsFileError, parse_flags
 from ragplane.query.quality.confidence import LARGE_TIER, SMALL_TIER, ConfidenceRouter
 from ragplane.query.quality.faithfulness import EvidenceThresholds
 from ragplane.query.quality.judge import JudgeSettings
@@ -278,6 +279,35 @@ class GuardSettings(RedisSettings, WeaviateSettings):
             ),
             semantic_threshold=pick(override.semantic_threshold, self.semantic_threshold),
         )
+
+
+class FlagSettings(BaseSettings):
+    """Feature flags, A/B variants and shadow generation (prefix QUERY_; see flags/)."""
+
+    model_config = SettingsConfigDict(env_prefix="QUERY_", frozen=True, extra="ignore")
+
+    # The flags file (YAML or JSON; a mounted ConfigMap), re-read every flags_poll_s. Unset:
+    # no flags, every behaviour as the settings above say.
+    flags_file: Path | None = None
+    flags_poll_s: float = Field(default=1.0, gt=0)
+    # Where shadow generations go: a generation service (host:port) of their own, or empty for
+    # QUERY_GENERATION_TARGET's. Which tier and prompt they use is a flag (shadow).
+    shadow_generation_target: str = ""
+    # Shadows running at once on this service; past it new ones are dropped (and counted).
+    shadow_max_in_flight: int = Field(default=2, ge=1)
+    shadow_timeout_s: float = Field(default=60.0, gt=0)
+    # The pairs' JSON-lines records; unset: one line each on the ragplane.shadow logger.
+    shadow_records_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _flags_file_valid(self) -> FlagSettings:
+        if self.flags_file is None:
+            return self
+        try:
+            parse_flags(self.flags_file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, FlagsFileError) as error:
+            raise ValueError(f"QUERY_FLAGS_FILE {self.flags_file}: {error}") from error
+        return self
 
 
 class BatchSettings(BaseSettings):

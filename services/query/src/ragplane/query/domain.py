@@ -58,6 +58,38 @@ class MetadataFilter:
 
 
 @dataclass(frozen=True)
+class FlagsServed:
+    """Which feature flags served an answer (empty without a flags file)."""
+
+    flag_set: str = ""
+    version: str = ""
+    experiment: str = ""
+    variant: str = ""
+
+
+@dataclass(frozen=True)
+class ShadowPlan:
+    """A share of generation calls also sent to a shadow tier or prompt (0: as the caller's)."""
+
+    share: float
+    tier: int = 0
+    prompt_version: int = 0
+
+
+@dataclass(frozen=True)
+class AppliedFlags:
+    """What the feature flags decide besides the request's options; None keeps the service's
+    setting."""
+
+    served: FlagsServed = field(default_factory=FlagsServed)
+    escalate_confidence: float | None = None
+    cache_ttl_s: int | None = None
+    semantic_threshold: float | None = None
+    streaming: bool = True
+    shadow: ShadowPlan | None = None
+
+
+@dataclass(frozen=True)
 class Question:
     """A validated question with its options; 0 and None leave a downstream default."""
 
@@ -76,6 +108,9 @@ class Question:
     temperature: float | None = None
     # The generation service's ModelTier to force; 0 lets it route.
     tier: int = 0
+    # The generation service's PromptVersion; 0 leaves its default.
+    prompt_version: int = 0
+    flags: AppliedFlags = field(default_factory=AppliedFlags)
 
 
 @dataclass(frozen=True)
@@ -150,6 +185,8 @@ class Answer:
     extractive: bool = False
     faithfulness: Faithfulness = field(default_factory=lambda: Faithfulness.not_scored(""))
     confidence: Confidence = field(default_factory=Confidence)
+    # True when a shadow generation was started beside this answer.
+    shadowed: bool = False
 
     def degrade(self, stage: Stage, cause: Cause, reason: str, dependency: str = "") -> None:
         self.degradations.append(Degradation(stage, cause, reason, dependency))

@@ -100,6 +100,8 @@ class QueryGuard:
     async def admit(self, question: Question, deadline: Deadline) -> Admission:
         started = time.perf_counter()
         policy = self._settings.policy_for(question.tenant)
+        if question.flags.semantic_threshold is not None:
+            policy = replace(policy, semantic_threshold=question.flags.semantic_threshold)
         admission = Admission(question)
         await self._check_rate(question.tenant, policy, admission)
         await self._look_up(admission, policy, deadline)
@@ -212,6 +214,7 @@ class QueryGuard:
                 admission.fingerprint,
                 index_version,
                 policy.semantic_threshold,
+                question.flags.cache_ttl_s,
             )
         except ServiceError as error:
             # The embedding service failed: the pipeline meets it again and says so itself.
@@ -306,7 +309,8 @@ class QueryGuard:
             index_version = await self._index_versions.for_storing(tenant, admission.index_version)
             if index_version is None:
                 return  # the documents changed while answering: the answer may be stale
-            await self._exact.put(self._exact_key(admission, index_version), answer)
+            ttl_s = admission.question.flags.cache_ttl_s
+            await self._exact.put(self._exact_key(admission, index_version), answer, ttl_s)
         except RedisDown:
             return
         if admission.embedding is None or self._semantic is None:

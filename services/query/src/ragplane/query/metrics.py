@@ -120,3 +120,22 @@ for _outcome in JUDGE_OUTCOMES:
     JUDGE_CALLS.labels(_outcome)
 for _direction in ("input", "output"):
     JUDGE_TOKENS.labels(_direction)
+
+# A/B variants (flags/): what `make load` and the dashboards compare variants by. The label
+# values come from the flags file (experiment and variant names); "" outside experiments.
+VARIANT_ANSWERS = prometheus_client.Counter(
+    "ragplane_query_variant_answers_total",
+    "Answers by experiment, variant and how they were made: cached, generated, degraded.",
+    ["experiment", "variant", "outcome"],
+)
+VARIANT_LATENCY = prometheus_client.Histogram(
+    "ragplane_query_variant_latency_seconds",
+    "Time the query service spent on an answer, by experiment and variant.",
+    ["experiment", "variant"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
+)
+VARIANT_COST_USD = prometheus_client.Counter(
+    "ragplane_query_variant_cost_usd",
+    "LLM cost in US dollars of answers, by experiment and variant.",
+    ["experiment", "variant"],
+)

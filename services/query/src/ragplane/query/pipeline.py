@@ -25,6 +25,7 @@ from ragplane.query.domain import (
     Sources,
     StreamEvent,
 )
+from ragplane.query.flags.shadow import ShadowRunner
 from ragplane.query.quality.confidence import LARGE_TIER, Route
 from ragplane.query.quality.faithfulness import Faithfulness, FaithfulnessScorer
 from ragplane.query.quality.judge import FaithfulnessJudge
@@ -64,14 +65,21 @@ class QueryPipeline:
         settings: QuerySettings,
         faithfulness: FaithfulnessScorer | None,
         judge: FaithfulnessJudge | None = None,
+        shadow: ShadowRunner | None = None,
     ) -> None:
-        """``faithfulness`` None: answers go out unscored; ``judge``: the LLM judges them."""
+        """``faithfulness`` None: answers go out unscored; ``judge``: the LLM judges them;
+        ``shadow`` None: no shadows."""
         self._dependencies = dependencies
         self._backends = dependencies.backends
         self._settings = settings
         self._faithfulness = faithfulness
         self._judge = judge
+        self._shadow = shadow
         self._router = settings.confidence_router()
+
+    async def close(self) -> None:
+        if self._shadow is not None:
+            await self._shadow.close()
 
     async def answer(
         self, question: Question, deadline: Deadline, known: QuestionEmbedding | None = None
@@ -85,6 +93,7 @@ class QueryPipeline:
         with answer.timings.measure(Stage.GENERATION):
             await self._generate(question, passages, deadline, answer)
             annotate_generation(answer)
+        self._offer_shadow(question, passages, answer)
         await self._score(question.tenant, passages, deadline, answer)
         return answer
 
@@ -106,20 +115,30 @@ class QueryPipeline:
                     async for delta in deltas:
                         yield delta
                 annotate_generation(answer)
+            self._offer_shadow(question, passages, answer)
             await self._score(question.tenant, passages, deadline, answer)
         yield answer
 
     def _assess(self, question: Question, passages: list[Passage], answer: Answer) -> Question:
         """The question as it will be answered: on the large tier when confidence is low."""
-        confidence = self._router.assess([p.similarity for p in passages], question.tier != 0)
+        router, source = self._router, "QUERY_ESCALATE_CONFIDENCE"
+        if question.flags.escalate_confidence is not None:
+            router = replace(router, escalate_below=question.flags.escalate_confidence)
+            source = "the flags' confidence_threshold"
+        confidence = router.assess([p.similarity for p in passages], question.tier != 0)
         answer.confidence = confidence
         if confidence.route is not Route.ESCALATED:
             return question
         answer.tier_reason = (
             f"retrieval confidence {confidence.value:.2f} is below "
-            f"{self._settings.escalate_confidence:g} (QUERY_ESCALATE_CONFIDENCE): the large tier"
+            f"{router.escalate_below:g} ({source}): the large tier"
         )
         return replace(question, tier=LARGE_TIER)
+
+    def _offer_shadow(self, question: Question, passages: list[Passage], answer: Answer) -> None:
+        """Start the shadow generation its flags draw; the caller does not wait for it."""
+        if self._shadow is not None:
+            answer.shadowed = self._shadow.offer(question, passages, answer)
 
     @staticmethod
     def _unanswerable(passages: list[Passage], answer: Answer) -> bool:

@@ -7,19 +7,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ragplane.query.domain import Answer, CacheOutcome, Degradation, Passage
+from ragplane.query.domain import Answer, CacheOutcome, Degradation, FlagsServed, Passage
 from ragplane.query.metrics import (
     CONFIDENCE_ROUTED,
     DEGRADATIONS,
     FAITHFULNESS,
     RETRIEVAL_CONFIDENCE,
     UNSUPPORTED_ANSWERS,
+    VARIANT_ANSWERS,
+    VARIANT_COST_USD,
+    VARIANT_LATENCY,
     tier_label,
 )
 from ragplane.query.quality.confidence import Confidence, Route
 from ragplane.query.quality.faithfulness import Faithfulness
 from ragplane.runtime.context import current_request_id
-from ragplane.v1 import common_pb2, query_pb2
+from ragplane.v1 import common_pb2, generation_pb2, query_pb2
 
 _CACHE_LAYERS = {
     "exact": query_pb2.CACHE_LAYER_EXACT,
@@ -33,8 +36,12 @@ def query_response(
     degradations: Sequence[Degradation],
     total_ms: float,
     snippet_chars: int,
+    served: FlagsServed,
+    prompt_version: int,
 ) -> query_pb2.QueryResponse:
-    """The response for ``answer``; ``degradations`` are all of them, admission's included."""
+    """The response for ``answer``; ``degradations`` are all of them, admission's included;
+    ``served`` and ``prompt_version``: the flags it was answered with."""
+    _count_variant(served, answer, cache, bool(degradations), total_ms)
     for degradation in degradations:
         DEGRADATIONS.labels(
             common_pb2.Stage.Name(degradation.stage.value),  # type: ignore[arg-type]
@@ -62,7 +69,32 @@ def query_response(
         tier=answer.tier,  # type: ignore[arg-type]
         tier_reason=answer.tier_reason,
         quality=_quality(answer.faithfulness, answer.confidence),
+        flags=query_pb2.FlagsServed(
+            flag_set=served.flag_set,
+            version=served.version,
+            experiment=served.experiment,
+            variant=served.variant,
+            prompt_version=prompt_name(prompt_version),
+            shadowed=answer.shadowed,
+        ),
     )
+
+
+def prompt_name(prompt_version: int) -> str:
+    """The PromptVersion name of ``prompt_version``; empty for the generation default."""
+    if prompt_version == generation_pb2.PROMPT_VERSION_UNSPECIFIED:
+        return ""
+    return generation_pb2.PromptVersion.Name(prompt_version)  # type: ignore[arg-type]
+
+
+def _count_variant(
+    served: FlagsServed, answer: Answer, cache: CacheOutcome, degraded: bool, total_ms: float
+) -> None:
+    labels = (served.experiment, served.variant)
+    outcome = "cached" if cache.hit else "degraded" if degraded else "generated"
+    VARIANT_ANSWERS.labels(*labels, outcome).inc()
+    VARIANT_LATENCY.labels(*labels).observe(total_ms / 1000)
+    VARIANT_COST_USD.labels(*labels).inc(answer.cost_usd)
 
 
 def _quality(faithfulness: Faithfulness, confidence: Confidence) -> query_pb2.AnswerQuality:

@@ -12,7 +12,9 @@ from ragplane.query.batch_edge import BatchRpcs
 from ragplane.query.batches.load import InteractiveLoad, interactive, interactive_stream
 from ragplane.query.batches.mode import BatchMode
 from ragplane.query.config import QuerySettings
-from ragplane.query.domain import Answer, Passage, Sources
+from ragplane.query.domain import Answer, Passage, Question, Sources
+from ragplane.query.flags.resolution import applied
+from ragplane.query.flags.source import FlagSource
 from ragplane.query.guard import Admission, QueryGuard
 from ragplane.query.ingestion import Ingestor
 from ragplane.query.pipeline import QueryPipeline
@@ -48,12 +50,15 @@ class QueryParts:
     ingestor: Ingestor
     # None without Redis: answers are not kept, and Feedback is refused.
     feedback: FeedbackStore | None
+    flags: FlagSource
     # None without Redis: batch RPCs are refused.
     batches: BatchMode | None = None
 
     async def close(self) -> None:
+        await self.flags.close()
         if self.batches is not None:
             await self.batches.close()
+        await self.pipeline.close()
         await self.backends.close()
         await self.guard.close()
 
@@ -81,9 +86,14 @@ class QueryServicer(BatchRpcs, query_pb2_grpc.QueryServiceServicer):
         parts, deadline, admission = await self._admit(request, context)
         if admission.cached is not None:
             return await self._response(admission, self._from_cache(admission, deadline, started))
+        answer = await self._fresh_answer(parts, admission, deadline)
+        return await self._response(admission, answer, elapsed_ms(started))
+
+    @staticmethod
+    async def _fresh_answer(parts: QueryParts, admission: Admission, deadline: Deadline) -> Answer:
         answer = await parts.pipeline.answer(admission.question, deadline, admission.embedding)
         await parts.guard.settle(admission, answer)
-        return await self._response(admission, answer, elapsed_ms(started))
+        return answer
 
     @interactive_stream
     async def QueryStream(
@@ -91,11 +101,18 @@ class QueryServicer(BatchRpcs, query_pb2_grpc.QueryServiceServicer):
     ) -> AsyncGenerator[query_pb2.QueryStreamResponse, None]:
         started = time.perf_counter()
         parts, deadline, admission = await self._admit(request, context)
-        if admission.cached is not None:
-            answer = self._from_cache(admission, deadline, started)
+        if admission.cached is not None or not admission.question.flags.streaming:
+            # A cached answer, or streaming flagged off for this tenant or variant: the same
+            # three parts, the text in one piece once it is whole.
+            if admission.cached is not None:
+                answer, total_ms = self._from_cache(admission, deadline, started), None
+            else:
+                answer = await self._fresh_answer(parts, admission, deadline)
+                total_ms = elapsed_ms(started)
             yield self._sources(answer.citations)
             yield query_pb2.QueryStreamResponse(answer_delta=answer.text)
-            yield query_pb2.QueryStreamResponse(done=await self._response(admission, answer))
+            done = await self._response(admission, answer, total_ms)
+            yield query_pb2.QueryStreamResponse(done=done)
             return
         events = parts.pipeline.stream(admission.question, deadline, admission.embedding)
         # aclosing: a caller that cancels closes the whole chain down to the generation call
@@ -114,11 +131,21 @@ class QueryServicer(BatchRpcs, query_pb2_grpc.QueryServiceServicer):
     async def _admit(
         self, request: query_pb2.QueryRequest, context: RpcContext
     ) -> tuple[QueryParts, Deadline, Admission]:
-        """The request validated, then through the guard (limits, caches, spend)."""
+        """The request validated, its flags applied, then through the guard (limits, caches,
+        spend)."""
         parts = self._parts.get()
-        question = question_from(request, parts.settings)
+        question = self._flagged(parts, request, question_from(request, parts.settings))
         deadline = self._deadline(context, parts.settings.default_timeout_s)
         return parts, deadline, await parts.guard.admit(question, deadline)
+
+    @staticmethod
+    def _flagged(
+        parts: QueryParts, request: query_pb2.QueryRequest, question: Question
+    ) -> Question:
+        resolved = parts.flags.resolve(question.tenant, request.caller)
+        if resolved is None:
+            return question
+        return applied(resolved, question, top_k_asked=request.top_k != 0)
 
     @staticmethod
     def _deadline(context: RpcContext, default_s: float) -> Deadline:
@@ -142,7 +169,8 @@ class QueryServicer(BatchRpcs, query_pb2_grpc.QueryServiceServicer):
         if admission.tier_reason:
             answer.tier_reason = admission.tier_reason
         degradations = [*admission.degradations, *answer.degradations]
-        annotate_request(admission.cache, degradations, answer.confidence)
+        question = admission.question
+        annotate_request(admission.cache, degradations, answer.confidence, question.flags.served)
         feedback = self._parts.get().feedback
         if feedback is not None:
             tenant = admission.question.tenant
@@ -153,6 +181,8 @@ class QueryServicer(BatchRpcs, query_pb2_grpc.QueryServiceServicer):
             degradations,
             sum(ms for _, ms in answer.timings) if total_ms is None else total_ms,
             self._parts.get().settings.snippet_chars,
+            question.flags.served,
+            question.prompt_version,
         )
 
     async def Feedback(

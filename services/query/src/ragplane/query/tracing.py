@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from opentelemetry import trace
 from opentelemetry.util.types import AttributeValue
 
-from ragplane.query.domain import Answer, CacheOutcome, Degradation, SearchResult
+from ragplane.query.domain import Answer, CacheOutcome, Degradation, FlagsServed, SearchResult
 from ragplane.query.metrics import tier_label
 from ragplane.query.quality.confidence import Confidence
 from ragplane.runtime.pii import mask_pii
@@ -70,10 +70,18 @@ def annotate_quality(answer: Answer) -> None:
 
 
 def annotate_request(
-    cache: CacheOutcome, degradations: Sequence[Degradation], confidence: Confidence
+    cache: CacheOutcome,
+    degradations: Sequence[Degradation],
+    confidence: Confidence,
+    served: FlagsServed,
 ) -> None:
-    """On the call's own span: which cache answered, what was degraded, how sure the search."""
+    """On the call's own span: which cache answered, what was degraded, how sure the search,
+    which flags and A/B variant served it."""
     attributes: dict[str, AttributeValue] = {
+        "ragplane.flags.set": served.flag_set,
+        "ragplane.flags.version": served.version,
+        "ragplane.flags.experiment": served.experiment,
+        "ragplane.flags.variant": served.variant,
         "ragplane.cache.layer": cache.layer if cache.hit else "none",
         "ragplane.degradations": [
             f"{d.stage.name.lower()}:{d.cause.name.lower()}" for d in degradations

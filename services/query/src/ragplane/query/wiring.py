@@ -17,9 +17,11 @@ from ragplane.query.backends import Backends
 from ragplane.query.batches.mode import BatchMode
 from ragplane.query.caching.semantic import SemanticCache
 from ragplane.query.chunking import Chunker
-from ragplane.query.config import BatchSettings, GuardSettings, QuerySettings
+from ragplane.query.config import BatchSettings, FlagSettings, GuardSettings, QuerySettings
 from ragplane.query.dependencies import Dependencies
 from ragplane.query.domain import GeneratedAnswer, Passage, Question
+from ragplane.query.flags.shadow import ShadowRecords, ShadowRunner
+from ragplane.query.flags.source import FlagSource
 from ragplane.query.guard import QueryGuard
 from ragplane.query.ingestion import Ingestor
 from ragplane.query.metrics import REDIS_AVAILABLE
@@ -79,8 +81,33 @@ def build_judge(settings: QuerySettings, dependencies: Dependencies) -> Faithful
     return FaithfulnessJudge(ask, judge_settings)
 
 
+def build_shadow(
+    settings: QuerySettings, flag_settings: FlagSettings, dependencies: Dependencies
+) -> ShadowRunner:
+    # Backends of their own: a separate channel (its channels connect lazily, so only the
+    # generation one is ever opened), and no breaker of the caller's path sees its failures.
+    shadow_backends = Backends(
+        settings.embedding_target,
+        settings.retrieval_target,
+        flag_settings.shadow_generation_target or settings.generation_target,
+        settings.max_message_bytes,
+        settings.tls,
+        settings.channels,
+    )
+    return ShadowRunner(
+        shadow_backends,
+        dependencies.embed,
+        ShadowRecords(flag_settings.shadow_records_file),
+        flag_settings.shadow_max_in_flight,
+        flag_settings.shadow_timeout_s,
+    )
+
+
 def build_parts(
-    settings: QuerySettings, guard_settings: GuardSettings, batch_settings: BatchSettings
+    settings: QuerySettings,
+    guard_settings: GuardSettings,
+    batch_settings: BatchSettings,
+    flag_settings: FlagSettings,
 ) -> QueryParts:
     # Dependencies are not awaited here: a query service whose dependencies are down still
     # serves, and each request says which dependency failed.
@@ -105,6 +132,7 @@ def build_parts(
         settings,
         build_faithfulness(settings, dependencies),
         build_judge(settings, dependencies),
+        build_shadow(settings, flag_settings, dependencies),
     )
     ingestor = Ingestor(backends, chunker, settings)
     batches = None
@@ -119,6 +147,7 @@ def build_parts(
         feedback=FeedbackStore(redis, guard_settings.feedback_ttl_s) if redis else None,
         pipeline=pipeline,
         ingestor=ingestor,
+        flags=FlagSource(flag_settings.flags_file, flag_settings.flags_poll_s),
         batches=batches,
     )
 
@@ -133,10 +162,12 @@ class QueryApplication:
         settings: QuerySettings,
         guard_settings: GuardSettings,
         batch_settings: BatchSettings,
+        flag_settings: FlagSettings,
     ) -> None:
         self._settings = settings
         self._guard_settings = guard_settings
         self._batch_settings = batch_settings
+        self._flag_settings = flag_settings
         self._parts: WarmedUp[QueryParts] = WarmedUp("the query service")
 
     def register(self, server: grpc.aio.Server) -> None:
@@ -144,9 +175,12 @@ class QueryApplication:
         query_pb2_grpc.add_QueryServiceServicer_to_server(servicer, server)
 
     async def warm_up(self) -> None:
-        parts = build_parts(self._settings, self._guard_settings, self._batch_settings)
+        parts = build_parts(
+            self._settings, self._guard_settings, self._batch_settings, self._flag_settings
+        )
         if parts.batches is not None:
             parts.batches.start()
+        parts.flags.start()
         self._parts.set(parts)
         log_protections(self._guard_settings)
         settings = self._settings

@@ -40,6 +40,9 @@ def options_fingerprint(question: Question, version: str) -> str:
         "min_score": question.min_score,
         "max_output_tokens": question.max_output_tokens,
         "temperature": question.temperature,
+        # Set by feature flags: another tier or prompt gives another answer.
+        "tier": question.tier,
+        "prompt_version": question.prompt_version,
         "version": version,
     }
     return hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()

@@ -16,5 +16,7 @@ class ExactCache:
         value = await self._shared.run(lambda client: client.get(key))
         return None if value is None else CachedAnswer.from_json(value)
 
-    async def put(self, key: str, answer: CachedAnswer) -> None:
-        await self._shared.run(lambda client: client.set(key, answer.to_json(), ex=self._ttl_s))
+    async def put(self, key: str, answer: CachedAnswer, ttl_s: int | None = None) -> None:
+        """``ttl_s`` None: the cache's own."""
+        expiry = ttl_s or self._ttl_s
+        await self._shared.run(lambda client: client.set(key, answer.to_json(), ex=expiry))

@@ -115,8 +115,11 @@ class SemanticCache:
         fingerprint: str,
         index_version: int,
         threshold: float,
+        max_age_s: int | None = None,
     ) -> SemanticHit | None:
-        """The closest past answer that passes threshold, filters and gate; raises on failure."""
+        """The closest past answer that passes threshold, filters and gate, and is at most
+        ``max_age_s`` old (None: the cache's TTL); raises on failure."""
+        oldest = time.time() - (max_age_s or self._ttl_s)
         try:
             await self._prepare()
             if not await self._tenant_exists(tenant):
@@ -127,7 +130,7 @@ class SemanticCache:
                 limit=self._candidates,
                 filters=Filter.by_property("fingerprint").equal(fingerprint)
                 & Filter.by_property("index_version").equal(index_version)
-                & Filter.by_property("created_at").greater_or_equal(time.time() - self._ttl_s),
+                & Filter.by_property("created_at").greater_or_equal(oldest),
                 return_metadata=MetadataQuery(distance=True),
             )
         except WeaviateFailure as error:
