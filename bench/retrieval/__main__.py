@@ -226,6 +226,7 @@ def run_mode(
             fusion_type=mode.fusion,
             rerank=retrieval_pb2.RERANK_MODE_ON if mode.rerank else retrieval_pb2.RERANK_MODE_OFF,
             rerank_candidates=args.rerank_candidates,
+            document_ranking=mode.document_ranking,
         )
         started = time.perf_counter()
         response = target.retrieval.Search(request, timeout=300)

@@ -9,7 +9,6 @@ from ragplane.retrieval.config import RetrievalSettings
 from ragplane.retrieval.documents import DocumentRanking, rank_by_chunk_sum
 from ragplane.retrieval.server import search_options
 from ragplane.retrieval.store import ScoredChunk, StoredChunk
-from ragplane.runtime.errors import InvalidArgument
 from ragplane.v1 import retrieval_pb2
 
 
@@ -58,14 +57,6 @@ def test_the_request_option_maps_unset_to_best_chunk(
     request = retrieval_pb2.SearchRequest(document_ranking=value)
 
     assert search_options(request).document_ranking is expected
-
-
-def test_an_unknown_document_ranking_is_invalid_argument() -> None:
-    request = retrieval_pb2.SearchRequest()
-    request.document_ranking = 7  # type: ignore[assignment]
-
-    with pytest.raises(InvalidArgument, match="document_ranking: unknown value 7"):
-        search_options(request)
 
 
 def test_document_candidates_default_and_bounds() -> None:

@@ -32,7 +32,6 @@ from ragplane.retrieval.validation import (
     check_upsert,
 )
 from ragplane.runtime.context import RpcContext
-from ragplane.runtime.errors import InvalidArgument
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.runtime.redis_client import SharedRedis
 from ragplane.runtime.resilience import Backoff, Deadline
@@ -118,15 +117,9 @@ def search_options(request: retrieval_pb2.SearchRequest) -> SearchOptions:
         rerank_candidates=request.rerank_candidates,
         min_score=request.min_score if request.HasField("min_score") else None,
         filters=[_field_filter(f) for f in request.filters],
-        document_ranking=_document_ranking(request.document_ranking),
+        # The edge has already refused an enum value that is not in the contract.
+        document_ranking=_DOCUMENT_RANKINGS[request.document_ranking],
     )
-
-
-def _document_ranking(value: retrieval_pb2.DocumentRanking.ValueType) -> DocumentRanking:
-    # An enum value this service does not know (a newer caller) is refused, not guessed.
-    if value not in _DOCUMENT_RANKINGS:
-        raise InvalidArgument.of("document_ranking", f"unknown value {value}")
-    return _DOCUMENT_RANKINGS[value]
 
 
 def _search_response(outcome: SearchOutcome) -> retrieval_pb2.SearchResponse:
