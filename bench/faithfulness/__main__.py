@@ -44,6 +44,7 @@ def pipelines(settings: QuerySettings) -> tuple[QueryPipeline, QueryPipeline, Ba
         settings.retrieval_target,
         settings.generation_target,
         settings.max_message_bytes,
+        document_ranking=settings.document_ranking,
     )
     dependencies = Dependencies(backends, settings, settings.embed_timeout_s)
     on = QueryPipeline(dependencies, settings, build_faithfulness(settings, dependencies))
