@@ -21,6 +21,7 @@ from ragplane.v1 import (
     retrieval_pb2,
     retrieval_pb2_grpc,
 )
+from tests.integration.chunks import embedded_chunks
 from tests.integration.errors import expect_status
 from tests.integration.services import service_process
 from tests.reranker import trained_test_reranker
@@ -106,17 +107,9 @@ def documents(
     embedding: embedding_pb2_grpc.EmbeddingServiceStub,
 ) -> retrieval_pb2_grpc.RetrievalServiceStub:
     chunks = [
-        retrieval_pb2.ChunkWithVector(
-            chunk=retrieval_pb2.Chunk(
-                chunk_id=f"{document_id}#{index}",
-                document_id=document_id,
-                chunk_index=index,
-                text=text,
-            ),
-            vector=_vector(embedding, text),
-        )
+        chunk
         for document_id, texts in DOCUMENT_CHUNKS.items()
-        for index, text in enumerate(texts)
+        for chunk in embedded_chunks(embedding, document_id, texts)
     ]
     request = retrieval_pb2.UpsertRequest(tenant=DOCUMENT_TENANT, chunks=chunks)
     assert reranking.Upsert(request, timeout=60).upserted == len(chunks)
