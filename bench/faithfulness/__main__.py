@@ -65,6 +65,7 @@ def scorers(settings: QuerySettings) -> Scorers:
         settings.retrieval_target,
         settings.generation_target,
         settings.max_message_bytes,
+        document_ranking=settings.document_ranking,
     )
     dependencies = Dependencies(backends, settings, settings.embed_timeout_s)
     on = QueryPipeline(dependencies, settings, build_faithfulness(settings, dependencies))

@@ -1,11 +1,12 @@
 """python -m bench.retrieval: retrieval quality and latency per search mode on a labelled set.
 
 Scores nDCG@10 (graded), Recall@10, Recall@50 and MRR@10 (ir-measures) at the document level for
-BM25 only, vector only, hybrid at several alphas and fusions, and hybrid + cross-encoder rerank
-when a reranker is given (--reranker DIR), over the hand-labelled questions in
-tests/data/retrieval-eval.jsonl, for all of them and for the low-overlap ones, with the p50
-latency of one Search call per mode (the query vector is computed once beforehand, so embedding
-time is not in it).
+BM25 only, vector only, hybrid at several alphas and fusions, each document ranked by its best
+chunk or by the sum of its chunks' scores (doc-sum: the Search option DOCUMENT_RANKING_CHUNK_SUM),
+and hybrid + cross-encoder rerank when a reranker is given (--reranker DIR), over the
+hand-labelled questions in tests/data/retrieval-eval.jsonl, for all of them and for the
+low-overlap ones, with the p50 latency of one Search call per mode (the query vector is computed
+once beforehand, so embedding time is not in it).
 
 The chunks are the whole demo corpus (every document of scripts/fetch-corpus.sh with text):
 1. the `make run` stack's tenant `demo`, when that stack is up and the tenant holds every one
@@ -226,6 +227,7 @@ def run_mode(
             fusion_type=mode.fusion,
             rerank=retrieval_pb2.RERANK_MODE_ON if mode.rerank else retrieval_pb2.RERANK_MODE_OFF,
             rerank_candidates=args.rerank_candidates,
+            document_ranking=mode.document_ranking,
         )
         started = time.perf_counter()
         response = target.retrieval.Search(request, timeout=300)

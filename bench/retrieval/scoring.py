@@ -117,8 +117,12 @@ class Mode:
     alpha: float = 0.0
     fusion: retrieval_pb2.FusionType.ValueType = retrieval_pb2.FUSION_TYPE_RELATIVE_SCORE
     rerank: bool = False
+    document_ranking: retrieval_pb2.DocumentRanking.ValueType = (
+        retrieval_pb2.DOCUMENT_RANKING_BEST_CHUNK
+    )
 
 
+_CHUNK_SUM = retrieval_pb2.DOCUMENT_RANKING_CHUNK_SUM
 MODES = [
     Mode("bm25", use_vector=False),
     Mode("vector", use_vector=True, alpha=1.0),
@@ -129,6 +133,11 @@ MODES = [
         "hybrid a=0.5 ranked", use_vector=True, alpha=0.5, fusion=retrieval_pb2.FUSION_TYPE_RANKED
     ),
     Mode("hybrid a=0.5 + rerank", use_vector=True, alpha=0.5, rerank=True),
+    # Documents ranked by the sum of their chunks' scores among the candidates (the service's
+    # RETRIEVAL_DOCUMENT_CANDIDATES, at least --chunks), instead of by their best chunk.
+    Mode("bm25 doc-sum", use_vector=False, document_ranking=_CHUNK_SUM),
+    Mode("vector doc-sum", use_vector=True, alpha=1.0, document_ranking=_CHUNK_SUM),
+    Mode("hybrid a=0.75 doc-sum", use_vector=True, alpha=0.75, document_ranking=_CHUNK_SUM),
 ]
 
 

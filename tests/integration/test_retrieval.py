@@ -12,32 +12,10 @@ from ragplane.v1 import (
     retrieval_pb2,
     retrieval_pb2_grpc,
 )
+from tests.integration.chunks import embedded_chunks
 from tests.integration.errors import expect_status
 
 TENANT = "retrieval-tests"
-
-
-def _chunks(
-    embedding: embedding_pb2_grpc.EmbeddingServiceStub,
-    document_id: str,
-    texts: list[str],
-    section: str = "manual",
-) -> list[retrieval_pb2.ChunkWithVector]:
-    vectors = embedding.Embed(embedding_pb2.EmbedRequest(texts=texts), timeout=60).embeddings
-    return [
-        retrieval_pb2.ChunkWithVector(
-            chunk=retrieval_pb2.Chunk(
-                chunk_id=f"{document_id}#{index}",
-                document_id=document_id,
-                chunk_index=index,
-                text=text,
-                title=document_id,
-                metadata={"section": section},
-            ),
-            vector=list(vector.values),
-        )
-        for index, (text, vector) in enumerate(zip(texts, vectors, strict=True))
-    ]
 
 
 def _chunk_ids(retrieval: retrieval_pb2_grpc.RetrievalServiceStub, document_id: str) -> list[str]:
@@ -69,13 +47,13 @@ def test_upserting_again_replaces_and_a_shorter_document_leaves_no_stale_chunks(
     retrieval: retrieval_pb2_grpc.RetrievalServiceStub,
 ) -> None:
     texts = ["gear one oils", "gear two grinds", "gear three spins"]
-    first = _upsert(retrieval, _chunks(embedding, "gears.md", texts), {"gears.md": 3})
+    first = _upsert(retrieval, embedded_chunks(embedding, "gears.md", texts), {"gears.md": 3})
     assert (first.upserted, list(first.errors)) == (3, [])
-    again = _upsert(retrieval, _chunks(embedding, "gears.md", texts), {"gears.md": 3})
+    again = _upsert(retrieval, embedded_chunks(embedding, "gears.md", texts), {"gears.md": 3})
     assert again.removed_stale == 0
     assert _chunk_ids(retrieval, "gears.md") == ["gears.md#0", "gears.md#1", "gears.md#2"]
 
-    shorter = _upsert(retrieval, _chunks(embedding, "gears.md", texts[:1]), {"gears.md": 1})
+    shorter = _upsert(retrieval, embedded_chunks(embedding, "gears.md", texts[:1]), {"gears.md": 1})
     assert shorter.removed_stale == 2
     assert _chunk_ids(retrieval, "gears.md") == ["gears.md#0"]
 
@@ -84,8 +62,13 @@ def test_hybrid_search_ranks_the_matching_chunk_first_and_filters_by_metadata(
     embedding: embedding_pb2_grpc.EmbeddingServiceStub,
     retrieval: retrieval_pb2_grpc.RetrievalServiceStub,
 ) -> None:
-    _upsert(retrieval, _chunks(embedding, "boats.md", ["sailing boats use a keel"], "marine"))
-    _upsert(retrieval, _chunks(embedding, "bread.md", ["sourdough bread needs a starter"], "food"))
+    _upsert(
+        retrieval, embedded_chunks(embedding, "boats.md", ["sailing boats use a keel"], "marine")
+    )
+    _upsert(
+        retrieval,
+        embedded_chunks(embedding, "bread.md", ["sourdough bread needs a starter"], "food"),
+    )
     query = "how does a sailboat stay upright"
     vector = embedding.Embed(embedding_pb2.EmbedRequest(texts=[query]), timeout=60).embeddings[0]
     search = retrieval_pb2.SearchRequest(
@@ -104,7 +87,7 @@ def test_delete_removes_every_chunk_of_a_document(
     embedding: embedding_pb2_grpc.EmbeddingServiceStub,
     retrieval: retrieval_pb2_grpc.RetrievalServiceStub,
 ) -> None:
-    _upsert(retrieval, _chunks(embedding, "gone.md", ["gear a", "gear b"]))
+    _upsert(retrieval, embedded_chunks(embedding, "gone.md", ["gear a", "gear b"]))
     deleted = retrieval.Delete(
         retrieval_pb2.DeleteRequest(tenant=TENANT, document_ids=["gone.md"]), timeout=30
     )
@@ -157,7 +140,7 @@ def test_filter_on_an_undeclared_field_is_invalid_argument(
     embedding: embedding_pb2_grpc.EmbeddingServiceStub,
     retrieval: retrieval_pb2_grpc.RetrievalServiceStub,
 ) -> None:
-    _upsert(retrieval, _chunks(embedding, "any.md", ["gear"]))
+    _upsert(retrieval, embedded_chunks(embedding, "any.md", ["gear"]))
     request = retrieval_pb2.SearchRequest(
         tenant=TENANT,
         query_text="gear",
@@ -176,7 +159,7 @@ def test_chunks_with_mixed_vector_sizes_are_rejected(
     embedding: embedding_pb2_grpc.EmbeddingServiceStub,
     retrieval: retrieval_pb2_grpc.RetrievalServiceStub,
 ) -> None:
-    chunks = _chunks(embedding, "mixed.md", ["gear a", "gear b"])
+    chunks = embedded_chunks(embedding, "mixed.md", ["gear a", "gear b"])
     del chunks[1].vector[10:]
     expect_status(
         lambda: _upsert(retrieval, chunks), grpc.StatusCode.INVALID_ARGUMENT, "chunks[1].vector"

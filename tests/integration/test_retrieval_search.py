@@ -1,4 +1,4 @@
-"""Search knobs, filters and cross-encoder rerank against real Weaviate and a trained reranker.
+"""Search knobs, filters, document ranking and rerank on real Weaviate and a trained reranker.
 
 A retrieval service of its own (beside the session stack's, on the same Weaviate but in its own
 collection) carries the reranker, a numeric metadata field and a large deadline reserve.
@@ -21,6 +21,7 @@ from ragplane.v1 import (
     retrieval_pb2,
     retrieval_pb2_grpc,
 )
+from tests.integration.chunks import embedded_chunks
 from tests.integration.errors import expect_status
 from tests.integration.services import service_process
 from tests.reranker import trained_test_reranker
@@ -37,6 +38,17 @@ PASSAGES = {
     "dicts.md": ("library", "2024", "Dictionaries map immutable keys to values."),
 }
 QUESTION = "How do I create a virtual environment?"
+# Document ranking: "one.md" holds the closest single chunk, "many.md" three that each match.
+DOCUMENT_TENANT = "search-documents"
+DOCUMENT_CHUNKS = {
+    "one.md": ["To create a virtual environment, run python -m venv with a directory."],
+    "many.md": [
+        "A virtual environment keeps the packages of a project apart from the system's.",
+        "Activate the virtual environment before you install packages into it.",
+        "Remove a virtual environment by deleting its directory.",
+    ],
+    "dicts.md": ["Dictionaries map immutable keys to values."],
+}
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +98,21 @@ def corpus(
     ]
     reply = reranking.Upsert(retrieval_pb2.UpsertRequest(tenant=TENANT, chunks=chunks), timeout=60)
     assert (reply.upserted, list(reply.errors)) == (len(PASSAGES), [])
+    return reranking
+
+
+@pytest.fixture(scope="module")
+def documents(
+    reranking: retrieval_pb2_grpc.RetrievalServiceStub,
+    embedding: embedding_pb2_grpc.EmbeddingServiceStub,
+) -> retrieval_pb2_grpc.RetrievalServiceStub:
+    chunks = [
+        chunk
+        for document_id, texts in DOCUMENT_CHUNKS.items()
+        for chunk in embedded_chunks(embedding, document_id, texts)
+    ]
+    request = retrieval_pb2.UpsertRequest(tenant=DOCUMENT_TENANT, chunks=chunks)
+    assert reranking.Upsert(request, timeout=60).upserted == len(chunks)
     return reranking
 
 
@@ -164,6 +191,53 @@ def test_rerank_without_a_configured_reranker_is_flagged_not_failed(
     assert [(d.stage, d.reason) for d in response.degradations] == [
         (common_pb2.STAGE_RERANK, "no reranker configured (RETRIEVAL_RERANKER_PATH is unset)")
     ]
+
+
+def test_chunk_sum_ranks_documents_by_their_chunks_and_keeps_their_chunks_together(
+    documents: retrieval_pb2_grpc.RetrievalServiceStub,
+    embedding: embedding_pb2_grpc.EmbeddingServiceStub,
+) -> None:
+    off = retrieval_pb2.RERANK_MODE_OFF
+    by_chunk = _search(documents, embedding, tenant=DOCUMENT_TENANT, rerank=off)
+    summed = _search(
+        documents,
+        embedding,
+        tenant=DOCUMENT_TENANT,
+        rerank=off,
+        document_ranking=retrieval_pb2.DOCUMENT_RANKING_CHUNK_SUM,
+    )
+
+    assert by_chunk.document_ranking == retrieval_pb2.DOCUMENT_RANKING_BEST_CHUNK
+    assert _documents(by_chunk)[0] == "one.md"
+    assert not any(hit.HasField("document_score") for hit in by_chunk.hits)
+    assert summed.document_ranking == retrieval_pb2.DOCUMENT_RANKING_CHUNK_SUM
+    assert _documents(summed) == ["many.md"] * 3 + ["one.md", "dicts.md"]
+    assert {hit.chunk.chunk_id for hit in summed.hits} == {h.chunk.chunk_id for h in by_chunk.hits}
+    many = [hit.retrieval_score for hit in summed.hits[:3]]
+    assert many == sorted(many, reverse=True)
+    for hit in summed.hits:
+        scores = [
+            h.retrieval_score for h in summed.hits if h.chunk.document_id == hit.chunk.document_id
+        ]
+        assert hit.document_score == pytest.approx(sum(scores))
+
+
+def test_a_reranked_search_keeps_the_rerankers_chunk_order_and_says_so(
+    documents: retrieval_pb2_grpc.RetrievalServiceStub,
+    embedding: embedding_pb2_grpc.EmbeddingServiceStub,
+) -> None:
+    reranked = _search(
+        documents,
+        embedding,
+        tenant=DOCUMENT_TENANT,
+        rerank=retrieval_pb2.RERANK_MODE_ON,
+        document_ranking=retrieval_pb2.DOCUMENT_RANKING_CHUNK_SUM,
+    )
+
+    assert reranked.reranked
+    assert reranked.document_ranking == retrieval_pb2.DOCUMENT_RANKING_BEST_CHUNK
+    scores = [hit.score for hit in reranked.hits]
+    assert scores == sorted(scores, reverse=True)
 
 
 def _filter(field: str, **condition: object) -> common_pb2.MetadataFilter:
@@ -247,6 +321,7 @@ def test_top_k_alpha_fusion_and_min_score_shape_the_result(
         ),
         ({"min_score": -1.0}, "min_score: must be a finite number >= 0"),
         ({"min_score": float("nan")}, "min_score: must be a finite number"),
+        ({"document_ranking": 7}, "document_ranking: 7 is not a DocumentRanking"),
         (
             {"filters": [_filter("year", equals="soon")]},
             "filters[0].equals: 'soon' is not a number",

@@ -64,6 +64,40 @@ RERANK_MODE_ON: RerankMode.ValueType  # 1
 RERANK_MODE_OFF: RerankMode.ValueType  # 2
 Global___RerankMode: _TypeAlias = RerankMode  # noqa: Y015
 
+class _DocumentRanking:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DocumentRankingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DocumentRanking.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DOCUMENT_RANKING_UNSPECIFIED: _DocumentRanking.ValueType  # 0
+    """BEST_CHUNK: the contract's default, whatever the service's settings."""
+    DOCUMENT_RANKING_BEST_CHUNK: _DocumentRanking.ValueType  # 1
+    """Chunks best first by their own score: a document ranks where its best chunk does."""
+    DOCUMENT_RANKING_CHUNK_SUM: _DocumentRanking.ValueType  # 2
+    """Each document is scored by the sum of its chunks' retrieval scores among the candidates
+    fetched (the service's RETRIEVAL_DOCUMENT_CANDIDATES, at least top_k); the top_k chunks come
+    by document score, then chunk score, so a document's chunks come together and the best
+    documents first. A document that many chunks match outranks one matched by a single
+    chunk. Not applied when the search is reranked (the reranker's order is kept).
+    """
+
+class DocumentRanking(_DocumentRanking, metaclass=_DocumentRankingEnumTypeWrapper):
+    """How the hits are ranked: by chunk, or grouped by document."""
+
+DOCUMENT_RANKING_UNSPECIFIED: DocumentRanking.ValueType  # 0
+"""BEST_CHUNK: the contract's default, whatever the service's settings."""
+DOCUMENT_RANKING_BEST_CHUNK: DocumentRanking.ValueType  # 1
+"""Chunks best first by their own score: a document ranks where its best chunk does."""
+DOCUMENT_RANKING_CHUNK_SUM: DocumentRanking.ValueType  # 2
+"""Each document is scored by the sum of its chunks' retrieval scores among the candidates
+fetched (the service's RETRIEVAL_DOCUMENT_CANDIDATES, at least top_k); the top_k chunks come
+by document score, then chunk score, so a document's chunks come together and the best
+documents first. A document that many chunks match outranks one matched by a single
+chunk. Not applied when the search is reranked (the reranker's order is kept).
+"""
+Global___DocumentRanking: _TypeAlias = DocumentRanking  # noqa: Y015
+
 class _TenantStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -306,6 +340,7 @@ class SearchRequest(_message.Message):
     RERANK_FIELD_NUMBER: _builtins.int
     RERANK_CANDIDATES_FIELD_NUMBER: _builtins.int
     MIN_SCORE_FIELD_NUMBER: _builtins.int
+    DOCUMENT_RANKING_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     query_text: _builtins.str
     """Query text for the BM25 side of the search; required."""
@@ -323,6 +358,8 @@ class SearchRequest(_message.Message):
     """
     min_score: _builtins.float
     """Chunks whose retrieval score (hybrid or BM25, before any rerank) is below this are left out."""
+    document_ranking: Global___DocumentRanking.ValueType
+    """Chunk or document ranking; unset means BEST_CHUNK."""
     @_builtins.property
     def query_vector(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """Query embedding for the vector side; when empty the search is BM25 only."""
@@ -344,10 +381,11 @@ class SearchRequest(_message.Message):
         rerank: Global___RerankMode.ValueType = ...,
         rerank_candidates: _builtins.int = ...,
         min_score: _builtins.float | None = ...,
+        document_ranking: Global___DocumentRanking.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "_min_score", b"_min_score", "alpha", b"alpha", "min_score", b"min_score"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "_min_score", b"_min_score", "alpha", b"alpha", "filters", b"filters", "fusion_type", b"fusion_type", "min_score", b"min_score", "query_text", b"query_text", "query_vector", b"query_vector", "rerank", b"rerank", "rerank_candidates", b"rerank_candidates", "tenant", b"tenant", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "_min_score", b"_min_score", "alpha", b"alpha", "document_ranking", b"document_ranking", "filters", b"filters", "fusion_type", b"fusion_type", "min_score", b"min_score", "query_text", b"query_text", "query_vector", b"query_vector", "rerank", b"rerank", "rerank_candidates", b"rerank_candidates", "tenant", b"tenant", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__alpha: _TypeAlias = _typing.Literal["alpha"]  # noqa: Y015
     _WhichOneofArgType__alpha: _TypeAlias = _typing.Literal["_alpha", b"_alpha"]  # noqa: Y015
@@ -368,6 +406,7 @@ class SearchHit(_message.Message):
     SCORE_FIELD_NUMBER: _builtins.int
     RETRIEVAL_SCORE_FIELD_NUMBER: _builtins.int
     VECTOR_SIMILARITY_FIELD_NUMBER: _builtins.int
+    DOCUMENT_SCORE_FIELD_NUMBER: _builtins.int
     score: _builtins.float
     """The score the hits are ordered by: the reranker's when reranked, else retrieval_score."""
     retrieval_score: _builtins.float
@@ -375,6 +414,10 @@ class SearchHit(_message.Message):
     vector_similarity: _builtins.float
     """Cosine similarity of the chunk's vector to the query vector: unlike the fused score, it
     says how close the chunk is, not only how it ranks. Unset for a BM25-only search.
+    """
+    document_score: _builtins.float
+    """The sum of the retrieval scores of the document's candidate chunks when the hits are
+    ranked by DOCUMENT_RANKING_CHUNK_SUM; unset otherwise.
     """
     @_builtins.property
     def chunk(self) -> Global___Chunk: ...
@@ -385,13 +428,19 @@ class SearchHit(_message.Message):
         score: _builtins.float = ...,
         retrieval_score: _builtins.float = ...,
         vector_similarity: _builtins.float | None = ...,
+        document_score: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_vector_similarity", b"_vector_similarity", "chunk", b"chunk", "vector_similarity", b"vector_similarity"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_document_score", b"_document_score", "_vector_similarity", b"_vector_similarity", "chunk", b"chunk", "document_score", b"document_score", "vector_similarity", b"vector_similarity"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_vector_similarity", b"_vector_similarity", "chunk", b"chunk", "retrieval_score", b"retrieval_score", "score", b"score", "vector_similarity", b"vector_similarity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_document_score", b"_document_score", "_vector_similarity", b"_vector_similarity", "chunk", b"chunk", "document_score", b"document_score", "retrieval_score", b"retrieval_score", "score", b"score", "vector_similarity", b"vector_similarity"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__document_score: _TypeAlias = _typing.Literal["document_score"]  # noqa: Y015
+    _WhichOneofArgType__document_score: _TypeAlias = _typing.Literal["_document_score", b"_document_score"]  # noqa: Y015
     _WhichOneofReturnType__vector_similarity: _TypeAlias = _typing.Literal["vector_similarity"]  # noqa: Y015
     _WhichOneofArgType__vector_similarity: _TypeAlias = _typing.Literal["_vector_similarity", b"_vector_similarity"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__document_score) -> _WhichOneofReturnType__document_score | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__vector_similarity) -> _WhichOneofReturnType__vector_similarity | None: ...
 
 Global___SearchHit: _TypeAlias = SearchHit  # noqa: Y015
@@ -406,12 +455,17 @@ class SearchResponse(_message.Message):
     DEGRADATIONS_FIELD_NUMBER: _builtins.int
     TIMINGS_FIELD_NUMBER: _builtins.int
     FUSION_TYPE_FIELD_NUMBER: _builtins.int
+    DOCUMENT_RANKING_FIELD_NUMBER: _builtins.int
     alpha: _builtins.float
     """Alpha actually used (0 when the request carried no vector)."""
     reranked: _builtins.bool
     """True when the hits are in the reranker's order."""
     fusion_type: Global___FusionType.ValueType
     """Fusion actually used (unspecified for a BM25-only search)."""
+    document_ranking: Global___DocumentRanking.ValueType
+    """Document ranking actually used: BEST_CHUNK when the request asked for CHUNK_SUM but the
+    search was reranked.
+    """
     @_builtins.property
     def hits(self) -> _containers.RepeatedCompositeFieldContainer[Global___SearchHit]:
         """Best first."""
@@ -435,10 +489,11 @@ class SearchResponse(_message.Message):
         degradations: _abc.Iterable[_common_pb2.Degradation] | None = ...,
         timings: _abc.Iterable[_common_pb2.StageTiming] | None = ...,
         fusion_type: Global___FusionType.ValueType = ...,
+        document_ranking: Global___DocumentRanking.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alpha", b"alpha", "degradations", b"degradations", "fusion_type", b"fusion_type", "hits", b"hits", "reranked", b"reranked", "timings", b"timings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alpha", b"alpha", "degradations", b"degradations", "document_ranking", b"document_ranking", "fusion_type", b"fusion_type", "hits", b"hits", "reranked", b"reranked", "timings", b"timings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from ragplane.query.config import DocumentRanking
 from ragplane.query.domain import (
     Cause,
     Chunk,
@@ -36,6 +37,11 @@ from ragplane.v1 import (
     retrieval_pb2_grpc,
 )
 
+_DOCUMENT_RANKINGS = {
+    "best_chunk": retrieval_pb2.DOCUMENT_RANKING_BEST_CHUNK,
+    "chunk_sum": retrieval_pb2.DOCUMENT_RANKING_CHUNK_SUM,
+}
+
 
 @dataclass(frozen=True)
 class StoreOutcome:
@@ -53,6 +59,8 @@ class Backends:
         max_message_bytes: int,
         tls: TlsSettings | None = None,
         channel_settings: ChannelSettings | None = None,
+        *,
+        document_ranking: DocumentRanking,
     ) -> None:
         self._channels = [
             open_channel(target, max_message_bytes, tls, channel_settings)
@@ -61,6 +69,7 @@ class Backends:
         self._embedding = embedding_pb2_grpc.EmbeddingServiceStub(self._channels[0])
         self._retrieval = retrieval_pb2_grpc.RetrievalServiceStub(self._channels[1])
         self._generation = generation_pb2_grpc.GenerationServiceStub(self._channels[2])
+        self._document_ranking = _DOCUMENT_RANKINGS[document_ranking]
 
     async def embed(self, texts: Sequence[str], timeout_s: float) -> list[list[float]]:
         try:
@@ -84,6 +93,7 @@ class Backends:
             fusion_type=question.fusion_type,  # type: ignore[arg-type]
             rerank=question.rerank,  # type: ignore[arg-type]
             rerank_candidates=question.rerank_candidates,
+            document_ranking=self._document_ranking,
         )
         if question.alpha is not None:
             request.alpha = question.alpha

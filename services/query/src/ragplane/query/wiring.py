@@ -118,6 +118,7 @@ def build_parts(
         settings.max_message_bytes,
         settings.tls,
         settings.channels,
+        document_ranking=settings.document_ranking,
     )
     dependencies = Dependencies(backends, settings, settings.embed_timeout_s)
     chunker = Chunker.from_file(

@@ -31,6 +31,9 @@ class RetrievalSettings(ServiceSettings, WeaviateSettings, RedisSettings):
     default_fusion: Literal["relative_score", "ranked"] = "relative_score"
     max_top_k: int = Field(default=100, ge=1, le=10_000)
     max_chunks_per_upsert: int = Field(default=1_000, ge=1)
+    # Chunks fetched (at least top_k) for a search ranked by DOCUMENT_RANKING_CHUNK_SUM, whose
+    # scores are summed per document: 100 is what `make eval-retrieval` measured (README).
+    document_candidates: int = Field(default=100, ge=1, le=10_000)
     # Dimensions of the embedding model's vectors (all-MiniLM-L6-v2: 384): every vector
     # written or searched with must have exactly this many.
     vector_dimensions: int = Field(default=384, ge=1)

@@ -1,4 +1,4 @@
-"""One search: hybrid candidates from Weaviate, a minimum score, then (optionally) rerank."""
+"""One search: hybrid candidates from Weaviate, a minimum score, then rerank or document ranking."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ragplane.retrieval.documents import DocumentRanking, rank_by_chunk_sum
 from ragplane.retrieval.filters import FieldFilter
 from ragplane.retrieval.reranker import Reranker
 from ragplane.retrieval.store import ChunkStore, Fusion, HybridQuery, ScoredChunk
@@ -24,6 +25,7 @@ class SearchOptions:
     rerank_candidates: int = 0
     min_score: float | None = None
     filters: Sequence[FieldFilter] = ()
+    document_ranking: DocumentRanking = DocumentRanking.BEST_CHUNK
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class SearchDefaults:
     rerank: bool
     rerank_candidates: int
     max_rerank_candidates: int
+    # Chunks fetched (at least top_k) whose scores are summed per document for CHUNK_SUM.
+    document_candidates: int
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class RankedHit:
     hit: ScoredChunk
     # Weaviate's hybrid (or BM25) score, before any rerank.
     retrieval_score: float
+    # The document's chunk-score sum when ranked by CHUNK_SUM.
+    document_score: float | None = None
 
 
 @dataclass
@@ -48,6 +54,7 @@ class SearchOutcome:
     hits: list[RankedHit]
     alpha: float
     fusion: Fusion | None
+    document_ranking: DocumentRanking = DocumentRanking.BEST_CHUNK
     reranked: bool = False
     # Why rerank was asked for but not applied; empty when it was applied or not asked for.
     rerank_skipped: str = ""
@@ -74,7 +81,9 @@ class Searcher:
             alpha = 0.0
         fusion = options.fusion or defaults.fusion
         rerank = defaults.rerank if options.rerank is None else options.rerank
-        candidates = self._candidate_count(options, rerank)
+        # The reranker's scores order chunks, not documents: a reranked search keeps its order.
+        chunk_sum = options.document_ranking is DocumentRanking.CHUNK_SUM and not rerank
+        candidates = self._candidate_count(options, rerank, chunk_sum)
         query = HybridQuery(text, vector, alpha, fusion, candidates, options.filters)
         started = time.monotonic()
         found = await self._store.search(tenant, query)
@@ -89,14 +98,27 @@ class Searcher:
             outcome.reranked = reranked.reranked
             outcome.rerank_skipped = reranked.skipped
             outcome.timings_ms["rerank"] = reranked.elapsed_ms
+        document_scores: dict[str, float] = {}
+        if chunk_sum:
+            by_document = rank_by_chunk_sum(found)
+            found, document_scores = by_document.hits, by_document.document_scores
+            outcome.document_ranking = DocumentRanking.CHUNK_SUM
         outcome.hits = [
-            RankedHit(hit, retrieval_scores[hit.chunk.chunk_id]) for hit in found[: options.top_k]
+            RankedHit(
+                hit,
+                retrieval_scores[hit.chunk.chunk_id],
+                document_scores.get(hit.chunk.document_id),
+            )
+            for hit in found[: options.top_k]
         ]
         return outcome
 
-    def _candidate_count(self, options: SearchOptions, rerank: bool) -> int:
-        """How many chunks to fetch: top_k, or the rerank candidates (never fewer than top_k)."""
+    def _candidate_count(self, options: SearchOptions, rerank: bool, chunk_sum: bool) -> int:
+        """How many chunks to fetch: top_k, or the rerank or document candidates (never fewer
+        than top_k)."""
         defaults = self._defaults
+        if chunk_sum:
+            return max(defaults.document_candidates, options.top_k)
         if not rerank:
             return options.top_k
         asked = options.rerank_candidates or defaults.rerank_candidates

@@ -12,6 +12,7 @@ import weaviate
 
 from ragplane.retrieval.answer_caches import AnswerCaches
 from ragplane.retrieval.config import RetrievalSettings
+from ragplane.retrieval.documents import DocumentRanking
 from ragplane.retrieval.filters import FieldFilter
 from ragplane.retrieval.reranker import Reranker, RerankLimits, load_scorer
 from ragplane.retrieval.retries import RetryPolicy
@@ -48,6 +49,15 @@ _RERANK = {
     retrieval_pb2.RERANK_MODE_UNSPECIFIED: None,
     retrieval_pb2.RERANK_MODE_ON: True,
     retrieval_pb2.RERANK_MODE_OFF: False,
+}
+_DOCUMENT_RANKINGS = {
+    retrieval_pb2.DOCUMENT_RANKING_UNSPECIFIED: DocumentRanking.BEST_CHUNK,
+    retrieval_pb2.DOCUMENT_RANKING_BEST_CHUNK: DocumentRanking.BEST_CHUNK,
+    retrieval_pb2.DOCUMENT_RANKING_CHUNK_SUM: DocumentRanking.CHUNK_SUM,
+}
+_DOCUMENT_RANKING_MESSAGES = {
+    DocumentRanking.BEST_CHUNK: retrieval_pb2.DOCUMENT_RANKING_BEST_CHUNK,
+    DocumentRanking.CHUNK_SUM: retrieval_pb2.DOCUMENT_RANKING_CHUNK_SUM,
 }
 _TENANT_STATUS = {
     TenantState.ACTIVE: retrieval_pb2.TENANT_STATUS_ACTIVE,
@@ -107,6 +117,8 @@ def search_options(request: retrieval_pb2.SearchRequest) -> SearchOptions:
         rerank_candidates=request.rerank_candidates,
         min_score=request.min_score if request.HasField("min_score") else None,
         filters=[_field_filter(f) for f in request.filters],
+        # The edge has already refused an enum value that is not in the contract.
+        document_ranking=_DOCUMENT_RANKINGS[request.document_ranking],
     )
 
 
@@ -118,11 +130,13 @@ def _search_response(outcome: SearchOutcome) -> retrieval_pb2.SearchResponse:
                 score=ranked.hit.score,
                 retrieval_score=ranked.retrieval_score,
                 vector_similarity=ranked.hit.vector_similarity,
+                document_score=ranked.document_score,
             )
             for ranked in outcome.hits
         ],
         alpha=outcome.alpha,
         reranked=outcome.reranked,
+        document_ranking=_DOCUMENT_RANKING_MESSAGES[outcome.document_ranking],
         fusion_type=_FUSION_MESSAGES.get(outcome.fusion, retrieval_pb2.FUSION_TYPE_UNSPECIFIED)
         if outcome.fusion
         else retrieval_pb2.FUSION_TYPE_UNSPECIFIED,
@@ -324,6 +338,7 @@ class RetrievalApplication:
             rerank=settings.rerank_by_default,
             rerank_candidates=settings.rerank_candidates,
             max_rerank_candidates=settings.max_rerank_candidates,
+            document_candidates=settings.document_candidates,
         )
 
     @staticmethod
