@@ -81,18 +81,26 @@ def build_judge(settings: QuerySettings, dependencies: Dependencies) -> Faithful
     return FaithfulnessJudge(ask, judge_settings)
 
 
+def build_backends(settings: QuerySettings, generation_target: str) -> Backends:
+    """The gRPC clients of the three services; the shadow's differ only in the generation one."""
+    return Backends(
+        settings.embedding_target,
+        settings.retrieval_target,
+        generation_target,
+        settings.max_message_bytes,
+        settings.tls,
+        settings.channels,
+        document_ranking=settings.document_ranking,
+    )
+
+
 def build_shadow(
     settings: QuerySettings, flag_settings: FlagSettings, dependencies: Dependencies
 ) -> ShadowRunner:
     # Backends of their own: a separate channel (its channels connect lazily, so only the
     # generation one is ever opened), and no breaker of the caller's path sees its failures.
-    shadow_backends = Backends(
-        settings.embedding_target,
-        settings.retrieval_target,
-        flag_settings.shadow_generation_target or settings.generation_target,
-        settings.max_message_bytes,
-        settings.tls,
-        settings.channels,
+    shadow_backends = build_backends(
+        settings, flag_settings.shadow_generation_target or settings.generation_target
     )
     return ShadowRunner(
         shadow_backends,
@@ -111,15 +119,7 @@ def build_parts(
 ) -> QueryParts:
     # Dependencies are not awaited here: a query service whose dependencies are down still
     # serves, and each request says which dependency failed.
-    backends = Backends(
-        settings.embedding_target,
-        settings.retrieval_target,
-        settings.generation_target,
-        settings.max_message_bytes,
-        settings.tls,
-        settings.channels,
-        document_ranking=settings.document_ranking,
-    )
+    backends = build_backends(settings, settings.generation_target)
     dependencies = Dependencies(backends, settings, settings.embed_timeout_s)
     chunker = Chunker.from_file(
         settings.resolved_tokenizer_path(), settings.chunk_tokens, settings.chunk_overlap_tokens
