@@ -23,11 +23,17 @@ class QueryService:
         request = query_pb2.QueryRequest(tenant=tenant, query=question)
         return self.stub.Query(request, timeout=timeout_s)
 
-    def ask_briefly(self, tenant: str, question: str, top_k: int = 0) -> query_pb2.QueryResponse:
+    def ask_briefly(
+        self, tenant: str, question: str, top_k: int = 0, temperature: float | None = None
+    ) -> query_pb2.QueryResponse:
         """An answer of a few tokens: the 135M model writes about 40 a second here, and reads
         a prompt of five passages in seconds (``top_k`` fewer passages: a shorter prompt)."""
         request = query_pb2.QueryRequest(
-            tenant=tenant, query=question, max_output_tokens=16, top_k=top_k
+            tenant=tenant,
+            query=question,
+            max_output_tokens=16,
+            top_k=top_k,
+            temperature=temperature,
         )
         return self.stub.Query(request, timeout=120)
 

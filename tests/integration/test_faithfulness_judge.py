@@ -12,13 +12,23 @@ from tests.integration.corpus import VENV_QUESTION, VENV_TOP_K
 from tests.integration.orchestrator import query_service
 
 JUDGE_CALLS = "ragplane_query_faithfulness_judge_total"
+# Asked in turn until the judge's reply is readable: the 135M model's is about 3 times in 4
+# (`make eval-faithfulness JUDGE=1`: 29 of 40); at temperature 0 a tree gives the same replies.
+JUDGED_QUESTIONS = (
+    VENV_QUESTION,
+    "How do I activate a virtual environment?",
+    "What is a virtual environment?",
+)
 
 
 def test_the_judge_scores_the_answer_and_its_tokens_are_counted(
     stack: Stack, docs_tenant: str, tmp_path: Path
 ) -> None:
     with query_service(stack, tmp_path, faithfulness_judge="on") as service:
-        response = service.ask_briefly(docs_tenant, VENV_QUESTION, VENV_TOP_K)
+        for question in JUDGED_QUESTIONS:
+            response = service.ask_briefly(docs_tenant, question, VENV_TOP_K, temperature=0)
+            if response.quality.faithfulness_method == query_pb2.FAITHFULNESS_METHOD_JUDGE:
+                break
         judged = service.process.metric(JUDGE_CALLS, 'outcome="judged"')
         judge_tokens = service.process.metric(
             "ragplane_query_faithfulness_judge_tokens_total", 'direction="input"'
@@ -31,7 +41,8 @@ def test_the_judge_scores_the_answer_and_its_tokens_are_counted(
     assert judged == 1
     # The judge read the passages and the answer: more input than the question alone.
     assert quality.judge_usage.input_tokens > 50
-    assert judge_tokens == quality.judge_usage.input_tokens
+    # Unreadable replies before it count their tokens too.
+    assert judge_tokens >= quality.judge_usage.input_tokens
     # The response's usage is the answer's and the judge's together.
     assert response.usage.input_tokens > quality.judge_usage.input_tokens
     assert response.usage.output_tokens > quality.judge_usage.output_tokens > 0
