@@ -116,8 +116,13 @@ class BatchStatus:
 
 
 def work_to_json(work: Work) -> str:
-    kind = "document" if isinstance(work, SourceDocument) else "question"
-    return json.dumps({kind: asdict(work)})
+    if isinstance(work, SourceDocument):
+        return json.dumps({"document": asdict(work)})
+    # Feature flags are applied to interactive queries at the edge; a batch question has the
+    # service's own settings, so it carries none (and the queue needs no schema for them).
+    question = asdict(work)
+    del question["flags"]
+    return json.dumps({"question": question})
 
 
 def work_from_json(text: str | bytes) -> Work:
