@@ -43,6 +43,13 @@ def _ingest(
     ]
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT as a command typed in a terminal gets it: a test run started in the background
+    (`cmd &` in a script) passes SIGINT on ignored, and Python then never raises
+    KeyboardInterrupt (a fresh-clone run launched that way failed here)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _journal_lines(journal: Path) -> list[dict[str, Any]]:
     if not journal.exists():
         return []
@@ -59,7 +66,12 @@ def test_an_interrupted_ingestion_resumes_with_nothing_lost_or_stored_twice(
     corpus, journal = tmp_path / "corpus", tmp_path / "ingest.journal"
     document_ids = _corpus(corpus)
 
-    first = subprocess.Popen(_ingest(stack, corpus, journal), text=True, stderr=subprocess.PIPE)
+    first = subprocess.Popen(
+        _ingest(stack, corpus, journal),
+        text=True,
+        stderr=subprocess.PIPE,
+        preexec_fn=_ctrl_c_as_in_a_terminal,
+    )
     wait_until(lambda: len(_journaled(journal)) >= 4, 300, "4 documents to be acknowledged", 0.005)
     first.send_signal(signal.SIGINT)
     _, first_errors = first.communicate(timeout=60)
