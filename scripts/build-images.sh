@@ -20,10 +20,30 @@ if [ -x "$uv" ]; then
   lent+=(--volume "$("$uv" cache dir):/uv-cache" --build-arg UV_CACHE_DIR=/uv-cache)
 fi
 
+# inputs_digest ARG...: a digest of all a build reads: its arguments, the base image, the
+# Dockerfile and the build context (the files .dockerignore lets in).
+inputs_digest() {
+  {
+    printf '%s\n' "$@"
+    podman image inspect --format '{{.Id}}' "$(base_image)"
+    find scripts/install-service.sh protos/python runtime services requirements/services -type f \
+      -not -path '*/__pycache__/*' -not -path '*.egg-info/*' -printf '%p %m\n' | LC_ALL=C sort |
+      while read -r path mode; do printf '%s %s %s\n' "$mode" "$(sha256sum <"$path")" "$path"; done
+  } | sha256sum | cut -c1-64
+}
+
 # build NAME IMAGE SERVICE SETTINGS_PREFIX METRICS_PORT TARGET [LOCK]; the log goes to
-# $CACHE/build-NAME.log (its end is shown when the build fails).
+# $CACHE/build-NAME.log (its end is shown when the build fails). An image built from the same
+# inputs is kept ($CACHE/image-inputs/NAME holds the inputs' digest and the image id built from
+# them): podman's layer cache alone still hashes the 7.6 GB torch layer that the retrieval image
+# copies (about a minute) before it finds that nothing changed.
 build() {
-  local name=$1 image=$2 service=$3 prefix=$4 metrics_port=$5 target=$6 lock=${7:-$3}
+  local name=$1 image=$2 service=$3 prefix=$4 metrics_port=$5 target=$6 lock=${7:-$3} built
+  built="$(inputs_digest "$@" "$UV_VERSION") $(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null)"
+  if [ "$(cat "$CACHE/image-inputs/$name" 2>/dev/null)" = "$built" ]; then
+    printf '==> %s is up to date (its inputs are unchanged)\n' "$image"
+    return
+  fi
   step "building $image"
   podman build --layers --network host --file services/Dockerfile --target "$target" \
     --build-arg BASE_IMAGE="$(base_image)" --build-arg UV_VERSION="$UV_VERSION" \
@@ -31,6 +51,9 @@ build() {
     --build-arg SETTINGS_PREFIX="$prefix" --build-arg METRICS_PORT="$metrics_port" \
     --build-arg LOCK="$lock" "${lent[@]}" --tag "$image" . >"$CACHE/build-$name.log" 2>&1 ||
     { tail -n 40 "$CACHE/build-$name.log" >&2; return 1; }
+  mkdir -p "$CACHE/image-inputs"
+  printf '%s %s\n' "${built%% *}" "$(podman image inspect --format '{{.Id}}' "$image")" \
+    >"$CACHE/image-inputs/$name"
   step_done
 }
 
