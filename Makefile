@@ -41,10 +41,10 @@ stop: ## stop the local stack (data stays in .run/)
 status: ## show which parts of the local stack run
 	@$(RAGPLANE) stack status
 
-lint: install ## ruff and mypy
+lint: install ## ruff and mypy (mypy's cache is this machine's, shared by every clone: it checks each file's hash)
 	@.venv/bin/ruff check $(PY_SOURCES)
 	@.venv/bin/ruff format --check $(PY_SOURCES)
-	@.venv/bin/mypy
+	@.venv/bin/mypy --cache-dir $(RAGPLANE_CACHE)/mypy
 
 format: install ## apply ruff's formatting and fixes
 	@.venv/bin/ruff format $(PY_SOURCES)
