@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import grpc
 
@@ -29,20 +30,20 @@ def _asked(request: generation_pb2.GenerateRequest, context: RpcContext) -> Answ
     )
 
 
+@dataclass(frozen=True)
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
-    def __init__(self, generator: WarmedUp[Generator]) -> None:
-        self._generator = generator
+    generator: WarmedUp[Generator]
 
     async def Generate(
         self, request: generation_pb2.GenerateRequest, context: RpcContext
     ) -> generation_pb2.GenerateResponse:
-        answer = await self._generator.get().answer(_asked(request, context))
+        answer = await self.generator.get().answer(_asked(request, context))
         return response_of(answer)
 
     async def GenerateStream(
         self, stream_request: generation_pb2.GenerateStreamRequest, context: RpcContext
     ) -> AsyncIterator[generation_pb2.GenerateStreamResponse]:
-        events = self._generator.get().stream(_asked(stream_request.request, context))
+        events = self.generator.get().stream(_asked(stream_request.request, context))
         # aclosing: a caller that cancels while a delta is being sent still closes the
         # generator at once, and with it the upstream request.
         async with contextlib.aclosing(events):
@@ -56,7 +57,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         self, request: generation_pb2.ProvidersRequest, context: RpcContext
     ) -> generation_pb2.ProvidersResponse:
         return generation_pb2.ProvidersResponse(
-            providers=[_provider_status(status) for status in self._generator.get().statuses()]
+            providers=[_provider_status(status) for status in self.generator.get().statuses()]
         )
 
 
