@@ -12,6 +12,7 @@ from ragplane.generation.config import GenerationSettings, Tier
 from ragplane.generation.generator import Answer, AnswerRequest, Attempt, Generator, ProviderStatus
 from ragplane.generation.prompt import ContextPassage
 from ragplane.runtime.context import RpcContext
+from ragplane.runtime.messages import usage_message
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.runtime.resilience import CLOSED, HALF_OPEN, OPEN
 from ragplane.v1 import common_pb2, generation_pb2, generation_pb2_grpc
@@ -134,9 +135,7 @@ def response_of(answer: Answer) -> generation_pb2.GenerateResponse:
         ],
         provider=answer.provider,
         model=answer.model,
-        usage=common_pb2.TokenUsage(
-            input_tokens=answer.input_tokens, output_tokens=answer.output_tokens
-        ),
+        usage=usage_message(answer),
         finish_reason=answer.finish_reason,
         cost_usd=answer.cost_usd,
         tier=_TIERS_OUT[answer.tier],

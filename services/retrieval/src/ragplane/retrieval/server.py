@@ -32,6 +32,7 @@ from ragplane.retrieval.validation import (
     check_upsert,
 )
 from ragplane.runtime.context import RpcContext
+from ragplane.runtime.messages import chunk_message
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.runtime.redis_client import SharedRedis
 from ragplane.runtime.resilience import Backoff, Deadline
@@ -80,17 +81,6 @@ def _stored_chunk(message: retrieval_pb2.ChunkWithVector) -> StoredChunk:
     )
 
 
-def _chunk_message(chunk: StoredChunk) -> retrieval_pb2.Chunk:
-    return retrieval_pb2.Chunk(
-        chunk_id=chunk.chunk_id,
-        document_id=chunk.document_id,
-        chunk_index=chunk.chunk_index,
-        text=chunk.text,
-        title=chunk.title,
-        metadata=chunk.metadata,
-    )
-
-
 def _field_filter(message: common_pb2.MetadataFilter) -> FieldFilter:
     bounds = message.range
 
@@ -126,7 +116,7 @@ def _search_response(outcome: SearchOutcome) -> retrieval_pb2.SearchResponse:
     response = retrieval_pb2.SearchResponse(
         hits=[
             retrieval_pb2.SearchHit(
-                chunk=_chunk_message(ranked.hit.chunk),
+                chunk=chunk_message(ranked.hit.chunk),
                 score=ranked.hit.score,
                 retrieval_score=ranked.retrieval_score,
                 vector_similarity=ranked.hit.vector_similarity,
