@@ -20,11 +20,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import prometheus_client
 import structlog
 
 from ragplane.query.backends import Backends
 from ragplane.query.domain import Answer, Passage, Question
+from ragplane.query.metrics import SHADOW_COST, SHADOW_PAIRS, SHADOW_SIMILARITY
 from ragplane.query.timings import Stage, elapsed_ms
 from ragplane.runtime.context import current_request_id
 from ragplane.runtime.errors import DeadlineExceeded, ServiceError
@@ -32,25 +32,6 @@ from ragplane.runtime.pii import mask_pii_processor
 
 log = structlog.get_logger(__name__)
 record_log = structlog.get_logger("ragplane.shadow")
-
-OUTCOMES = ("compared", "failed", "timed_out", "dropped")
-PAIRS = prometheus_client.Counter(
-    "ragplane_query_shadow_pairs_total",
-    "Shadow generations by outcome: compared (both answered), failed, timed_out, dropped "
-    "(too many shadows running: shed first under load).",
-    ["outcome", "variant"],
-)
-SHADOW_COST = prometheus_client.Counter(
-    "ragplane_query_shadow_cost_usd",
-    "Cost in US dollars of shadow generations (not booked on any tenant's spend).",
-)
-SIMILARITY = prometheus_client.Histogram(
-    "ragplane_query_shadow_similarity",
-    "Cosine similarity of the embeddings of the caller's answer and the shadow's.",
-    buckets=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1.0),
-)
-for _outcome in OUTCOMES:
-    PAIRS.labels(_outcome, "")
 
 Embed = Callable[[Sequence[str], float], Awaitable[list[list[float]]]]
 # The embedding call that measures the two answers' similarity.
@@ -131,7 +112,7 @@ class ShadowRunner:
         shadow = {**_side(answer, question.prompt_version), "latency_ms": latency_ms}
         similarity = await self._similarity(pair.text, generated.text)
         if similarity is not None:
-            SIMILARITY.observe(similarity)
+            SHADOW_SIMILARITY.observe(similarity)
         self._finish(pair, "compared", shadow, similarity)
 
     async def _similarity(self, first: str, second: str) -> float | None:
@@ -154,7 +135,7 @@ class ShadowRunner:
         similarity: float | None,
     ) -> None:
         served = pair.question.flags.served
-        PAIRS.labels(outcome, served.variant).inc()
+        SHADOW_PAIRS.labels(outcome, served.variant).inc()
         self.records.write(
             {
                 "time": round(time.time(), 3),
