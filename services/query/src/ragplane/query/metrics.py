@@ -1,4 +1,4 @@
-"""Metrics of the query service: caches, limits, answer quality, feedback, flags and shadows.
+"""Metrics of the query service: caches, limits, breakers, quality, feedback, flags, shadows.
 
 The names and labels are a contract with the Helm chart's alerts and dashboard. Each metric is
 declared with its labels' values, and every combination of them is created at import, so each
@@ -53,6 +53,11 @@ CACHE_SAVED_USD = counter(
 REDIS_AVAILABLE = prometheus_client.Gauge(
     "ragplane_query_redis_available",
     "1 while the query service reaches Redis (caches and shared limits on), else 0.",
+)
+DEPENDENCY_BREAKER_STATE = prometheus_client.Gauge(
+    "ragplane_query_dependency_breaker_state",
+    "Circuit breaker of each dependency of the query service: 0 closed, 1 half-open, 2 open.",
+    ["dependency"],
 )
 RATE_LIMITED = counter(
     "ragplane_query_rate_limited_total",
