@@ -41,7 +41,7 @@ class EmbedResult:
     cache_hits: int
 
 
-@dataclass
+@dataclass(eq=False)
 class Embedder:
     model: EncodingModel
     batcher: DynamicBatcher
