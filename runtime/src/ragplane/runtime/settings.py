@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,6 +13,11 @@ from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.tls import TlsSettings
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+# The rules of the shared settings below, stated once: a service that changes one's default
+# (its own port, RETRIEVAL_REDIS_TIMEOUT_S) restates only the default.
+Port = Annotated[int, Field(ge=1, le=65535)]
+# A duration, more than none.
+Seconds = Annotated[float, Field(gt=0)]
 
 
 class ServiceSettings(BaseSettings):
@@ -25,23 +30,23 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
     host: str = "127.0.0.1"
-    port: int = Field(ge=1, le=65535)
+    port: Port
     # Prometheus metrics over HTTP; 0 turns the endpoint off.
     metrics_port: int = Field(default=0, ge=0, le=65535)
     # In-flight calls get this long to finish after SIGTERM before they are cancelled.
-    grace_period_s: float = Field(default=10.0, gt=0)
+    grace_period_s: Seconds = 10.0
     # Time between reporting NOT_SERVING and refusing new calls, so that load balancers
     # and readiness probes see the change before connections are refused.
     drain_delay_s: float = Field(default=1.0, ge=0)
     max_message_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
-    keepalive_time_s: float = Field(default=30.0, gt=0)
-    keepalive_timeout_s: float = Field(default=10.0, gt=0)
+    keepalive_time_s: Seconds = 30.0
+    keepalive_timeout_s: Seconds = 10.0
     # A client connection is closed (GOAWAY) after this long, give or take 10%, so that clients
     # resolve the service's name again and spread their calls over replicas added since; calls
     # in flight then get max_connection_age_grace_s to finish (longer than the longest call: a
     # generation may take 120 s).
-    max_connection_age_s: float = Field(default=60.0, gt=0)
-    max_connection_age_grace_s: float = Field(default=130.0, gt=0)
+    max_connection_age_s: Seconds = 60.0
+    max_connection_age_grace_s: Seconds = 130.0
     log_level: LogLevel = "INFO"
     # Shared by every service: RAGPLANE_TLS_* (see ragplane.runtime.tls).
     tls: TlsSettings = Field(default_factory=TlsSettings)
@@ -61,10 +66,10 @@ class RedisSettings(BaseSettings):
 
     redis_url: str = ""
     # Seconds one Redis call may take before the call counts as failed.
-    redis_timeout_s: float = Field(default=0.25, gt=0)
+    redis_timeout_s: Seconds = 0.25
     # After this many Redis failures in a row, Redis is left alone for redis_retry_after_s.
     redis_fail_max: int = Field(default=3, ge=1)
-    redis_retry_after_s: float = Field(default=5.0, gt=0)
+    redis_retry_after_s: Seconds = 5.0
 
     @property
     def redis_enabled(self) -> bool:
@@ -75,10 +80,10 @@ class WeaviateSettings(BaseSettings):
     """How a service reaches Weaviate (its own prefix: RETRIEVAL_WEAVIATE_HOST, ...)."""
 
     weaviate_host: str = "127.0.0.1"
-    weaviate_http_port: int = Field(default=8080, ge=1, le=65535)
-    weaviate_grpc_port: int = Field(default=50060, ge=1, le=65535)
+    weaviate_http_port: Port = 8080
+    weaviate_grpc_port: Port = 50060
     # Seconds to wait for one Weaviate call.
-    weaviate_timeout_s: float = Field(default=30.0, gt=0)
+    weaviate_timeout_s: Seconds = 30.0
 
 
 class BreakerSettings(BaseSettings):
@@ -86,7 +91,7 @@ class BreakerSettings(BaseSettings):
 
     # Failures in a row that open a breaker, and how long it then stays open.
     breaker_fail_max: int = Field(default=5, ge=1)
-    breaker_reset_timeout_s: float = Field(default=10.0, gt=0)
+    breaker_reset_timeout_s: Seconds = 10.0
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -10,7 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from ragplane.runtime.bundled import bundled_model_dir
 from ragplane.runtime.edge import StringLimits
-from ragplane.runtime.settings import RedisSettings, ServiceSettings
+from ragplane.runtime.settings import Port, RedisSettings, ServiceSettings
 
 
 def bundled_model_path() -> Path:
@@ -21,7 +21,7 @@ def bundled_model_path() -> Path:
 class EmbeddingSettings(ServiceSettings, RedisSettings):
     model_config = SettingsConfigDict(env_prefix="EMBEDDING_")
 
-    port: int = Field(default=50052, ge=1, le=65535)
+    port: Port = 50052
     # A local sentence-transformers model directory; empty means the bundled all-MiniLM-L6-v2.
     model_path: Path | None = None
     # Name reported to callers and part of every cache key.

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,19 +41,18 @@ class EmbedResult:
     cache_hits: int
 
 
+@dataclass(eq=False)
 class Embedder:
-    def __init__(
-        self,
-        model: EncodingModel,
-        batcher: DynamicBatcher,
-        cache: EmbeddingCache | None,
-        limits: EmbedLimits,
-    ) -> None:
-        self.model = model
-        self.limits = limits
-        self._batcher = batcher
-        self._cache = cache
-        self._tokenizer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize")
+    model: EncodingModel
+    batcher: DynamicBatcher
+    cache: EmbeddingCache | None
+    limits: EmbedLimits
+    # One thread, apart from the model's: the tokenizer is not safe for concurrent use, and
+    # a call with hundreds of long texts must not stall the event loop.
+    _tokenizer_thread: ThreadPoolExecutor = field(
+        init=False,
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize"),
+    )
 
     def _validate(self, texts: Sequence[str]) -> None:
         if not texts:
@@ -73,8 +72,6 @@ class Embedder:
                 )
 
     async def _count_tokens(self, texts: Sequence[str]) -> list[int]:
-        # One thread, apart from the model's: the tokenizer is not safe for concurrent use, and
-        # a call with hundreds of long texts must not stall the event loop.
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._tokenizer_thread, self.model.count_tokens, texts)
 
@@ -98,12 +95,12 @@ class Embedder:
             self._refuse_truncation(token_counts)
         tokenize_s = time.perf_counter() - started
 
-        cached = await self._cache.get_many(texts) if self._cache else [None] * len(texts)
+        cached = await self.cache.get_many(texts) if self.cache else [None] * len(texts)
         missing = [index for index, vector in enumerate(cached) if vector is None]
         vectors = list(cached)
         queue_s = inference_s = 0.0
         if missing:
-            batched = await self._batcher.embed(
+            batched = await self.batcher.embed(
                 [texts[i] for i in missing],
                 [min(token_counts[i], self.model.max_tokens) for i in missing],
                 deadline,
@@ -111,8 +108,8 @@ class Embedder:
             for index, vector in zip(missing, batched.vectors, strict=True):
                 vectors[index] = vector
             queue_s, inference_s = batched.queue_s, batched.inference_s
-            if self._cache:
-                await self._cache.put_many([texts[i] for i in missing], batched.vectors)
+            if self.cache:
+                await self.cache.put_many([texts[i] for i in missing], batched.vectors)
         return EmbedResult(
             [
                 EmbeddedText(vector, count, count > self.model.max_tokens)

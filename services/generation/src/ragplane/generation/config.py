@@ -8,7 +8,13 @@ from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, model_va
 from pydantic_settings import SettingsConfigDict
 
 from ragplane.runtime.edge import StringLimits
-from ragplane.runtime.settings import BreakerSettings, RedisSettings, ServiceSettings
+from ragplane.runtime.settings import (
+    BreakerSettings,
+    Port,
+    RedisSettings,
+    Seconds,
+    ServiceSettings,
+)
 
 Tier = Literal["small", "large"]
 
@@ -48,7 +54,7 @@ class ProviderSettings(BaseModel):
 class GenerationSettings(ServiceSettings, BreakerSettings, RedisSettings):
     model_config = SettingsConfigDict(env_prefix="GENERATION_")
 
-    port: int = Field(default=50054, ge=1, le=65535)
+    port: Port = 50054
     # The fallback chain, tried in order within the routed tier (GENERATION_PROVIDERS, JSON).
     # Empty means one provider made of the single-provider settings below.
     providers: list[ProviderSettings] = Field(default_factory=list)
@@ -77,11 +83,11 @@ class GenerationSettings(ServiceSettings, BreakerSettings, RedisSettings):
     retry_base_delay_s: float = Field(default=0.2, ge=0)
     retry_max_delay_s: float = Field(default=5.0, ge=0)
     # How long a provider's breaker stays open (GENERATION_BREAKER_FAIL_MAX failures open it).
-    breaker_reset_timeout_s: float = Field(default=30.0, gt=0)
+    breaker_reset_timeout_s: Seconds = 30.0
     # Redis that shares breaker state between the replicas (GENERATION_REDIS_URL); empty keeps
     # each replica's breakers in its own memory. While Redis is down each replica falls back
     # to its own memory and tries Redis again every redis_retry_after_s.
-    redis_timeout_s: float = Field(default=0.1, gt=0)
+    redis_timeout_s: Seconds = 0.1
     # How often each replica exchanges breaker state with Redis (in the background: breaker
     # state is read on the request path, which never waits for Redis).
     breaker_sync_interval_s: float = Field(default=0.2, gt=0)

@@ -34,25 +34,19 @@ class _ChatRequest(TypedDict):
     timeout: float
 
 
+@dataclass(eq=False)
 class ProviderFailure(Exception):
     """A failed call to a provider, with what the fallback chain needs to decide what next."""
 
-    def __init__(
-        self,
-        provider: str,
-        reason: str,
-        retryable: bool,
-        http_status: int = 0,
-        retry_after_s: float | None = None,
-        context_overflow: bool = False,
-    ) -> None:
-        super().__init__(f"{provider}: {reason}")
-        self.provider = provider
-        self.reason = reason
-        self.retryable = retryable
-        self.http_status = http_status
-        self.retry_after_s = retry_after_s
-        self.context_overflow = context_overflow
+    provider: str
+    reason: str
+    retryable: bool
+    http_status: int = 0
+    retry_after_s: float | None = None
+    context_overflow: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.reason}"
 
     @property
     def provider_unhealthy(self) -> bool:

@@ -27,13 +27,11 @@ _ANALYSIS_CUES = (
     "evaluate",
 )
 _CUE = re.compile(r"\b(" + "|".join(re.escape(c) for c in _ANALYSIS_CUES) + r")\b", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class RouterThresholds:
-    long_question_chars: int = 300
-    many_questions: int = 2
-    many_passages: int = 8
+# Signals of a hard question besides the cues: its length, its question marks, and the
+# passages it needs.
+LONG_QUESTION_CHARS = 300
+MANY_QUESTIONS = 2
+MANY_PASSAGES = 8
 
 
 @dataclass(frozen=True)
@@ -42,19 +40,18 @@ class Route:
     reason: str
 
 
-def route(question: str, passage_count: int, limits: RouterThresholds | None = None) -> Route:
+def route(question: str, passage_count: int) -> Route:
     """Large when any signal of a hard question fires; the reason names every signal seen."""
-    limits = limits or RouterThresholds()
     signals: list[str] = []
-    if len(question) >= limits.long_question_chars:
+    if len(question) >= LONG_QUESTION_CHARS:
         signals.append(f"long question ({len(question)} chars)")
     questions = question.count("?")
-    if questions >= limits.many_questions:
+    if questions >= MANY_QUESTIONS:
         signals.append(f"{questions} questions")
     cues = sorted({m.group(1).lower() for m in _CUE.finditer(question)})
     if cues:
         signals.append("analysis cue " + ", ".join(repr(c) for c in cues))
-    if passage_count >= limits.many_passages:
+    if passage_count >= MANY_PASSAGES:
         signals.append(f"{passage_count} passages")
     if signals:
         return Route("large", "; ".join(signals))

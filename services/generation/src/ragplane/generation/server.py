@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import grpc
 
@@ -11,6 +12,7 @@ from ragplane.generation.config import GenerationSettings, Tier
 from ragplane.generation.generator import Answer, AnswerRequest, Attempt, Generator, ProviderStatus
 from ragplane.generation.prompt import ContextPassage
 from ragplane.runtime.context import RpcContext
+from ragplane.runtime.messages import usage_message
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.runtime.resilience import CLOSED, HALF_OPEN, OPEN
 from ragplane.v1 import common_pb2, generation_pb2, generation_pb2_grpc
@@ -29,20 +31,20 @@ def _asked(request: generation_pb2.GenerateRequest, context: RpcContext) -> Answ
     )
 
 
+@dataclass(frozen=True)
 class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
-    def __init__(self, generator: WarmedUp[Generator]) -> None:
-        self._generator = generator
+    generator: WarmedUp[Generator]
 
     async def Generate(
         self, request: generation_pb2.GenerateRequest, context: RpcContext
     ) -> generation_pb2.GenerateResponse:
-        answer = await self._generator.get().answer(_asked(request, context))
+        answer = await self.generator.get().answer(_asked(request, context))
         return response_of(answer)
 
     async def GenerateStream(
         self, stream_request: generation_pb2.GenerateStreamRequest, context: RpcContext
     ) -> AsyncIterator[generation_pb2.GenerateStreamResponse]:
-        events = self._generator.get().stream(_asked(stream_request.request, context))
+        events = self.generator.get().stream(_asked(stream_request.request, context))
         # aclosing: a caller that cancels while a delta is being sent still closes the
         # generator at once, and with it the upstream request.
         async with contextlib.aclosing(events):
@@ -56,7 +58,7 @@ class GenerationServicer(generation_pb2_grpc.GenerationServiceServicer):
         self, request: generation_pb2.ProvidersRequest, context: RpcContext
     ) -> generation_pb2.ProvidersResponse:
         return generation_pb2.ProvidersResponse(
-            providers=[_provider_status(status) for status in self._generator.get().statuses()]
+            providers=[_provider_status(status) for status in self.generator.get().statuses()]
         )
 
 
@@ -133,9 +135,7 @@ def response_of(answer: Answer) -> generation_pb2.GenerateResponse:
         ],
         provider=answer.provider,
         model=answer.model,
-        usage=common_pb2.TokenUsage(
-            input_tokens=answer.input_tokens, output_tokens=answer.output_tokens
-        ),
+        usage=usage_message(answer),
         finish_reason=answer.finish_reason,
         cost_usd=answer.cost_usd,
         tier=_TIERS_OUT[answer.tier],

@@ -26,6 +26,7 @@ from ragplane.query.timings import Stage
 from ragplane.runtime.channels import ChannelSettings, open_channel
 from ragplane.runtime.context import REQUEST_ID_HEADER, current_request_id
 from ragplane.runtime.errors import FailedPrecondition, from_downstream
+from ragplane.runtime.messages import chunk_message
 from ragplane.runtime.tls import TlsSettings
 from ragplane.v1 import (
     common_pb2,
@@ -166,17 +167,7 @@ class Backends:
             tenant=tenant,
             document_chunk_counts=document_chunk_counts,
             chunks=[
-                retrieval_pb2.ChunkWithVector(
-                    chunk=retrieval_pb2.Chunk(
-                        chunk_id=c.chunk_id,
-                        document_id=c.document_id,
-                        chunk_index=c.chunk_index,
-                        text=c.text,
-                        title=c.title,
-                        metadata=c.metadata,
-                    ),
-                    vector=c.vector,
-                )
+                retrieval_pb2.ChunkWithVector(chunk=chunk_message(c), vector=c.vector)
                 for c in chunks
             ],
         )

@@ -18,7 +18,8 @@ from ragplane.query.responses import citations, degradation_message
 from ragplane.runtime.context import RpcContext
 from ragplane.runtime.errors import InvalidArgument, NotFound
 from ragplane.runtime.fields import check_tenant
-from ragplane.v1 import common_pb2, query_pb2
+from ragplane.runtime.messages import usage_message
+from ragplane.v1 import query_pb2
 
 _STATES = {
     BatchState.QUEUED: query_pb2.BATCH_STATE_QUEUED,
@@ -142,9 +143,7 @@ def _result(result: ItemResult, snippet_chars: int) -> query_pb2.BatchItemResult
         citations=citations(result.citations, snippet_chars),
         provider=result.provider,
         model=result.model,
-        usage=common_pb2.TokenUsage(
-            input_tokens=result.input_tokens, output_tokens=result.output_tokens
-        ),
+        usage=usage_message(result),
         cost_usd=result.cost_usd,
         interactive_cost_usd=result.interactive_cost_usd,
         error=result.error,

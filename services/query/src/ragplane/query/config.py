@@ -18,7 +18,9 @@ from ragplane.runtime.bundled import bundled_model_dir
 from ragplane.runtime.edge import StringLimits
 from ragplane.runtime.settings import (
     BreakerSettings,
+    Port,
     RedisSettings,
+    Seconds,
     ServiceSettings,
     WeaviateSettings,
 )
@@ -36,7 +38,7 @@ def bundled_tokenizer_path() -> Path:
 class QuerySettings(ServiceSettings, BreakerSettings):
     model_config = SettingsConfigDict(env_prefix="QUERY_")
 
-    port: int = Field(default=50051, ge=1, le=65535)
+    port: Port = 50051
     embedding_target: str = "127.0.0.1:50052"
     retrieval_target: str = "127.0.0.1:50053"
     generation_target: str = "127.0.0.1:50054"
@@ -230,7 +232,7 @@ class GuardSettings(RedisSettings, WeaviateSettings):
     # How long an answer's identifiers are kept for a Feedback call about it.
     feedback_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
     # The semantic cache's Weaviate (QUERY_WEAVIATE_*): a lookup must not hold a query long.
-    weaviate_timeout_s: float = Field(default=2.0, gt=0)
+    weaviate_timeout_s: Seconds = 2.0
 
     # API keys: a JSON or YAML file (a mounted secret), or the same JSON inline. Neither: auth off.
     api_keys_file: Path | None = None

@@ -12,20 +12,13 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Seque
 from contextlib import aclosing, contextmanager
 from typing import TypeVar
 
-from prometheus_client import Gauge
-
 from ragplane.query.backends import Backends
+from ragplane.query.metrics import DEPENDENCY_BREAKER_STATE
 from ragplane.runtime.errors import DeadlineExceeded, ResourceExhausted, Unavailable
 from ragplane.runtime.resilience import AsyncBreaker
 from ragplane.runtime.settings import BreakerSettings
 
 T = TypeVar("T")
-
-BREAKER_STATE = Gauge(
-    "ragplane_query_dependency_breaker_state",
-    "Circuit breaker of each dependency of the query service: 0 closed, 1 half-open, 2 open.",
-    ["dependency"],
-)
 
 
 class DependencyTimedOut(DeadlineExceeded):
@@ -55,7 +48,7 @@ class Dependency:
             settings.breaker_fail_max,
             settings.breaker_reset_timeout_s,
             _says_dependency_is_unhealthy,
-            gauge=BREAKER_STATE.labels(dependency=label),
+            gauge=DEPENDENCY_BREAKER_STATE.labels(dependency=label),
         )
 
     async def call(

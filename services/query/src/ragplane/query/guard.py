@@ -73,20 +73,18 @@ def _cache_degradation(reason: str, dependency: str = "Redis") -> Degradation:
     return Degradation(Stage.CACHE, Cause.UNAVAILABLE, reason, dependency)
 
 
+@dataclass(eq=False)
 class QueryGuard:
-    def __init__(
-        self,
-        settings: GuardSettings,
-        shared: SharedRedis | None,
-        semantic: SemanticCache | None,
-        embed: Embed,
-    ) -> None:
-        self._settings = settings
-        self._semantic = semantic
-        self._embed = embed
-        self._shared = shared
+    settings: GuardSettings
+    # None: no Redis, so no answer caches, rate limits or budgets.
+    shared: SharedRedis | None
+    semantic: SemanticCache | None
+    embed: Embed
+
+    def __post_init__(self) -> None:
+        shared = self.shared
         self._index_versions = IndexVersions(shared) if shared else None
-        self._exact = ExactCache(shared, settings.answer_cache_ttl_s) if shared else None
+        self._exact = ExactCache(shared, self.settings.answer_cache_ttl_s) if shared else None
         self._limiter = RateLimiter(shared) if shared else None
         self._ledger = SpendLedger(shared) if shared else None
 
@@ -95,11 +93,11 @@ class QueryGuard:
     @property
     def consults_redis(self) -> bool:
         """Whether admit and settle talk to Redis (caches, limits, budgets) at all."""
-        return self._shared is not None
+        return self.shared is not None
 
     async def admit(self, question: Question, deadline: Deadline) -> Admission:
         started = time.perf_counter()
-        policy = self._settings.policy_for(question.tenant)
+        policy = self.settings.policy_for(question.tenant)
         if question.flags.semantic_threshold is not None:
             policy = replace(policy, semantic_threshold=question.flags.semantic_threshold)
         admission = Admission(question)
@@ -114,7 +112,7 @@ class QueryGuard:
 
     def _redis_down(self, admission: Admission, what: str) -> None:
         """Limits per policy while Redis is down: say so, or refuse."""
-        if self._settings.limits_when_redis_down == "closed":
+        if self.settings.limits_when_redis_down == "closed":
             raise Unavailable(f"Redis is unavailable, and {what} fail closed: try again later")
         reason = f"Redis is unavailable: {what} not enforced"
         if all(d.reason != reason for d in admission.degradations):
@@ -139,10 +137,10 @@ class QueryGuard:
     async def _look_up(
         self, admission: Admission, policy: ResolvedPolicy, deadline: Deadline
     ) -> None:
-        if not self._settings.answer_cache_enabled or self._index_versions is None:
+        if not self.settings.answer_cache_enabled or self._index_versions is None:
             return
         question = admission.question
-        semantic_on = policy.semantic_cache_enabled and self._semantic is not None
+        semantic_on = policy.semantic_cache_enabled and self.semantic is not None
         if question.temperature is not None and question.temperature > 0:
             self._count("exact", "bypass")
             self._count("semantic", "bypass")
@@ -150,7 +148,7 @@ class QueryGuard:
         try:
             admission.index_version = await self._index_versions.current(question.tenant)
             admission.fingerprint = options_fingerprint(
-                question, self._settings.answer_cache_version
+                question, self.settings.answer_cache_version
             )
             admission.caches_consulted = True
             if admission.index_version is not None:
@@ -198,16 +196,16 @@ class QueryGuard:
     ) -> None:
         """Embed the question (the pipeline reuses the vector, and a fresh answer is stored
         under it) and look for a similar past question of the same index version."""
-        assert self._semantic is not None
+        assert self.semantic is not None
         question = admission.question
         try:
             started = time.perf_counter()
-            [vector] = await self._embed([question.text], deadline.require("the semantic cache"))
+            [vector] = await self.embed([question.text], deadline.require("the semantic cache"))
             admission.embedding = QuestionEmbedding(vector, elapsed_ms(started))
             if index_version is None:
                 self._count("semantic", "miss")
                 return
-            hit = await self._semantic.lookup(
+            hit = await self.semantic.lookup(
                 question.tenant,
                 question.text,
                 vector,
@@ -313,10 +311,10 @@ class QueryGuard:
             await self._exact.put(self._exact_key(admission, index_version), answer, ttl_s)
         except RedisDown:
             return
-        if admission.embedding is None or self._semantic is None:
+        if admission.embedding is None or self.semantic is None:
             return
         try:
-            await self._semantic.store(
+            await self.semantic.store(
                 tenant, admission.embedding.vector, admission.fingerprint, index_version, answer
             )
         except SemanticCacheError as error:
@@ -329,15 +327,15 @@ class QueryGuard:
         if self._index_versions is None:
             return
         index_version = await self._index_versions.bump(tenant)
-        if index_version is None or self._semantic is None:
+        if index_version is None or self.semantic is None:
             return
         try:
-            await self._semantic.forget_before(tenant, index_version)
+            await self.semantic.forget_before(tenant, index_version)
         except SemanticCacheError as error:
             log.warning("old semantic cache entries not removed", error=str(error))
 
     async def close(self) -> None:
-        if self._semantic is not None:
-            await self._semantic.close()
-        if self._shared is not None:
-            await self._shared.close()
+        if self.semantic is not None:
+            await self.semantic.close()
+        if self.shared is not None:
+            await self.shared.close()

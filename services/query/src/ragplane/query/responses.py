@@ -22,6 +22,7 @@ from ragplane.query.metrics import (
 from ragplane.query.quality.confidence import Confidence, Route
 from ragplane.query.quality.faithfulness import Faithfulness
 from ragplane.runtime.context import current_request_id
+from ragplane.runtime.messages import usage_message
 from ragplane.v1 import common_pb2, generation_pb2, query_pb2
 
 _CACHE_LAYERS = {
@@ -58,9 +59,7 @@ def query_response(
         total_ms=total_ms,
         provider=answer.provider,
         model=answer.model,
-        usage=common_pb2.TokenUsage(
-            input_tokens=answer.input_tokens, output_tokens=answer.output_tokens
-        ),
+        usage=usage_message(answer),
         request_id=current_request_id.get(),
         cost_usd=answer.cost_usd,
         degradations=[degradation_message(d) for d in degradations],
@@ -106,10 +105,7 @@ def _quality(faithfulness: Faithfulness, confidence: Confidence) -> query_pb2.An
         faithfulness_note=faithfulness.note,
         retrieval_confidence=confidence.value,
         confidence_route=confidence.route.value,  # type: ignore[arg-type]
-        judge_usage=common_pb2.TokenUsage(
-            input_tokens=faithfulness.judge_usage.input_tokens,
-            output_tokens=faithfulness.judge_usage.output_tokens,
-        ),
+        judge_usage=usage_message(faithfulness.judge_usage),
         judge_cost_usd=faithfulness.judge_usage.cost_usd,
     )
 

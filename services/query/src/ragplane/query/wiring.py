@@ -8,6 +8,8 @@ uses: no part reaches back into another.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import grpc
 import structlog
@@ -153,23 +155,21 @@ def build_parts(
     )
 
 
+@dataclass(eq=False)
 class QueryApplication:
     """What the shared runtime (ragplane.runtime.server) runs: the servicer and its parts."""
 
-    service_names = (query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name,)
+    service_names: ClassVar[tuple[str, ...]] = (
+        query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name,
+    )
 
-    def __init__(
-        self,
-        settings: QuerySettings,
-        guard_settings: GuardSettings,
-        batch_settings: BatchSettings,
-        flag_settings: FlagSettings,
-    ) -> None:
-        self._settings = settings
-        self._guard_settings = guard_settings
-        self._batch_settings = batch_settings
-        self._flag_settings = flag_settings
-        self._parts: WarmedUp[QueryParts] = WarmedUp("the query service")
+    settings: QuerySettings
+    guard_settings: GuardSettings
+    batch_settings: BatchSettings
+    flag_settings: FlagSettings
+    _parts: WarmedUp[QueryParts] = field(
+        init=False, default_factory=lambda: WarmedUp("the query service")
+    )
 
     def register(self, server: grpc.aio.Server) -> None:
         servicer = QueryServicer(self._parts)
@@ -177,14 +177,14 @@ class QueryApplication:
 
     async def warm_up(self) -> None:
         parts = build_parts(
-            self._settings, self._guard_settings, self._batch_settings, self._flag_settings
+            self.settings, self.guard_settings, self.batch_settings, self.flag_settings
         )
         if parts.batches is not None:
             parts.batches.start()
         parts.flags.start()
         self._parts.set(parts)
-        log_protections(self._guard_settings)
-        settings = self._settings
+        log_protections(self.guard_settings)
+        settings = self.settings
         log.info("ready", embedding=settings.embedding_target, retrieval=settings.retrieval_target)
 
     async def close(self) -> None:

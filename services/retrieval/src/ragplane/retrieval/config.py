@@ -9,7 +9,13 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ragplane.runtime.edge import StringLimits
-from ragplane.runtime.settings import RedisSettings, ServiceSettings, WeaviateSettings
+from ragplane.runtime.settings import (
+    Port,
+    RedisSettings,
+    Seconds,
+    ServiceSettings,
+    WeaviateSettings,
+)
 
 MetadataType = Literal["text", "number"]
 
@@ -21,7 +27,7 @@ def _default_filterable() -> dict[str, MetadataType]:
 class RetrievalSettings(ServiceSettings, WeaviateSettings, RedisSettings):
     model_config = SettingsConfigDict(env_prefix="RETRIEVAL_")
 
-    port: int = Field(default=50053, ge=1, le=65535)
+    port: Port = 50053
     collection: str = Field(default="RagplaneChunk", pattern=r"^[A-Z][A-Za-z0-9_]*$")
     # Metadata keys stored as filterable properties, with their type (JSON, for example
     # {"section": "text", "year": "number"}); other metadata is kept but not filterable.
@@ -44,7 +50,7 @@ class RetrievalSettings(ServiceSettings, WeaviateSettings, RedisSettings):
     # Redis shared with the query service: deleting or deactivating a tenant bumps the tenant's
     # index version there, which invalidates its cached answers. Empty RETRIEVAL_REDIS_URL: no
     # answer caches to invalidate (the query service runs without Redis too).
-    redis_timeout_s: float = Field(default=1.0, gt=0)
+    redis_timeout_s: Seconds = 1.0
     # Copies of each chunk on the Weaviate nodes (given when the collection is created; Weaviate
     # keeps a collection's factor), and how many copies must answer each read and acknowledge
     # each write: QUORUM, a majority, lets a factor of 3 lose one node; with one copy every

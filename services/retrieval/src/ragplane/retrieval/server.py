@@ -32,6 +32,7 @@ from ragplane.retrieval.validation import (
     check_upsert,
 )
 from ragplane.runtime.context import RpcContext
+from ragplane.runtime.messages import chunk_message
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.runtime.redis_client import SharedRedis
 from ragplane.runtime.resilience import Backoff, Deadline
@@ -80,17 +81,6 @@ def _stored_chunk(message: retrieval_pb2.ChunkWithVector) -> StoredChunk:
     )
 
 
-def _chunk_message(chunk: StoredChunk) -> retrieval_pb2.Chunk:
-    return retrieval_pb2.Chunk(
-        chunk_id=chunk.chunk_id,
-        document_id=chunk.document_id,
-        chunk_index=chunk.chunk_index,
-        text=chunk.text,
-        title=chunk.title,
-        metadata=chunk.metadata,
-    )
-
-
 def _field_filter(message: common_pb2.MetadataFilter) -> FieldFilter:
     bounds = message.range
 
@@ -126,7 +116,7 @@ def _search_response(outcome: SearchOutcome) -> retrieval_pb2.SearchResponse:
     response = retrieval_pb2.SearchResponse(
         hits=[
             retrieval_pb2.SearchHit(
-                chunk=_chunk_message(ranked.hit.chunk),
+                chunk=chunk_message(ranked.hit.chunk),
                 score=ranked.hit.score,
                 retrieval_score=ranked.retrieval_score,
                 vector_similarity=ranked.hit.vector_similarity,
@@ -169,16 +159,16 @@ class RetrievalParts:
     answer_caches: AnswerCaches
 
 
+@dataclass(frozen=True)
 class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
-    def __init__(self, parts: WarmedUp[RetrievalParts]) -> None:
-        self._parts = parts
+    parts: WarmedUp[RetrievalParts]
 
     async def Upsert(
         self, request: retrieval_pb2.UpsertRequest, context: RpcContext
     ) -> retrieval_pb2.UpsertResponse:
         chunks = [_stored_chunk(item) for item in request.chunks]
         counts = dict(request.document_chunk_counts)
-        settings = self._parts.get().settings
+        settings = self.parts.get().settings
         check_upsert(
             request.tenant,
             chunks,
@@ -186,7 +176,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             settings.max_chunks_per_upsert,
             settings.vector_dimensions,
         )
-        outcome = await self._parts.get().store.upsert(
+        outcome = await self.parts.get().store.upsert(
             request.tenant, chunks, counts, deadline=_deadline(context)
         )
         return retrieval_pb2.UpsertResponse(
@@ -203,7 +193,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     ) -> retrieval_pb2.SearchResponse:
         options = search_options(request)
         query_vector = list(request.query_vector)
-        settings = self._parts.get().settings
+        settings = self.parts.get().settings
         check_search(
             request.tenant,
             request.query_text,
@@ -212,7 +202,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
             settings.max_top_k,
             settings.vector_dimensions,
         )
-        outcome = await self._parts.get().searcher.search(
+        outcome = await self.parts.get().searcher.search(
             request.tenant,
             request.query_text,
             query_vector,
@@ -225,7 +215,7 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
         self, request: retrieval_pb2.DeleteRequest, context: RpcContext
     ) -> retrieval_pb2.DeleteResponse:
         check_delete(request.tenant, list(request.document_ids))
-        deleted = await self._parts.get().store.delete_documents(
+        deleted = await self.parts.get().store.delete_documents(
             request.tenant, list(request.document_ids)
         )
         return retrieval_pb2.DeleteResponse(deleted_chunks=deleted)
@@ -233,13 +223,13 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def CreateTenant(
         self, request: retrieval_pb2.CreateTenantRequest, context: RpcContext
     ) -> retrieval_pb2.CreateTenantResponse:
-        info, created = await self._parts.get().store.create_tenant(request.tenant)
+        info, created = await self.parts.get().store.create_tenant(request.tenant)
         return retrieval_pb2.CreateTenantResponse(tenant=_tenant_message(info), created=created)
 
     async def ListTenants(
         self, request: retrieval_pb2.ListTenantsRequest, context: RpcContext
     ) -> retrieval_pb2.ListTenantsResponse:
-        tenants = await self._parts.get().store.list_tenants()
+        tenants = await self.parts.get().store.list_tenants()
         return retrieval_pb2.ListTenantsResponse(tenants=[_tenant_message(t) for t in tenants])
 
     async def DeactivateTenant(
@@ -266,17 +256,17 @@ class RetrievalServicer(retrieval_pb2_grpc.RetrievalServiceServicer):
     async def _before_tenant_change(self, tenant: str, hides_answers: str = "") -> ChunkStore:
         """NOT_FOUND for an unknown tenant; when the change ``hides_answers`` (it makes the
         tenant's documents unreadable), its cached answers are invalidated first."""
-        store = self._parts.get().store
+        store = self.parts.get().store
         await store.require_tenant(tenant)
         if hides_answers:
-            await self._parts.get().answer_caches.invalidate(tenant, hides_answers)
+            await self.parts.get().answer_caches.invalidate(tenant, hides_answers)
         return store
 
     async def CountChunks(
         self, request: retrieval_pb2.CountChunksRequest, context: RpcContext
     ) -> retrieval_pb2.CountChunksResponse:
         check_documents("document_ids", list(request.document_ids))
-        counts = await self._parts.get().store.count_chunks(
+        counts = await self.parts.get().store.count_chunks(
             request.tenant, list(request.document_ids)
         )
         return retrieval_pb2.CountChunksResponse(

@@ -98,6 +98,17 @@ class Progress:
     cancelled: int
     eta_s: float
 
+    def state(self, cancelled: bool, paused: bool, started: bool) -> BatchState:
+        """The batch's state: cancelled, else done once every question finished, else
+        paused, running once a question started, or queued."""
+        if cancelled:
+            return BatchState.CANCELLED
+        if self.done + self.failed == self.total:
+            return BatchState.DONE
+        if paused:
+            return BatchState.PAUSED
+        return BatchState.RUNNING if started else BatchState.QUEUED
+
 
 @dataclass(frozen=True)
 class BatchStatus:

@@ -16,7 +16,6 @@ import redis.asyncio as redis
 
 from ragplane.query.batches.model import (
     BatchItem,
-    BatchState,
     BatchStatus,
     ItemResult,
     ItemStatus,
@@ -176,20 +175,10 @@ def _status(
         cancelled=left if cancelled else 0,
         eta_s=_eta_s(number("started_at"), done + failed, total - done - failed),
     )
-    if cancelled:
-        state = BatchState.CANCELLED
-    elif done + failed == total:
-        state = BatchState.DONE
-    elif paused_reason:
-        state = BatchState.PAUSED
-    elif number("started_at"):
-        state = BatchState.RUNNING
-    else:
-        state = BatchState.QUEUED
     return BatchStatus(
         batch_id=batch_id,
         tenant=_text(fields.get(b"tenant")),
-        state=state,
+        state=progress.state(cancelled, bool(paused_reason), bool(number("started_at"))),
         progress=progress,
         paused_reason=paused_reason,
         cost_usd=number("cost_usd"),

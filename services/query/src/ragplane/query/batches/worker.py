@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import TypeVar
 
 import structlog
@@ -41,86 +42,80 @@ class ItemFailed(Exception):
     """One attempt at a question failed; the message says why."""
 
 
+@dataclass(frozen=True)
 class BatchWorker:
-    def __init__(
-        self,
-        queue: BatchQueue,
-        store: BatchStore,
-        guard: QueryGuard,
-        pipeline: QueryPipeline,
-        ingestor: Ingestor,
-        load: InteractiveLoad,
-        settings: BatchSettings,
-        snippet_chars: int,
-    ) -> None:
-        self._queue = queue
-        self._store = store
-        self._guard = guard
-        self._pipeline = pipeline
-        self._ingestor = ingestor
-        self._load = load
-        self._settings = settings
-        self._snippet_chars = snippet_chars
-        self._backoff = Backoff(settings.retry_delay_s, settings.retry_delay_s * 8)
+    queue: BatchQueue
+    store: BatchStore
+    guard: QueryGuard
+    pipeline: QueryPipeline
+    ingestor: Ingestor
+    load: InteractiveLoad
+    settings: BatchSettings
+    snippet_chars: int
+
+    @property
+    def _backoff(self) -> Backoff:
+        # Each retry of a question may wait longer, up to 8 times the first delay.
+        return Backoff(self.settings.retry_delay_s, self.settings.retry_delay_s * 8)
 
     async def run(self) -> None:
         """Answer queued questions, ``concurrency`` at a time, until cancelled."""
         await self._group_ready()
         async with asyncio.TaskGroup() as lanes:
-            for _ in range(self._settings.concurrency):
+            for _ in range(self.settings.concurrency):
                 lanes.create_task(self._lane())
 
     async def _group_ready(self) -> None:
         while True:
             try:
-                await self._queue.ensure_group()
+                await self.queue.ensure_group()
                 return
             except RedisDown as error:
                 log.warning("batch worker waits for Redis", error=str(error))
-                await asyncio.sleep(self._settings.poll_s)
+                await asyncio.sleep(self.settings.poll_s)
 
     async def _lane(self) -> None:
         while True:
-            await self._load.room()
+            await self.load.room()
             try:
-                taken = await self._queue.take()
+                taken = await self.queue.take()
                 if taken is None:
-                    await asyncio.sleep(self._settings.poll_s)
+                    await asyncio.sleep(self.settings.poll_s)
                     continue
                 await self._work_on(taken)
             except RedisDown as error:
                 log.warning("batch worker waits for Redis", error=str(error))
-                await asyncio.sleep(self._settings.poll_s)
+                await asyncio.sleep(self.settings.poll_s)
             except Exception:
                 # A bug met by one question must not stop batch mode: the question stays
                 # pending (taken over again later) and this lane goes on with the next.
                 log.exception("batch question not handled")
-                await asyncio.sleep(self._settings.poll_s)
+                await asyncio.sleep(self.settings.poll_s)
 
     async def _work_on(self, taken: Taken) -> None:
         item = taken.item
         # Answered already: its worker died between storing the answer and acknowledging.
-        if await self._store.cancelled(item.batch_id) or await self._store.answered(item):
-            await self._queue.done(taken)
+        if await self.store.cancelled(item.batch_id) or await self.store.answered(item):
+            await self.queue.done(taken)
             return
-        await self._store.started(item)
+        await self.store.started(item)
         with metrics.RUNNING.track_inprogress():
             result = await self._unless_cancelled(item.batch_id, self._answer(item))
-        if result is not None and await self._store.record(item.batch_id, result):
+        if result is not None and await self.store.record(item.batch_id, result):
             metrics.ITEMS.labels(result.status.value).inc()
             metrics.COST_USD.inc(result.cost_usd)
             metrics.SAVED_USD.inc(result.interactive_cost_usd - result.cost_usd)
-        await self._queue.done(taken)
+        await self.queue.done(taken)
 
     async def _unless_cancelled(self, batch_id: str, work: Awaitable[_T]) -> _T | None:
         """``work``'s result; None when the batch was cancelled first (``work`` is stopped)."""
         task = asyncio.ensure_future(work)
         try:
             while True:
-                done, _ = await asyncio.wait({task}, timeout=self._settings.poll_s)
+                done, _ = await asyncio.wait({task}, timeout=self.settings.poll_s)
                 if done:
                     return task.result()
-                if await self._store.cancelled(batch_id):
+                if await self.store.cancelled(batch_id):
                     return None
         finally:
             if not task.done():
@@ -136,7 +131,7 @@ class BatchWorker:
             try:
                 return await self._attempt(item, attempts)
             except ItemFailed as failure:
-                if attempts > self._settings.retries:
+                if attempts > self.settings.retries:
                     log.info("batch item failed", batch=item.batch_id, index=item.index)
                     return ItemResult(
                         item.index,
@@ -165,13 +160,13 @@ class BatchWorker:
 
     async def _ingest(self, tenant: str, document: SourceDocument) -> int:
         """Index the document as Ingest would (cached answers invalidated); its chunk count."""
-        deadline = Deadline(self._settings.item_timeout_s)
+        deadline = Deadline(self.settings.item_timeout_s)
         try:
-            [outcome] = await self._ingestor.ingest(tenant, [document], deadline)
+            [outcome] = await self.ingestor.ingest(tenant, [document], deadline)
         except ServiceError as error:
             raise ItemFailed(error.message) from error
         finally:
-            await self._guard.documents_changed(tenant)
+            await self.guard.documents_changed(tenant)
         if not outcome.indexed:
             raise ItemFailed(outcome.error)
         return len(outcome.chunks)
@@ -182,7 +177,7 @@ class BatchWorker:
         if admission.cached is not None:
             return admission.cached.as_answer(deadline.total_s or 0.0, 0.0), 0.0
         try:
-            answer = await self._pipeline.answer(admission.question, deadline, admission.embedding)
+            answer = await self.pipeline.answer(admission.question, deadline, admission.embedding)
         except ServiceError as error:
             raise ItemFailed(error.message) from error
         if answer.citations and not answer.provider:
@@ -191,8 +186,8 @@ class BatchWorker:
             reasons = [d.reason for d in answer.degradations if d.stage is Stage.GENERATION]
             raise ItemFailed("; ".join(reasons) or "no LLM answered")
         interactive_usd = answer.cost_usd
-        answer.cost_usd = interactive_usd * self._settings.price_factor
-        await self._guard.settle(admission, answer)
+        answer.cost_usd = interactive_usd * self.settings.price_factor
+        await self.guard.settle(admission, answer)
         return answer, interactive_usd
 
     async def _admitted(self, item: BatchItem, question: Question) -> tuple[Admission, Deadline]:
@@ -200,21 +195,21 @@ class BatchWorker:
         paused and the question waits."""
         paused = False
         while True:
-            deadline = Deadline(self._settings.item_timeout_s)
+            deadline = Deadline(self.settings.item_timeout_s)
             try:
-                admission = await self._guard.admit(question, deadline)
+                admission = await self.guard.admit(question, deadline)
             except ResourceExhausted as limit:
                 if not paused:
                     metrics.PAUSES.inc()
-                    await self._store.pause(item.batch_id, limit.message)
+                    await self.store.pause(item.batch_id, limit.message)
                     paused = True
-                wait_s = limit.retry_after_s or self._settings.poll_s
-                await asyncio.sleep(min(wait_s, self._settings.pause_max_s))
+                wait_s = limit.retry_after_s or self.settings.poll_s
+                await asyncio.sleep(min(wait_s, self.settings.pause_max_s))
                 continue
             except ServiceError as error:
                 raise ItemFailed(error.message) from error
             if paused:
-                await self._store.resume(item.batch_id)
+                await self.store.resume(item.batch_id)
             return admission, deadline
 
     def _result(
@@ -231,7 +226,7 @@ class BatchWorker:
             query=question.text,
             answer=answer.text,
             citations=tuple(
-                Passage(p.document_id, p.chunk_id, p.text[: self._snippet_chars], p.score)
+                Passage(p.document_id, p.chunk_id, p.text[: self.snippet_chars], p.score)
                 for p in answer.citations
             ),
             provider=answer.provider,

@@ -16,15 +16,15 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import prometheus_client
 import structlog
 
 from ragplane.query.backends import Backends
 from ragplane.query.domain import Answer, Passage, Question
+from ragplane.query.metrics import SHADOW_COST, SHADOW_PAIRS, SHADOW_SIMILARITY
 from ragplane.query.timings import Stage, elapsed_ms
 from ragplane.runtime.context import current_request_id
 from ragplane.runtime.errors import DeadlineExceeded, ServiceError
@@ -32,25 +32,6 @@ from ragplane.runtime.pii import mask_pii_processor
 
 log = structlog.get_logger(__name__)
 record_log = structlog.get_logger("ragplane.shadow")
-
-OUTCOMES = ("compared", "failed", "timed_out", "dropped")
-PAIRS = prometheus_client.Counter(
-    "ragplane_query_shadow_pairs_total",
-    "Shadow generations by outcome: compared (both answered), failed, timed_out, dropped "
-    "(too many shadows running: shed first under load).",
-    ["outcome", "variant"],
-)
-SHADOW_COST = prometheus_client.Counter(
-    "ragplane_query_shadow_cost_usd",
-    "Cost in US dollars of shadow generations (not booked on any tenant's spend).",
-)
-SIMILARITY = prometheus_client.Histogram(
-    "ragplane_query_shadow_similarity",
-    "Cosine similarity of the embeddings of the caller's answer and the shadow's.",
-    buckets=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 1.0),
-)
-for _outcome in OUTCOMES:
-    PAIRS.labels(_outcome, "")
 
 Embed = Callable[[Sequence[str], float], Awaitable[list[list[float]]]]
 # The embedding call that measures the two answers' similarity.
@@ -67,38 +48,31 @@ class _Pair:
     text: str
 
 
+@dataclass(frozen=True)
 class ShadowRecords:
     """The JSON-lines record of each pair: in a file, or (no file) on the ragplane.shadow log."""
 
-    def __init__(self, path: Path | None) -> None:
-        self._path = path
+    path: Path | None
 
     def write(self, record: dict[str, Any]) -> None:
         # The same masking as the audit log's (its logging pipeline runs this processor).
         masked = dict(mask_pii_processor(None, "", record))
-        if self._path is None:
+        if self.path is None:
             record_log.info("shadow pair", **masked)
             return
         # One short line, appended whole: the file stays valid JSON lines after a crash.
-        with self._path.open("a", encoding="utf-8") as out:
+        with self.path.open("a", encoding="utf-8") as out:
             out.write(json.dumps(masked, ensure_ascii=False) + "\n")
 
 
+@dataclass(eq=False)
 class ShadowRunner:
-    def __init__(
-        self,
-        backends: Backends,
-        embed: Embed,
-        records: ShadowRecords,
-        max_in_flight: int,
-        timeout_s: float,
-    ) -> None:
-        self._backends = backends
-        self._embed = embed
-        self._records = records
-        self._max_in_flight = max_in_flight
-        self._timeout_s = timeout_s
-        self._running: set[asyncio.Task[None]] = set()
+    backends: Backends
+    embed: Embed
+    records: ShadowRecords
+    max_in_flight: int
+    timeout_s: float
+    _running: set[asyncio.Task[None]] = field(init=False, default_factory=set)
 
     def offer(self, question: Question, passages: Sequence[Passage], answer: Answer) -> bool:
         """Start the question's shadow if its flags draw one; True when one was started."""
@@ -108,7 +82,7 @@ class ShadowRunner:
         generation_ms = sum(ms for stage, ms in answer.timings if stage is Stage.GENERATION)
         primary = {**_side(answer, question.prompt_version), "latency_ms": round(generation_ms, 1)}
         pair = _Pair(current_request_id.get(), question, primary, answer.text)
-        if len(self._running) >= self._max_in_flight:
+        if len(self._running) >= self.max_in_flight:
             self._finish(pair, "dropped", None, None)
             return False
         shadow_question = replace(
@@ -124,7 +98,7 @@ class ShadowRunner:
     async def _run(self, pair: _Pair, question: Question, passages: list[Passage]) -> None:
         started = time.perf_counter()
         try:
-            generated = await self._backends.generate(question, passages, self._timeout_s)
+            generated = await self.backends.generate(question, passages, self.timeout_s)
         except DeadlineExceeded as error:
             self._finish(pair, "timed_out", {"error": error.message}, None)
             return
@@ -138,7 +112,7 @@ class ShadowRunner:
         shadow = {**_side(answer, question.prompt_version), "latency_ms": latency_ms}
         similarity = await self._similarity(pair.text, generated.text)
         if similarity is not None:
-            SIMILARITY.observe(similarity)
+            SHADOW_SIMILARITY.observe(similarity)
         self._finish(pair, "compared", shadow, similarity)
 
     async def _similarity(self, first: str, second: str) -> float | None:
@@ -146,7 +120,7 @@ class ShadowRunner:
         if not first.strip() or not second.strip():
             return None
         try:
-            a, b = await self._embed([first, second], SIMILARITY_TIMEOUT_S)
+            a, b = await self.embed([first, second], SIMILARITY_TIMEOUT_S)
         except ServiceError as error:
             log.info("shadow similarity not measured", error=error.message)
             return None
@@ -161,8 +135,8 @@ class ShadowRunner:
         similarity: float | None,
     ) -> None:
         served = pair.question.flags.served
-        PAIRS.labels(outcome, served.variant).inc()
-        self._records.write(
+        SHADOW_PAIRS.labels(outcome, served.variant).inc()
+        self.records.write(
             {
                 "time": round(time.time(), 3),
                 "request_id": pair.request_id,
@@ -184,7 +158,7 @@ class ShadowRunner:
         for task in list(self._running):
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
-        await self._backends.close()
+        await self.backends.close()
 
 
 def _side(answer: Answer, prompt_version: int) -> dict[str, Any]:

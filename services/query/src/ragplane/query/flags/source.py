@@ -13,23 +13,15 @@ import contextlib
 import hashlib
 from pathlib import Path
 
-import prometheus_client
 import structlog
 import yaml
 from pydantic import ValidationError
 
 from ragplane.query.flags.model import FlagFile
 from ragplane.query.flags.resolution import Resolved, resolve
+from ragplane.query.metrics import FLAG_RELOADS
 
 log = structlog.get_logger(__name__)
-
-RELOADS = prometheus_client.Counter(
-    "ragplane_query_flags_reloads_total",
-    "Changes of the flags file seen, by outcome: applied, or refused (the last good flags stay).",
-    ["outcome"],
-)
-for _outcome in ("applied", "refused"):
-    RELOADS.labels(_outcome)
 
 
 class FlagsFileError(ValueError):
@@ -104,13 +96,13 @@ class FlagSource:
         try:
             flags = parse_flags(text)
         except FlagsFileError as error:
-            RELOADS.labels("refused").inc()
+            FLAG_RELOADS.labels("refused").inc()
             version = self._flags.version if self._flags else None
             log.error(
                 "flags file refused: the last good flags stay", error=str(error), version=version
             )
             return
-        RELOADS.labels("applied").inc()
+        FLAG_RELOADS.labels("applied").inc()
         log.info("flags applied", version=flags.version, tenants=sorted(flags.tenants))
         self._flags = flags
 

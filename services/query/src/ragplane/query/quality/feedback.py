@@ -81,29 +81,30 @@ class Verdict:
     comment: str
 
 
+@dataclass(frozen=True)
 class FeedbackStore:
-    def __init__(self, redis: SharedRedis, ttl_s: int) -> None:
-        self._redis = redis
-        self._ttl_s = ttl_s
+    redis: SharedRedis
+    # How long an answer's identifiers are kept for a Feedback call about it.
+    ttl_s: int
 
     async def remember(self, record: AnswerRecord) -> None:
         """Keep the answer's identifiers; a Redis failure costs the feedback, not the answer."""
         payload = json.dumps(asdict(record))
         try:
-            await self._redis.run(
-                lambda client: client.set(answer_key(record.request_id), payload, ex=self._ttl_s)
+            await self.redis.run(
+                lambda client: client.set(answer_key(record.request_id), payload, ex=self.ttl_s)
             )
         except RedisDown as error:
             log.warning("answer not kept for feedback", error=str(error))
 
     async def record(self, verdict: Verdict) -> str:
         """Store the verdict with its answer's identifiers; the comment as stored."""
-        raw = await self._redis.run(lambda client: client.get(answer_key(verdict.request_id)))
+        raw = await self.redis.run(lambda client: client.get(answer_key(verdict.request_id)))
         answer = AnswerRecord(**json.loads(raw)) if raw is not None else None
         if answer is None or answer.tenant != verdict.tenant:
             raise NotFound(
                 f"no answer with request id {verdict.request_id!r} for tenant "
-                f"{verdict.tenant!r} (answers are kept {self._ttl_s} s for feedback)"
+                f"{verdict.tenant!r} (answers are kept {self.ttl_s} s for feedback)"
             )
         comment = mask_pii(verdict.comment)
         entry = json.dumps(
@@ -122,7 +123,7 @@ class FeedbackStore:
                 pipe.ltrim(key, -KEPT_PER_TENANT, -1)
                 return await pipe.execute()
 
-        await self._redis.run(append)
+        await self.redis.run(append)
         rating = verdict.rating.name.lower()
         FEEDBACK.labels(rating, answer.tier).inc()
         if answer.faithfulness is not None:

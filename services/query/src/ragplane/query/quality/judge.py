@@ -91,10 +91,10 @@ class JudgeSettings:
     max_sentences: int
 
 
+@dataclass(frozen=True)
 class FaithfulnessJudge:
-    def __init__(self, ask: Ask, settings: JudgeSettings) -> None:
-        self._ask = ask
-        self._settings = settings
+    ask: Ask
+    settings: JudgeSettings
 
     async def score(
         self,
@@ -108,7 +108,7 @@ class FaithfulnessJudge:
         sentences = split_sentences(answer)
         if not sentences:
             return await fallback()
-        limits = self._settings
+        limits = self.settings
         if len(sentences) > limits.max_sentences:
             too_long = f"more than {limits.max_sentences} sentences"
             return await _instead(fallback, "skipped", too_long)
@@ -116,7 +116,7 @@ class FaithfulnessJudge:
             return await _instead(fallback, "skipped", "no time left for it")
         question = judge_question(tenant, [s.text for s in sentences], limits.tier)
         try:
-            reply = await self._ask(question, passages, timeout_s)
+            reply = await self.ask(question, passages, timeout_s)
         except ServiceError as error:
             return await _instead(fallback, "failed", error.message)
         usage = _count(reply)
