@@ -83,7 +83,9 @@ async def semantic_cache(stack: Stack) -> AsyncIterator[SemanticCache]:
             weaviate_timeout_s=10.0,
         )
     )
-    cache = SemanticCache(client, f"PairsTest{uuid.uuid4().hex[:8]}", ttl_s=3600, candidates=3)
+    cache = SemanticCache(
+        client, f"PairsTest{uuid.uuid4().hex[:8]}", ttl_s=3600, candidates=3, timeout_s=2.0
+    )
     yield cache
     await cache.close()
 

@@ -231,7 +231,9 @@ class GuardSettings(RedisSettings, WeaviateSettings):
     semantic_collection: str = "RagplaneAnswerCacheV2"
     # How long an answer's identifiers are kept for a Feedback call about it.
     feedback_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
-    # The semantic cache's Weaviate (QUERY_WEAVIATE_*): a lookup must not hold a query long.
+    # The semantic cache's Weaviate (QUERY_WEAVIATE_*): the timeout is each call's and also a
+    # lookup's, store's or removal's in all (the client's own resends included), so that a
+    # Weaviate down never holds a query longer.
     weaviate_timeout_s: Seconds = 2.0
 
     # API keys: a JSON or YAML file (a mounted secret), or the same JSON inline. Neither: auth off.

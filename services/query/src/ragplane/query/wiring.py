@@ -52,6 +52,7 @@ def build_guard(
             settings.semantic_collection,
             settings.answer_cache_ttl_s,
             settings.semantic_candidates,
+            settings.weaviate_timeout_s,
         )
     return QueryGuard(settings, redis, semantic, dependencies.embed)
 

@@ -8,8 +8,10 @@ index version and within the TTL, and the gate agrees that it asks the same thin
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import structlog
@@ -57,9 +59,11 @@ class SemanticCache:
         collection: str,
         ttl_s: int,
         candidates: int,
+        timeout_s: float,
         gate: QuestionGate | None = None,
     ) -> None:
         self._client = client
+        self._timeout_s = timeout_s
         self._collection_name = collection
         self._collection = client.collections.use(collection)
         self._ttl_s = ttl_s
@@ -67,6 +71,20 @@ class SemanticCache:
         self._gate = gate or QuestionGate()
         self._known_tenants: set[str] = set()
         self._collection_ready = False
+
+    @asynccontextmanager
+    async def _failing_as(self, what: str) -> AsyncIterator[None]:
+        """Weaviate's failures, and its calls past their time (see _in_time), as ours."""
+        try:
+            yield
+        except (*WeaviateFailure, TimeoutError) as error:
+            raise SemanticCacheError.of(what, error) from error
+
+    def _in_time(self) -> asyncio.Timeout:
+        """The cache's whole time for an operation's Weaviate calls: weaviate-client sends a
+        call refused as UNAVAILABLE (Weaviate down) again by itself, five times over about a
+        minute (weaviate/retry.py), far longer than a query may wait for a cache."""
+        return asyncio.timeout(self._timeout_s)
 
     async def _prepare(self) -> None:
         """Connect and create the collection on first use (Weaviate may start after us)."""
@@ -120,21 +138,20 @@ class SemanticCache:
         """The closest past answer that passes threshold, filters and gate, and is at most
         ``max_age_s`` old (None: the cache's TTL); raises on failure."""
         oldest = time.time() - (max_age_s or self._ttl_s)
-        try:
+        async with self._failing_as("look up cached answers"):
             await self._prepare()
-            if not await self._tenant_exists(tenant):
-                return None
-            result = await self._collection.with_tenant(tenant).query.near_vector(
-                near_vector=list(vector),
-                distance=1.0 - threshold,
-                limit=self._candidates,
-                filters=Filter.by_property("fingerprint").equal(fingerprint)
-                & Filter.by_property("index_version").equal(index_version)
-                & Filter.by_property("created_at").greater_or_equal(oldest),
-                return_metadata=MetadataQuery(distance=True),
-            )
-        except WeaviateFailure as error:
-            raise SemanticCacheError.of("look up cached answers", error) from error
+            async with self._in_time():
+                if not await self._tenant_exists(tenant):
+                    return None
+                result = await self._collection.with_tenant(tenant).query.near_vector(
+                    near_vector=list(vector),
+                    distance=1.0 - threshold,
+                    limit=self._candidates,
+                    filters=Filter.by_property("fingerprint").equal(fingerprint)
+                    & Filter.by_property("index_version").equal(index_version)
+                    & Filter.by_property("created_at").greater_or_equal(oldest),
+                    return_metadata=MetadataQuery(distance=True),
+                )
         for candidate in result.objects:
             similarity = 1.0 - float(candidate.metadata.distance or 0.0)
             cached_query = str(candidate.properties["query"])
@@ -160,26 +177,24 @@ class SemanticCache:
             "query": answer.query,
             "answer_json": answer.to_json(),
         }
-        try:
+        async with self._failing_as("store the answer"):
             await self._prepare()
-            await self._collection.with_tenant(tenant).data.insert(
-                properties=properties, vector=list(vector)
-            )
-        except WeaviateFailure as error:
-            raise SemanticCacheError.of("store the answer", error) from error
+            async with self._in_time():
+                await self._collection.with_tenant(tenant).data.insert(
+                    properties=properties, vector=list(vector)
+                )
         self._known_tenants.add(tenant)
 
     async def forget_before(self, tenant: str, index_version: int) -> None:
         """Delete the tenant's entries of older index versions (they can no longer be served)."""
-        try:
+        async with self._failing_as("remove outdated answers"):
             await self._prepare()
-            if not await self._tenant_exists(tenant):
-                return
-            await self._collection.with_tenant(tenant).data.delete_many(
-                where=Filter.by_property("index_version").less_than(index_version)
-            )
-        except WeaviateFailure as error:
-            raise SemanticCacheError.of("remove outdated answers", error) from error
+            async with self._in_time():
+                if not await self._tenant_exists(tenant):
+                    return
+                await self._collection.with_tenant(tenant).data.delete_many(
+                    where=Filter.by_property("index_version").less_than(index_version)
+                )
 
     async def close(self) -> None:
         await self._client.close()
