@@ -50,8 +50,13 @@ format: install ## apply ruff's formatting and fixes
 	@.venv/bin/ruff format $(PY_SOURCES)
 	@.venv/bin/ruff check --fix $(PY_SOURCES)
 
+# Test workers side by side, each with its own local stack; a module runs whole on one worker
+# (its fixtures start processes once), longest modules first (tests/scheduling.py).
+TEST_WORKERS ?= 2
+
 test: install-test lint helm-lint images ## lint, the Helm chart, the images, then unit and integration tests against real components
-	@$(PYTHON) -m pytest --ignore=tests/helm
+	@RAGPLANE_LLM_THREADS=1 $(PYTHON) -m pytest --ignore=tests/helm \
+		--numprocesses $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 helm-lint: install-test ## the Helm chart: helm lint --strict, Kubernetes 1.27/1.37 schemas, policy, promtool on the alerts
 	@$(PYTHON) -m pytest tests/helm

@@ -1,5 +1,5 @@
 """The fuzz suite runs against the session stack (tests/stack_fixtures.py), seeded with two
-tenants whose document ids differ, and prints the cases and statuses per RPC at the end."""
+tenants whose document ids differ; tests/fuzz/tally.py prints the cases and statuses per RPC."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 
 from ragplane.v1 import query_pb2_grpc
 from tests.conftest import DATA
-from tests.fuzz import tally
 from tests.integration.corpus import ingest_folder
 
 # Tenant A is queried by the fuzzed calls; B's documents must never show up in A's answers.
@@ -20,10 +19,3 @@ def seeded_tenants(query: query_pb2_grpc.QueryServiceStub) -> tuple[str, str]:
     ingest_folder(query, TENANT_A, DATA / "tenant-a")
     ingest_folder(query, TENANT_B, DATA / "tenant-b")
     return TENANT_A, TENANT_B
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if tally.STATUSES:
-        terminalreporter.section("fuzz: cases and statuses per RPC")
-        for line in tally.table():
-            terminalreporter.write_line(line)

@@ -267,6 +267,16 @@ def bundled_gguf() -> Path:
     return found[0]
 
 
+def llm_prompt_threads() -> int:
+    """RAGPLANE_LLM_THREADS: the threads each local LLM server reads a prompt with (default 2,
+    a machine's two cores). `make test` runs two test workers side by side and sets 1: two
+    busy threads per server on two cores only wait on each other."""
+    raw = os.environ.get("RAGPLANE_LLM_THREADS", "2")
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"RAGPLANE_LLM_THREADS must be a whole number of at least 1, not {raw!r}")
+    return int(raw)
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -477,6 +487,7 @@ class Stack:
         argv = [self._python, "-m", "llama_cpp.server", "--model", str(bundled_gguf())]
         argv += ["--model_alias", LLM_MODEL_ALIAS, "--host", "127.0.0.1"]
         argv += ["--port", str(port), "--n_ctx", "2048", "--interrupt_requests", "False"]
+        argv += ["--n_threads_batch", str(llm_prompt_threads())]
         return Component(name, argv, {}, http_ok(f"http://127.0.0.1:{port}/v1/models"))
 
     def _llm_providers(self) -> str:
