@@ -11,6 +11,7 @@ import pytest
 from ragplane.cli.stack import Stack
 from ragplane.query.pipeline import NOT_FOUND_ANSWER
 from ragplane.v1 import query_pb2
+from tests.integration.corpus import VENV_TOP_K
 from tests.integration.orchestrator import QueryService, query_service
 
 # About the tenant's pages (library/venv, tutorial/venv, tutorial/interpreter).
@@ -68,7 +69,8 @@ def test_questions_the_documents_answer_are_still_answered(
 ) -> None:
     routes = []
     for question in ANSWERABLE:
-        response = routing.ask_briefly(docs_tenant, question)
+        # Three passages, as the answer-quality tests ask: a shorter prompt to read.
+        response = routing.ask_briefly(docs_tenant, question, top_k=VENV_TOP_K)
         assert response.answer != NOT_FOUND_ANSWER, question
         assert response.citations
         assert response.provider

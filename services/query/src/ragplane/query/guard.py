@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -18,7 +19,7 @@ from ragplane.query import metrics
 from ragplane.query.caching.answers import CachedAnswer, exact_key, normalise, options_fingerprint
 from ragplane.query.caching.exact import ExactCache
 from ragplane.query.caching.index_versions import IndexVersions
-from ragplane.query.caching.semantic import SemanticCache, SemanticCacheError
+from ragplane.query.caching.semantic_error import SemanticCacheError
 from ragplane.query.config import GuardSettings, ResolvedPolicy
 from ragplane.query.domain import (
     Answer,
@@ -43,6 +44,9 @@ from ragplane.runtime.resilience import Deadline
 
 # The generation service's ModelTier value for its small tier.
 SMALL_TIER = 1
+
+if TYPE_CHECKING:  # weaviate-client, imported only where the semantic cache is built
+    from ragplane.query.caching.semantic import SemanticCache
 
 log = structlog.get_logger(__name__)
 

@@ -17,7 +17,6 @@ import structlog
 from ragplane.query.access import log_protections
 from ragplane.query.backends import Backends
 from ragplane.query.batches.mode import BatchMode
-from ragplane.query.caching.semantic import SemanticCache
 from ragplane.query.chunking import Chunker
 from ragplane.query.config import BatchSettings, FlagSettings, GuardSettings, QuerySettings
 from ragplane.query.dependencies import Dependencies
@@ -34,7 +33,6 @@ from ragplane.query.quality.judge import FaithfulnessJudge
 from ragplane.query.servicer import QueryParts, QueryServicer
 from ragplane.runtime.readiness import WarmedUp
 from ragplane.runtime.redis_client import SharedRedis
-from ragplane.runtime.weaviate_client import weaviate_client
 from ragplane.v1 import query_pb2, query_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -47,6 +45,10 @@ def build_guard(
         return QueryGuard(settings, None, None, dependencies.embed)
     semantic = None
     if settings.answer_cache_enabled and settings.semantic_cache_enabled:
+        # Here only: weaviate-client takes longer to import than the rest of the service.
+        from ragplane.query.caching.semantic import SemanticCache
+        from ragplane.runtime.weaviate_client import weaviate_client
+
         semantic = SemanticCache(
             weaviate_client(settings),
             settings.semantic_collection,

@@ -22,22 +22,10 @@ from weaviate.collections.classes.types import WeaviateField
 
 from ragplane.query.caching.answers import CachedAnswer
 from ragplane.query.caching.gate import QuestionGate
+from ragplane.query.caching.semantic_error import SemanticCacheError
 from ragplane.runtime.weaviate_client import WeaviateFailure
 
 log = structlog.get_logger(__name__)
-
-
-class SemanticCacheError(Exception):
-    """Weaviate failed during a semantic cache lookup or store.
-
-    The message is ragplane's own words (callers see it in a degradation); Weaviate's raw
-    error text goes to the log only.
-    """
-
-    @classmethod
-    def of(cls, what: str, error: Exception) -> SemanticCacheError:
-        log.warning("semantic cache: Weaviate failed", what=what, error=str(error))
-        return cls(f"Weaviate could not {what} ({type(error).__name__})")
 
 
 @dataclass(frozen=True)
