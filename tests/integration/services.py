@@ -13,7 +13,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragplane.cli.stack import OFFLINE_ENV, free_ports, grpc_serving, stop_process
+from ragplane.cli.stack import (
+    OFFLINE_ENV,
+    free_ports,
+    grpc_serving,
+    local_embedding_env,
+    stop_process,
+)
 
 
 @dataclass
@@ -52,7 +58,16 @@ def service_process(
     """Run ``python -m ragplane.<name>`` on free ports with extra settings; stop it after."""
     port, metrics_port = free_ports(2)
     prefix = name.upper()
-    settings = {f"{prefix}_PORT": str(port), f"{prefix}_METRICS_PORT": str(metrics_port), **env}
+    # An embedding service runs as the local stack's does, unless ``env`` names its backend.
+    local = {}
+    if name == "embedding" and "EMBEDDING_BACKEND" not in env:
+        local = local_embedding_env(sys.executable)
+    settings = {
+        f"{prefix}_PORT": str(port),
+        f"{prefix}_METRICS_PORT": str(metrics_port),
+        **local,
+        **env,
+    }
     log = log_dir / f"{name}-{port}.log"
     with log.open("wb") as output:
         process = subprocess.Popen(

@@ -48,8 +48,8 @@ def test_generation_slowed_past_the_deadline_still_answers_every_query_in_time(
     stack: Stack, docs_tenant: str, tmp_path: Path, toxiproxy: Toxiproxy
 ) -> None:
     generation_env = chain_env(provider("down-a", dead_port()), provider("down-b", dead_port()))
-    with service_process("generation", generation_env, tmp_path) as generation:
-        proxy = toxiproxy.create_proxy("slow-generation", generation.target)
+    with service_process("generation", generation_env, tmp_path) as answering:
+        proxy = toxiproxy.create_proxy("slow-generation", answering.target)
         try:
             proxy.add_latency(10_000)
             with (
