@@ -20,14 +20,17 @@ if [ -x "$uv" ]; then
   lent+=(--volume "$("$uv" cache dir):/uv-cache" --build-arg UV_CACHE_DIR=/uv-cache)
 fi
 
-# inputs_digest ARG...: a digest of all a build reads: its arguments, the base image, the
-# Dockerfile and the build context (the files .dockerignore lets in).
+# inputs_digest SERVICE ARG...: a digest of all the build of SERVICE's image reads: its
+# arguments, the base image, the Dockerfile and the files its COPY steps take (the shared
+# packages, every lock, and the service's own package).
 inputs_digest() {
+  local service=$1
   {
     printf '%s\n' "$@"
     podman image inspect --format '{{.Id}}' "$(base_image)"
-    find scripts/install-service.sh protos/python runtime services requirements/services -type f \
-      -not -path '*/__pycache__/*' -not -path '*.egg-info/*' -printf '%p %m\n' | LC_ALL=C sort |
+    find services/Dockerfile scripts/install-service.sh protos/python runtime requirements/services \
+      "services/$service" -type f -not -path '*/__pycache__/*' -not -path '*.egg-info/*' \
+      -printf '%p %m\n' | LC_ALL=C sort |
       while read -r path mode; do printf '%s %s %s\n' "$mode" "$(sha256sum <"$path")" "$path"; done
   } | sha256sum | cut -c1-64
 }
@@ -39,7 +42,7 @@ inputs_digest() {
 # copies (about a minute) before it finds that nothing changed.
 build() {
   local name=$1 image=$2 service=$3 prefix=$4 metrics_port=$5 target=$6 lock=${7:-$3} built
-  built="$(inputs_digest "$@" "$UV_VERSION") $(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null)"
+  built="$(inputs_digest "$service" "$@" "$UV_VERSION") $(podman image inspect --format '{{.Id}}' "$image" 2>/dev/null)"
   if [ "$(cat "$CACHE/image-inputs/$name" 2>/dev/null)" = "$built" ]; then
     printf '==> %s is up to date (its inputs are unchanged)\n' "$image"
     return

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from ragplane.cli.stack import Ports, Stack
+from ragplane.cli.stack import Ports, Stack, local_embedding_env
 from ragplane.v1 import (
     embedding_pb2_grpc,
     generation_pb2_grpc,
@@ -29,6 +29,14 @@ TEST_ENV = {
     "QUERY_DRAIN_DELAY_S": "0.2",
     "QUERY_MAX_DOCUMENT_CHARS": "100000",
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def embedding_export() -> None:
+    """The embedding model's ONNX export that local embedding services run, made before any
+    test picks free ports: the first export takes seconds, in which another process may take
+    a port picked free."""
+    local_embedding_env(sys.executable)
 
 
 @pytest.fixture(scope="session")

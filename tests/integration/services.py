@@ -56,12 +56,13 @@ def service_process(
     ready: Callable[[int], Callable[[], bool]] = grpc_serving,
 ) -> Iterator[RunningService]:
     """Run ``python -m ragplane.<name>`` on free ports with extra settings; stop it after."""
-    port, metrics_port = free_ports(2)
-    prefix = name.upper()
     # An embedding service runs as the local stack's does, unless ``env`` names its backend.
+    # First: the first call exports the model (seconds), and ports picked before may be taken.
     local = {}
     if name == "embedding" and "EMBEDDING_BACKEND" not in env:
         local = local_embedding_env(sys.executable)
+    port, metrics_port = free_ports(2)
+    prefix = name.upper()
     settings = {
         f"{prefix}_PORT": str(port),
         f"{prefix}_METRICS_PORT": str(metrics_port),
