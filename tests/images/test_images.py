@@ -52,6 +52,10 @@ def ports(stack: Stack) -> Ports:
     return replace(stack.ports, **dict(zip(SERVICE_PORTS, own, strict=True)))
 
 
+# Settings an image sets itself (ENV in services/Dockerfile), where the local stack's differ.
+IMAGE_OWN = frozenset({"EMBEDDING_BACKEND", "EMBEDDING_MODEL_PATH"})
+
+
 @pytest.fixture(scope="module")
 def containers(
     built: None, ports: Ports, tmp_path_factory: pytest.TempPathFactory
@@ -64,6 +68,8 @@ def containers(
     try:
         for service in SERVICES:
             env = {**TEST_ENV, **sibling.component(service).env, **extra.get(service, {})}
+            # The image brings its own model and backend (services/Dockerfile), not the host's.
+            env = {name: value for name, value in env.items() if name not in IMAGE_OWN}
             name = f"ragplane-test-{service}-{os.getpid()}"
             started[service] = Container.start(service, env, name)
         for service, container in started.items():
